@@ -1,0 +1,170 @@
+"""The ``reprolab`` command line.
+
+    reprolab list                              the registered studies and benchmarks
+    reprolab run zclip --scale quick           reproduce a paper's claims (reuses finished results)
+    reprolab run --all --scale quick --force   every study, rerun from scratch
+    reprolab report                            the HTML report from saved results
+    reprolab bench zclip                       speed against the baseline, as ratios
+    reprolab demo                              what `make demo` runs: every study at quick scale + report
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import ReprolabError
+
+app = typer.Typer(
+    name="reprolab",
+    help=(
+        "Twenty-three spring-2025 ML papers as working PyTorch software, each with a laptop-scale "
+        "reproduction of its headline claim.\n\n"
+        "Start with `reprolab list`, then `reprolab run NAME --scale quick` and `reprolab report`. "
+        "Scales: smoke (seconds, proves the code path), quick (about a minute, a small-sample verdict), "
+        "full (up to ~30 minutes on 2 cores, the reproduction of record). Results go to runs/<name>/<scale>/."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+OUT_HELP = "Folder for results and the report (created if missing)."
+
+
+@app.command("list")
+def list_cmd() -> None:
+    """List the registered studies (with their claims and scales) and benchmarks."""
+    from .study import benches, studies
+
+    table = Table(title="studies", show_lines=False)
+    for col in ("name", "paper", "arXiv", "claims", "version"):
+        table.add_column(col)
+    for name, cls in studies().items():
+        table.add_row(name, cls.paper.title, cls.paper.arxiv, ", ".join(c.key for c in cls.claims), str(cls.version))
+    console.print(table)
+    bt = Table(title="benchmarks")
+    bt.add_column("name")
+    bt.add_column("what it measures")
+    for name, cls in benches().items():
+        bt.add_row(name, cls.description)
+    console.print(bt)
+
+
+def _run_many(names: list[str], scale: str, seed: int, force: bool, out: Path) -> None:
+    from . import runtime
+    from .study import Scale, overall_verdict, run_study
+
+    sc = Scale.parse(scale)
+    runtime.ensure_writable_dir(out)
+    from .study import get_study
+
+    for n in names:  # fail on a bad name before spending minutes on the good ones
+        get_study(n)
+    with runtime.progress_display():
+        for n in runtime.track(names, f"studies ({sc.value})"):
+            result, reused = run_study(n, sc, seed=seed, force=force, out=out, command=" ".join(["reprolab", *sys.argv[1:]]))
+            tag = "reused" if reused else f"{result.wall_seconds:.0f} s"
+            console.print(f"[bold]{n}[/bold] [{sc.value}, {tag}]: {overall_verdict(result.claims).value}")
+            for c in result.claims:
+                console.print(f"  {c.key}: ours {c.ours} | paper {c.paper} -> [bold]{c.verdict.value}[/bold]")
+
+
+@app.command()
+def run(
+    names: Optional[list[str]] = typer.Argument(None, help="Study names (see `reprolab list`)."),
+    all_: bool = typer.Option(False, "--all", help="Run every registered study."),
+    scale: str = typer.Option("quick", "--scale", "-s", help="smoke | quick | full."),
+    seed: int = typer.Option(0, "--seed", help="Base seed; studies derive their per-arm seeds from it."),
+    force: bool = typer.Option(False, "--force", help="Rerun even if a finished result for this scale and seed exists."),
+    out: Path = typer.Option(Path("runs"), "--out", help=OUT_HELP),
+) -> None:
+    """Reproduce papers' claims: run studies and write runs/<name>/<scale>/result.json with figures.
+
+    A finished result for the same scale, seed and study version is reused unless --force.
+    Example: `reprolab run zclip --scale full --seed 1`.
+    """
+    from .study import studies
+
+    if all_:
+        names = list(studies())
+    if not names:
+        raise ReprolabError("no study named", fix="pass one or more names (`reprolab list`) or --all")
+    _run_many(names, scale, seed, force, out)
+
+
+@app.command()
+def report(
+    out: Path = typer.Option(Path("runs"), "--out", help=OUT_HELP),
+    scale: Optional[str] = typer.Option(None, "--scale", help="Show this scale only (default: the largest on disk)."),
+) -> None:
+    """Write runs/report/index.html from saved results (a study with none shows as `not run`)."""
+    from .report import build_report, collect, summary_line
+    from .study import Scale
+
+    sc = Scale.parse(scale) if scale else None
+    path = build_report(out, sc)
+    for row in collect(out, sc):
+        console.print(summary_line(row), highlight=False)
+    console.print(f"report: {path.resolve()}")
+
+
+@app.command()
+def bench(
+    name: str = typer.Argument(..., help="Benchmark name (see `reprolab list`)."),
+    full: bool = typer.Option(False, "--full", help="More repeats (slower, tighter spread)."),
+    out: Path = typer.Option(Path("runs"), "--out", help=OUT_HELP),
+) -> None:
+    """Time a method against the baseline a user would otherwise use, side by side in one process.
+
+    Prints median time per call and the ratio to the baseline; saves runs/bench/NAME/result.json.
+    """
+    from .study import get_bench, run_bench
+
+    get_bench(name)
+    res = run_bench(name, quick=not full, out=out)
+    table = Table(title=f"bench {name} (baseline: {res.baseline})")
+    for col in ("variant", "median ms/call", "IQR ms", "ratio", "note"):
+        table.add_column(col)
+    for r in res.rows:
+        table.add_row(r.name, f"{r.seconds * 1e3:.3f}", f"{r.spread * 1e3:.3f}", f"{r.ratio:.3f}x", r.note)
+    console.print(table)
+    for k, v in res.extra.items():
+        console.print(f"{k}: {v}")
+
+
+@app.command()
+def demo(
+    scale: str = typer.Option("quick", "--scale", help="smoke | quick | full."),
+    force: bool = typer.Option(False, "--force", help="Rerun studies that already have results."),
+    out: Path = typer.Option(Path("runs"), "--out", help=OUT_HELP),
+) -> None:
+    """Run every registered study (default: quick scale) and write the report. What `make demo` runs."""
+    from .report import build_report, collect, summary_line
+    from .study import Scale, studies
+
+    _run_many(list(studies()), scale, 0, force, out)
+    path = build_report(out, Scale.parse(scale))
+    console.rule("summary")
+    for row in collect(out, Scale.parse(scale)):
+        console.print(summary_line(row), highlight=False)
+    console.print(f"report: {path.resolve()}")
+
+
+def main() -> None:
+    try:
+        app()
+    except ReprolabError as e:
+        err_console.print(f"error: {e.one_line()}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

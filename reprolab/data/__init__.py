@@ -1,0 +1,1 @@
+"""Data used by two or more papers. Imports nothing from papers/."""

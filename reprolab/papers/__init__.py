@@ -1,0 +1,1 @@
+"""One folder per paper; each registers its study and benchmark by name (see reprolab.study)."""

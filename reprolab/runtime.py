@@ -1,0 +1,233 @@
+"""What every study and method needs from its surroundings.
+
+Seeding, thread count, device choice, progress bars, atomic writes, checkpoints, and a
+record of the machine and library versions that produced a result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import platform
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+
+T = TypeVar("T")
+
+# ----------------------------------------------------------------------------- seeding, device
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch; return a torch Generator seeded the same way."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def set_threads(n: int | None = None) -> int:
+    """Use ``n`` intra-op threads (default: the ``REPROLAB_THREADS`` variable, else all cores)."""
+    if n is None:
+        n = int(os.environ.get("REPROLAB_THREADS", os.cpu_count() or 1))
+    torch.set_num_threads(max(1, n))
+    return torch.get_num_threads()
+
+
+def default_device() -> torch.device:
+    """CUDA when present, else CPU (override with ``REPROLAB_DEVICE``)."""
+    if "REPROLAB_DEVICE" in os.environ:
+        return torch.device(os.environ["REPROLAB_DEVICE"])
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+# ----------------------------------------------------------------------------- progress
+
+_live_progress = None  # the one rich Progress on screen; nested bars become its tasks
+
+
+def _progress_enabled() -> bool:
+    return os.environ.get("REPROLAB_PROGRESS", "1") != "0"
+
+
+@contextlib.contextmanager
+def progress_display() -> Iterator[Any]:
+    """Open one progress display; every :func:`track` inside it adds a row to it."""
+    global _live_progress
+    if _live_progress is not None or not _progress_enabled():
+        yield _live_progress
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        transient=False,
+    )
+    _live_progress = progress
+    try:
+        with progress:
+            yield progress
+    finally:
+        _live_progress = None
+
+
+def track(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
+    """Iterate ``items`` with a progress bar (a row of the open display, or a display of its own)."""
+    if not _progress_enabled():
+        yield from items
+        return
+    if total is None and hasattr(items, "__len__"):
+        total = len(items)  # type: ignore[arg-type]
+    with progress_display() as progress:
+        task = progress.add_task(description, total=total)
+        nested = len(progress.tasks) > 1
+        try:
+            for item in items:
+                yield item
+                progress.advance(task)
+        finally:
+            if nested:  # inner bars disappear when done so the display stays short
+                progress.remove_task(task)
+
+
+# ----------------------------------------------------------------------------- atomic files
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` so a reader sees the old file or the new one, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, (np.floating, np.integer)):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu().tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "value"):  # enums
+        return obj.value
+    raise TypeError(f"cannot write {type(obj).__name__} to JSON")
+
+
+def check_finite_tree(obj: Any, where: str = "result") -> None:
+    """Refuse NaN/inf anywhere in a nested structure of numbers (JSON has no honest spelling for them)."""
+    from .errors import NonFiniteError
+
+    if isinstance(obj, float) and not math.isfinite(obj):
+        raise NonFiniteError(where, obj, fix="the study produced a non-finite number; record it as None with a reason")
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            check_finite_tree(v, f"{where}.{k}")
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            check_finite_tree(v, f"{where}[{i}]")
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+    text = json.dumps(obj, indent=2, sort_keys=False, default=_json_default, allow_nan=False)
+    return atomic_write_text(path, text + "\n")
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
+    """Save a torch checkpoint atomically (a crash mid-save leaves the previous one intact)."""
+    import io
+
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any] | None:
+    """Load a checkpoint written by :func:`save_checkpoint`, or None if there is none."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def ensure_writable_dir(path: str | os.PathLike) -> Path:
+    """Create ``path`` if needed and prove it is writable, else raise :class:`OutputNotWritable`."""
+    from .errors import OutputNotWritable
+
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".probe."):
+            pass
+    except OSError as e:
+        raise OutputNotWritable(str(path), e.strerror or type(e).__name__) from None
+    return path
+
+
+# ----------------------------------------------------------------------------- provenance
+
+
+def library_versions(extra: Iterable[str] = ()) -> dict[str, str]:
+    from importlib import metadata
+
+    names = ["reprolab", "torch", "numpy", *extra]
+    out = {"python": platform.python_version()}
+    for n in names:
+        try:
+            out[n] = metadata.version(n)
+        except metadata.PackageNotFoundError:
+            out[n] = "not installed"
+    return out
+
+
+def machine_info() -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "executable": sys.executable,
+    }
+    return info
+
+
+class Stopwatch:
+    """``with Stopwatch() as sw: ...; sw.seconds``"""
+
+    def __enter__(self) -> Stopwatch:
+        self.start = time.perf_counter()
+        self.seconds = 0.0
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.perf_counter() - self.start

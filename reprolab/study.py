@@ -1,0 +1,452 @@
+"""The study contract: claims with rules fixed in code, results on disk, and the registry.
+
+A *study* reproduces a paper's headline claims at laptop scale. It declares
+
+- ``claims``: each a :class:`Claim` carrying the paper's figure, the rule in words, and
+  the rule in code (``judge``), all written before the first ``full`` run;
+- ``scales``: one frozen config per :class:`Scale` (``smoke`` proves the code path in
+  seconds, ``quick`` is what ``make demo`` runs, ``full`` is the reproduction of record);
+- ``run(config, run_dir) -> metrics``: does the work and returns the measured numbers.
+
+The lab, not the study, turns metrics into verdicts (``Claim.judge``) and writes
+``runs/<name>/<scale>/result.json`` atomically with config, seed, versions, timings and
+machine. A study never writes a verdict by hand.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import importlib
+import json
+import pkgutil
+import shutil
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from . import runtime
+from .errors import BadScale, DuplicateRegistration, StudyFailed, StudySkipped, UnknownName
+
+RESULT_FILE = "result.json"
+
+
+class Scale(str, enum.Enum):
+    SMOKE = "smoke"  # seconds; for tests; proves the code path, not the claim
+    QUICK = "quick"  # about a minute; what `make demo` runs; a real but small-sample verdict
+    FULL = "full"  # up to ~30 minutes on 2 cores; the reproduction of record
+
+    @classmethod
+    def parse(cls, value: str | Scale) -> Scale:
+        try:
+            return cls(value)
+        except ValueError:
+            raise BadScale(str(value)) from None
+
+
+class Verdict(str, enum.Enum):
+    REPRODUCED = "reproduced"
+    PARTLY = "partly"
+    NOT_REPRODUCED = "not reproduced"
+    NOT_RUN = "not run"
+
+
+@dataclass(frozen=True)
+class Paper:
+    title: str
+    arxiv: str
+    code: str | None = None  # the official repository, if any
+
+    @property
+    def url(self) -> str:
+        return f"https://arxiv.org/abs/{self.arxiv}"
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """What a claim's rule concluded: the verdict, our figure in words, and each sub-check."""
+
+    verdict: Verdict
+    ours: str
+    checks: dict[str, bool] = field(default_factory=dict)
+
+    @classmethod
+    def from_checks(cls, ours: str, checks: Mapping[str, bool]) -> Judgement:
+        """All checks hold: reproduced; none: not reproduced; some: partly."""
+        checks = {k: bool(v) for k, v in checks.items()}
+        if not checks:
+            raise ValueError("a rule needs at least one check")
+        n = sum(checks.values())
+        verdict = Verdict.REPRODUCED if n == len(checks) else Verdict.NOT_REPRODUCED if n == 0 else Verdict.PARTLY
+        return cls(verdict, ours, checks)
+
+
+Metrics = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One headline claim of a paper, with its rule fixed in code.
+
+    key: short id (``"spikes"``); statement: the claim in one sentence; paper: the paper's
+    figure; rule: the rule in words; judge: the rule in code, from metrics to a Judgement.
+    """
+
+    key: str
+    statement: str
+    paper: str
+    rule: str
+    judge: Callable[[Metrics], Judgement]
+
+
+@dataclass
+class ClaimOutcome:
+    key: str
+    statement: str
+    paper: str
+    rule: str
+    verdict: Verdict
+    ours: str
+    checks: dict[str, bool] = field(default_factory=dict)
+
+
+@dataclass
+class FigureRecord:
+    file: str  # relative to the run folder
+    caption: str
+
+
+@dataclass
+class Result:
+    """Everything a run leaves behind; ``result.json`` is this, serialised."""
+
+    study: str
+    title: str
+    arxiv: str
+    version: int
+    scale: str
+    seed: int
+    status: str  # "ok" or "skipped"
+    reason: str | None
+    config: dict[str, Any]
+    metrics: Metrics
+    claims: list[ClaimOutcome]
+    figures: list[FigureRecord]
+    timings: dict[str, Any]
+    versions: dict[str, str]
+    machine: dict[str, Any]
+    command: str
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Result:
+        data = dict(data)
+        data["claims"] = [ClaimOutcome(**{**c, "verdict": Verdict(c["verdict"])}) for c in data["claims"]]
+        data["figures"] = [FigureRecord(**f) for f in data["figures"]]
+        return cls(**data)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Result:
+        return cls.from_json(json.loads(Path(path).read_text()))
+
+    @property
+    def wall_seconds(self) -> float:
+        return float(self.timings.get("wall_s", 0.0))
+
+
+class RunDir:
+    """The folder of one run: ``<out>/<study>/<scale>/``.
+
+    Figures go to a staging folder and replace the previous ones only when the run has
+    finished; checkpoints live in ``checkpoints/`` and survive interruptions so a second
+    run resumes.
+    """
+
+    def __init__(self, root: Path, scale: Scale, seed: int):
+        self.path = Path(root)
+        self.scale = scale
+        self.seed = seed
+        self.staging = self.path / ".partial"
+        self.figures: list[FigureRecord] = []
+
+    @property
+    def checkpoints(self) -> Path:
+        p = self.path / "checkpoints"
+        p.mkdir(parents=True, exist_ok=True)
+        return p
+
+    def save_figure(self, fig: Any, name: str, caption: str) -> Path:
+        """Save a matplotlib figure as ``figures/<name>.png`` (staged until the run ends)."""
+        import io
+
+        import matplotlib.pyplot as plt
+
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        path = runtime.atomic_write_bytes(self.staging / f"{name}.png", buf.getvalue())
+        self.figures.append(FigureRecord(f"figures/{name}.png", caption))
+        return path
+
+    def _publish_figures(self) -> None:
+        final = self.path / "figures"
+        if final.exists():
+            shutil.rmtree(final)
+        if self.staging.exists():
+            self.staging.rename(final)
+
+
+class Study:
+    """Base class of every reproduction; subclass it and decorate with :func:`register`."""
+
+    name: ClassVar[str]
+    paper: ClassVar[Paper]
+    claims: ClassVar[list[Claim]]
+    scales: ClassVar[dict[Scale, Any]]  # one frozen config dataclass per scale
+    version: ClassVar[int] = 1
+    changelog: ClassVar[dict[int, str]] = {1: "first version"}
+
+    def run(self, config: Any, run: RunDir) -> Metrics:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @classmethod
+    def config_for(cls, scale: Scale) -> Any:
+        return cls.scales[scale]
+
+    @classmethod
+    def describe_scales(cls) -> dict[str, dict[str, Any]]:
+        return {s.value: dataclasses.asdict(c) if dataclasses.is_dataclass(c) else dict(c) for s, c in cls.scales.items()}
+
+    @classmethod
+    def judge(cls, metrics: Metrics) -> list[ClaimOutcome]:
+        out = []
+        for c in cls.claims:
+            j = c.judge(metrics)
+            out.append(ClaimOutcome(c.key, c.statement, c.paper, c.rule, Verdict(j.verdict), j.ours, dict(j.checks)))
+        return out
+
+
+@dataclass
+class BenchRow:
+    name: str
+    seconds: float  # median seconds per call
+    spread: float  # interquartile range of seconds per call
+    ratio: float  # seconds / baseline seconds
+    note: str = ""
+
+
+@dataclass
+class BenchResult:
+    bench: str
+    baseline: str
+    rows: list[BenchRow]
+    config: dict[str, Any]
+    extra: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    machine: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class Benchmark:
+    """A speed (or size) comparison against what a user would otherwise use, in one process."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+
+    def run(self, quick: bool) -> BenchResult:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+# ----------------------------------------------------------------------------- registry
+
+_STUDIES: dict[str, type[Study]] = {}
+_BENCHES: dict[str, type[Benchmark]] = {}
+_discovered = False
+
+
+def register(cls: type[Study]) -> type[Study]:
+    """Class decorator: make a Study runnable by name. Refuses a second study of the same name."""
+    _check_study_class(cls)
+    if cls.name in _STUDIES and _STUDIES[cls.name] is not cls:
+        raise DuplicateRegistration("study", cls.name)
+    _STUDIES[cls.name] = cls
+    return cls
+
+
+def register_bench(cls: type[Benchmark]) -> type[Benchmark]:
+    if cls.name in _BENCHES and _BENCHES[cls.name] is not cls:
+        raise DuplicateRegistration("benchmark", cls.name)
+    _BENCHES[cls.name] = cls
+    return cls
+
+
+def _check_study_class(cls: type[Study]) -> None:
+    missing = [a for a in ("name", "paper", "claims", "scales") if not hasattr(cls, a)]
+    if missing:
+        raise TypeError(f"study {cls.__name__} lacks {', '.join(missing)}")
+    absent = [s.value for s in Scale if s not in cls.scales]
+    if absent:
+        raise TypeError(f"study {cls.name!r} defines no config for scale(s) {absent}")
+    keys = [c.key for c in cls.claims]
+    if len(set(keys)) != len(keys) or not keys:
+        raise TypeError(f"study {cls.name!r} needs at least one claim and unique claim keys, got {keys}")
+
+
+def discover() -> None:
+    """Import ``reprolab.papers.<paper>.study`` and ``.bench`` for every paper folder."""
+    global _discovered
+    if _discovered:
+        return
+    import reprolab.papers as papers
+
+    for info in sorted(pkgutil.iter_modules(papers.__path__), key=lambda i: i.name):
+        if not info.ispkg:
+            continue
+        for sub in ("study", "bench"):
+            modname = f"reprolab.papers.{info.name}.{sub}"
+            if importlib.util.find_spec(modname) is not None:
+                importlib.import_module(modname)
+    _discovered = True
+
+
+def studies() -> dict[str, type[Study]]:
+    discover()
+    return dict(sorted(_STUDIES.items()))
+
+
+def benches() -> dict[str, type[Benchmark]]:
+    discover()
+    return dict(sorted(_BENCHES.items()))
+
+
+def get_study(name: str) -> type[Study]:
+    all_ = studies()
+    if name not in all_:
+        raise UnknownName("study", name, list(all_))
+    return all_[name]
+
+
+def get_bench(name: str) -> type[Benchmark]:
+    all_ = benches()
+    if name not in all_:
+        raise UnknownName("benchmark", name, list(all_))
+    return all_[name]
+
+
+# ----------------------------------------------------------------------------- running
+
+
+def result_path(out: str | Path, name: str, scale: Scale | str) -> Path:
+    return Path(out) / name / Scale.parse(scale).value / RESULT_FILE
+
+
+def load_result(out: str | Path, name: str, scale: Scale | str) -> Result | None:
+    p = result_path(out, name, scale)
+    if not p.exists():
+        return None
+    return Result.load(p)
+
+
+def run_study(
+    name: str,
+    scale: Scale | str = Scale.QUICK,
+    seed: int = 0,
+    force: bool = False,
+    out: str | Path = "runs",
+    command: str = "",
+) -> tuple[Result, bool]:
+    """Run one study (or reuse its finished result). Returns ``(result, reused)``.
+
+    The result is reused when ``result.json`` exists for the same scale, seed and study
+    version and ``force`` is false. The new ``result.json`` is written atomically after the
+    study returns; an interrupted run leaves the previous result (or none) in place.
+    """
+    cls = get_study(name)
+    scale = Scale.parse(scale)
+    runtime.ensure_writable_dir(out)
+    folder = runtime.ensure_writable_dir(Path(out) / name / scale.value)
+    previous = load_result(out, name, scale)
+    if previous is not None and not force and previous.seed == seed and previous.version == cls.version:
+        return previous, True
+
+    config = cls.config_for(scale)
+    run = RunDir(folder, scale, seed)
+    if run.staging.exists():
+        shutil.rmtree(run.staging)
+    runtime.seed_everything(seed)
+    threads = runtime.set_threads()
+    started = time.time()
+    t0 = time.perf_counter()
+    status, reason = "ok", None
+    metrics: Metrics = {}
+    try:
+        metrics = cls().run(config, run)
+    except StudySkipped as e:
+        status, reason = "skipped", e.message
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as e:
+        traceback.print_exc()
+        raise StudyFailed(name, f"{type(e).__name__}: {e}") from e
+    wall = time.perf_counter() - t0
+
+    if status == "ok":
+        runtime.check_finite_tree(metrics, "metrics")
+        claims = cls.judge(metrics)
+    else:
+        claims = [ClaimOutcome(c.key, c.statement, c.paper, c.rule, Verdict.NOT_RUN, f"not run: {reason}") for c in cls.claims]
+    result = Result(
+        study=name,
+        title=cls.paper.title,
+        arxiv=cls.paper.arxiv,
+        version=cls.version,
+        scale=scale.value,
+        seed=seed,
+        status=status,
+        reason=reason,
+        config=dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config),
+        metrics=metrics,
+        claims=claims,
+        figures=run.figures,
+        timings={
+            "wall_s": round(wall, 3),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
+            "threads": threads,
+        },
+        versions=runtime.library_versions(),
+        machine=runtime.machine_info(),
+        command=command or f"reprolab run {name} --scale {scale.value} --seed {seed}",
+    )
+    run._publish_figures()
+    runtime.atomic_write_json(folder / RESULT_FILE, result.to_json())
+    return result, False
+
+
+def run_bench(name: str, quick: bool = True, out: str | Path = "runs") -> BenchResult:
+    cls = get_bench(name)
+    folder = runtime.ensure_writable_dir(Path(out) / "bench" / name)
+    runtime.set_threads()
+    res = cls().run(quick)
+    res.versions = runtime.library_versions()
+    res.machine = runtime.machine_info()
+    runtime.atomic_write_json(folder / RESULT_FILE, res.to_json())
+    return res
+
+
+def overall_verdict(claims: list[ClaimOutcome]) -> Verdict:
+    """A study's verdict: reproduced if every claim is, not run if none ran, else the mix."""
+    vs = [c.verdict for c in claims]
+    if not vs or all(v == Verdict.NOT_RUN for v in vs):
+        return Verdict.NOT_RUN
+    if all(v == Verdict.REPRODUCED for v in vs):
+        return Verdict.REPRODUCED
+    if all(v in (Verdict.NOT_REPRODUCED, Verdict.NOT_RUN) for v in vs):
+        return Verdict.NOT_REPRODUCED
+    return Verdict.PARTLY
