@@ -46,12 +46,18 @@ class Scale(str, enum.Enum):
         except ValueError:
             raise BadScale(str(value)) from None
 
+    def __str__(self) -> str:
+        return self.value
+
 
 class Verdict(str, enum.Enum):
     REPRODUCED = "reproduced"
     PARTLY = "partly"
     NOT_REPRODUCED = "not reproduced"
     NOT_RUN = "not run"
+
+    def __str__(self) -> str:
+        return self.value
 
 
 @dataclass(frozen=True)

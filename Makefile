@@ -1,0 +1,48 @@
+# reprolab: `make demo` sets everything up and runs every study at quick scale; `make test` runs the suite.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+STAMP  := $(VENV)/.installed
+FORCE  ?=
+export REPROLAB_THREADS ?= 2
+
+.PHONY: help setup demo test test-slow report bench assets clean readme
+
+help:  ## this list
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s '	'
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	# torch first and exactly: the CPU wheel of 2.13.0 on disk (anything else pulls CUDA builds).
+	$(PIP) install --quiet torch==2.13.0
+	$(PIP) install --quiet -c constraints.txt -e '.[zclip,dev]'
+	$(PY) -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
+	touch $(STAMP)
+
+setup: $(STAMP)  ## create .venv with the pinned dependencies
+
+assets: $(STAMP)  ## install offline model assets (none needed yet)
+	@echo "no offline assets are registered yet"
+
+demo: setup assets  ## run every study at quick scale and write runs/report/index.html (FORCE=1 reruns)
+	$(VENV)/bin/reprolab demo --scale quick $(if $(FORCE),--force,)
+
+test: setup  ## the test suite (under 10 minutes on 2 cores)
+	$(PY) -m pytest
+
+test-slow: setup  ## only the slow tests
+	$(PY) -m pytest -m slow
+
+report: setup  ## re-render the report from saved results
+	$(VENV)/bin/reprolab report
+
+bench: setup  ## every benchmark
+	for b in $$($(PY) -c "from reprolab.study import benches; print(' '.join(benches()))"); do $(VENV)/bin/reprolab bench $$b; done
+
+readme: setup  ## regenerate README's table of papers from docs/status.md
+	$(PY) -m reprolab.docs
+
+clean:  ## remove the venv and all results
+	rm -rf $(VENV) runs

@@ -1,0 +1,19 @@
+"""Every registered study runs at smoke scale, so a new paper cannot break `make demo` unnoticed."""
+
+from __future__ import annotations
+
+import pytest
+
+from reprolab.study import Verdict, run_study, studies
+
+
+@pytest.mark.parametrize("name", sorted(studies()))
+def test_study_smoke_run(name, tmp_path):
+    result, reused = run_study(name, "smoke", out=tmp_path)
+    assert not reused
+    assert result.status in ("ok", "skipped")
+    assert {c.key for c in result.claims} == {c.key for c in studies()[name].claims}
+    for c in result.claims:
+        assert isinstance(c.verdict, Verdict)
+    for f in result.figures:
+        assert (tmp_path / name / "smoke" / f.file).stat().st_size > 1000

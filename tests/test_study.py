@@ -1,0 +1,116 @@
+"""The study contract: verdicts from rules, atomic results, reuse, interruption, registry."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from reprolab import study as study_mod
+from reprolab.errors import BadScale, DuplicateRegistration, UnknownName
+from reprolab.study import Judgement, Result, Scale, Verdict, overall_verdict, run_study
+
+from .conftest import make_toy_study
+
+
+def test_judgement_from_checks():
+    assert Judgement.from_checks("", {"a": True, "b": True}).verdict == Verdict.REPRODUCED
+    assert Judgement.from_checks("", {"a": True, "b": False}).verdict == Verdict.PARTLY
+    assert Judgement.from_checks("", {"a": False}).verdict == Verdict.NOT_REPRODUCED
+    with pytest.raises(ValueError):
+        Judgement.from_checks("", {})
+
+
+def test_verdict_is_computed_from_the_rule(toy_study, tmp_path):
+    quick, reused = run_study("toy", "quick", out=tmp_path)
+    assert not reused and quick.claims[0].verdict == Verdict.REPRODUCED and quick.claims[0].ours == "x = 2"
+    smoke, _ = run_study("toy", "smoke", out=tmp_path)
+    assert smoke.claims[0].verdict == Verdict.NOT_REPRODUCED  # same code, x = 0.5 fails the rule
+
+
+def test_result_json_records_provenance_and_round_trips(toy_study, tmp_path):
+    result, _ = run_study("toy", "quick", seed=7, out=tmp_path)
+    path = tmp_path / "toy" / "quick" / "result.json"
+    data = json.loads(path.read_text())
+    for key in ("config", "seed", "versions", "timings", "machine", "metrics", "claims", "figures", "version"):
+        assert key in data
+    assert data["seed"] == 7 and data["config"] == {"value": 2.0}
+    assert data["versions"]["torch"].startswith("2.")
+    assert (tmp_path / "toy" / "quick" / data["figures"][0]["file"]).exists()
+    assert Result.load(path) == result
+
+
+def test_finished_results_are_reused_unless_forced(toy_study, tmp_path):
+    run_study("toy", "quick", out=tmp_path)
+    calls = toy_study.calls
+    _, reused = run_study("toy", "quick", out=tmp_path)
+    assert reused and toy_study.calls == calls
+    _, reused = run_study("toy", "quick", out=tmp_path, seed=1)  # another seed is another result
+    assert not reused
+    _, reused = run_study("toy", "quick", out=tmp_path, seed=1, force=True)
+    assert not reused and toy_study.calls == calls + 2
+
+
+def test_interrupted_run_leaves_previous_result_intact(tmp_path):
+    study_mod.discover()
+
+    def interrupt(config, run):
+        raise KeyboardInterrupt
+
+    good = study_mod.register(make_toy_study("toy_interrupt"))
+    try:
+        run_study("toy_interrupt", "quick", out=tmp_path)
+        before = (tmp_path / "toy_interrupt" / "quick" / "result.json").read_text()
+        study_mod._STUDIES.pop("toy_interrupt")
+        study_mod.register(make_toy_study("toy_interrupt", behaviour=interrupt))
+        with pytest.raises(KeyboardInterrupt):
+            run_study("toy_interrupt", "quick", out=tmp_path, force=True)
+        after = (tmp_path / "toy_interrupt" / "quick" / "result.json").read_text()
+        assert after == before
+        assert not list((tmp_path / "toy_interrupt" / "quick").glob("*.tmp"))
+    finally:
+        study_mod._STUDIES.pop("toy_interrupt", None)
+        del good
+
+
+def test_nonfinite_metrics_are_refused(tmp_path):
+    study_mod.discover()
+    cls = make_toy_study("toy_nan")
+    cls.scales = {**cls.scales, Scale.QUICK: type(cls.scales[Scale.QUICK])(float("nan"))}
+    study_mod.register(cls)
+    try:
+        from reprolab.errors import NonFiniteError
+
+        with pytest.raises(NonFiniteError):
+            run_study("toy_nan", "quick", out=tmp_path)
+        assert not (tmp_path / "toy_nan" / "quick" / "result.json").exists()
+    finally:
+        study_mod._STUDIES.pop("toy_nan", None)
+
+
+def test_registry_refuses_duplicates_and_suggests_names(toy_study):
+    with pytest.raises(DuplicateRegistration):
+        study_mod.register(make_toy_study("toy"))
+    with pytest.raises(UnknownName, match="did you mean 'zclip'"):
+        study_mod.get_study("zclp")
+    with pytest.raises(BadScale, match="smoke, quick or full"):
+        Scale.parse("huge")
+
+
+def test_registered_studies_are_well_formed():
+    for name, cls in study_mod.studies().items():
+        assert cls.name == name and cls.paper.arxiv
+        assert set(cls.scales) == set(Scale)
+        for c in cls.claims:
+            assert c.paper and c.rule and c.statement
+
+
+def test_overall_verdict():
+    from reprolab.study import ClaimOutcome
+
+    def c(v):
+        return ClaimOutcome("k", "", "", "", v, "")
+
+    assert overall_verdict([c(Verdict.REPRODUCED)] * 2) == Verdict.REPRODUCED
+    assert overall_verdict([c(Verdict.REPRODUCED), c(Verdict.NOT_REPRODUCED)]) == Verdict.PARTLY
+    assert overall_verdict([c(Verdict.NOT_RUN)]) == Verdict.NOT_RUN
