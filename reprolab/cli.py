@@ -33,7 +33,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
+console = Console(soft_wrap=True)
 err_console = Console(stderr=True)
 
 OUT_HELP = "Folder for results and the report (created if missing)."
@@ -72,9 +72,9 @@ def _run_many(names: list[str], scale: str, seed: int, force: bool, out: Path) -
         for n in runtime.track(names, f"studies ({sc.value})"):
             result, reused = run_study(n, sc, seed=seed, force=force, out=out, command=" ".join(["reprolab", *sys.argv[1:]]))
             tag = "reused" if reused else f"{result.wall_seconds:.0f} s"
-            console.print(f"[bold]{n}[/bold] [{sc.value}, {tag}]: {overall_verdict(result.claims).value}")
+            console.print(f"{n} ({sc.value}, {tag}): {overall_verdict(result.claims).value}", markup=False, highlight=False)
             for c in result.claims:
-                console.print(f"  {c.key}: ours {c.ours} | paper {c.paper} -> [bold]{c.verdict.value}[/bold]")
+                console.print(f"  {c.key}: ours {c.ours} | paper {c.paper} -> {c.verdict.value}", markup=False, highlight=False)
 
 
 @app.command()
@@ -112,7 +112,7 @@ def report(
     sc = Scale.parse(scale) if scale else None
     path = build_report(out, sc)
     for row in collect(out, sc):
-        console.print(summary_line(row), highlight=False)
+        console.print(summary_line(row), markup=False, highlight=False)
     console.print(f"report: {path.resolve()}")
 
 
@@ -154,7 +154,7 @@ def demo(
     path = build_report(out, Scale.parse(scale))
     console.rule("summary")
     for row in collect(out, Scale.parse(scale)):
-        console.print(summary_line(row), highlight=False)
+        console.print(summary_line(row), markup=False, highlight=False)
     console.print(f"report: {path.resolve()}")
 
 
@@ -162,7 +162,7 @@ def main() -> None:
     try:
         app()
     except ReprolabError as e:
-        err_console.print(f"error: {e.one_line()}", highlight=False, soft_wrap=True)
+        err_console.print(f"error: {e.one_line()}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
 
 

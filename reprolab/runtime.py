@@ -231,3 +231,26 @@ class Stopwatch:
 
     def __exit__(self, *exc: object) -> None:
         self.seconds = time.perf_counter() - self.start
+
+
+def interleaved_timings(calls: dict[str, Any], repeats: int, warmup: int = 3, setup: Any = None) -> dict[str, list[float]]:
+    """Seconds per call of each function, measured round-robin so drift hits every variant alike.
+
+    ``setup()`` (untimed) runs before every timed call, e.g. to restore gradients a call mutates.
+    """
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for r in range(warmup + repeats):
+        for name, fn in calls.items():
+            if setup is not None:
+                setup()
+            t0 = time.perf_counter()
+            fn()
+            dt = time.perf_counter() - t0
+            if r >= warmup:
+                times[name].append(dt)
+    return times
+
+
+def median_iqr(xs: list[float]) -> tuple[float, float]:
+    q1, med, q3 = np.percentile(np.asarray(xs), [25, 50, 75])
+    return float(med), float(q3 - q1)

@@ -37,8 +37,9 @@ Where the paper and the code differ, or both are silent, we chose (each also fla
   ``on_nonfinite="raise"`` raises :class:`~reprolab.errors.NonFiniteError`.
 - A call with no gradients at all (e.g. only frozen parameter groups) changes nothing and
   is not counted (the official code records a norm of 0.0 into its statistics).
-- After warm-up, a step does no host-device synchronisation (decisions are ``torch.where``
-  on device tensors), like ``torch.nn.utils.clip_grad_norm_``. Statistics are kept in
+- After warm-up, a step on an accelerator does no host-device synchronisation (decisions are
+  ``torch.where`` on device tensors), like ``torch.nn.utils.clip_grad_norm_``; on CPU, where
+  a host decision is free, the in-place multiply is skipped when nothing is clipped. Statistics are kept in
   float64, as the official code's Python floats are.
 """
 
@@ -211,8 +212,10 @@ class ZClip:
         target = torch.where(spike, target, g)  # the "effective" norm that feeds the EMA
         applied = target if cfg.max_grad_norm is None else torch.clamp(target, max=cfg.max_grad_norm)
         clipped = finite & (g > applied)
-        scale = torch.where(clipped, applied / g, torch.ones_like(g))
-        scale_gradients_(grads, scale)
+        # On CPU a host decision costs nothing, so skip the multiply when nothing is clipped;
+        # on accelerators always multiply (by 1 when not clipping) to avoid a sync.
+        if g.device.type != "cpu" or bool(clipped):
+            scale_gradients_(grads, torch.where(clipped, applied / g, torch.ones_like(g)))
 
         # EMA update with the clipped norm:                                         (paper eq. 2)
         #   mu <- alpha mu + (1 - alpha) g*;  sigma^2 <- alpha sigma^2 + (1 - alpha) (g* - mu_new)^2
