@@ -158,8 +158,25 @@ def demo(
     console.print(f"report: {path.resolve()}")
 
 
+def add_paper_commands() -> None:
+    """Mount each paper's own command group: ``reprolab/papers/<name>/cli.py`` exposing a typer ``app``
+    becomes ``reprolab <name-with-dashes> ...`` (e.g. ``reprolab neuralgs compress scene.ply``)."""
+    import importlib
+    import importlib.util
+    import pkgutil
+
+    import reprolab.papers as papers
+
+    for info in sorted(pkgutil.iter_modules(papers.__path__), key=lambda i: i.name):
+        modname = f"reprolab.papers.{info.name}.cli"
+        if info.ispkg and importlib.util.find_spec(modname) is not None:
+            mod = importlib.import_module(modname)
+            app.add_typer(mod.app, name=info.name.replace("_", "-"))
+
+
 def main() -> None:
     try:
+        add_paper_commands()
         app()
     except ReprolabError as e:
         err_console.print(f"error: {e.one_line()}", markup=False, highlight=False, soft_wrap=True)
