@@ -371,7 +371,7 @@ def run_study(
     """Run one study (or reuse its finished result). Returns ``(result, reused)``.
 
     The result is reused when ``result.json`` exists for the same scale, seed and study
-    version and ``force`` is false. The new ``result.json`` is written atomically after the
+    version and ``force`` is false; ``force`` also discards the study's checkpoints. The new ``result.json`` is written atomically after the
     study returns; an interrupted run leaves the previous result (or none) in place.
     """
     cls = get_study(name)
@@ -384,6 +384,8 @@ def run_study(
 
     config = cls.config_for(scale)
     run = RunDir(folder, scale, seed)
+    if force and (folder / "checkpoints").exists():  # --force means from scratch, not from checkpoints
+        shutil.rmtree(folder / "checkpoints")
     if run.staging.exists():
         shutil.rmtree(run.staging)
     runtime.seed_everything(seed)

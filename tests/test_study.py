@@ -114,3 +114,22 @@ def test_overall_verdict():
     assert overall_verdict([c(Verdict.REPRODUCED)] * 2) == Verdict.REPRODUCED
     assert overall_verdict([c(Verdict.REPRODUCED), c(Verdict.NOT_REPRODUCED)]) == Verdict.PARTLY
     assert overall_verdict([c(Verdict.NOT_RUN)]) == Verdict.NOT_RUN
+
+
+def test_checkpoints_resume_but_force_starts_from_scratch(tmp_path):
+    study_mod.discover()
+    seen = []
+
+    def resume(config, run):
+        marker = run.checkpoints / "partial.txt"
+        seen.append(marker.exists())
+        marker.write_text("work done so far")
+
+    study_mod.register(make_toy_study("toy_resume", behaviour=resume))
+    try:
+        run_study("toy_resume", "quick", out=tmp_path)
+        run_study("toy_resume", "quick", out=tmp_path, seed=1)  # a new run resumes from the checkpoint
+        run_study("toy_resume", "quick", out=tmp_path, seed=1, force=True)  # --force discards it
+        assert seen == [False, True, False]
+    finally:
+        study_mod._STUDIES.pop("toy_resume", None)

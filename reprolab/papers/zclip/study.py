@@ -20,6 +20,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,6 +86,7 @@ def pretrain(cfg: ZClipStudyConfig, corpus: ByteCorpus, arm: str, lr: float, see
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=(0.9, cfg.beta2))
     zclip = ZClip(max_grad_norm=None) if arm == "zclip" else None
     data_gen = torch.Generator().manual_seed(seed)  # same batches in every arm
+    started = time.perf_counter()
     losses, norms, thresholds = [], [], []
     for step in track(range(cfg.steps), description):
         for group in opt.param_groups:
@@ -120,6 +122,7 @@ def pretrain(cfg: ZClipStudyConfig, corpus: ByteCorpus, arm: str, lr: float, see
         "spike_steps": flagged,
         "final_val_loss": final if math.isfinite(final) else None,
         "diverged": not all(math.isfinite(v) for v in losses),
+        "wall_s": round(time.perf_counter() - started, 2),
     }
 
 
@@ -223,6 +226,7 @@ class ZClipStudy(Study):
             "aggressive_lr": config.aggressive_lr,
             "corpus_sha256": corpus.sha256,
             "corpus_bytes": len(corpus.tokens),
+            "run_wall_s": {f"{r}/{a}/{s}": t.get("wall_s") for (r, a, s), t in traces.items()},
             "model_parameters": GPT(GPTConfig(block_size=config.block_size, n_layer=config.n_layer, n_embd=config.n_embd, n_head=config.n_head)).num_parameters(),
         }
         for regime in ("baseline", "aggressive"):
