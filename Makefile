@@ -5,6 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
 FORCE  ?=
+EXTRAS := zclip,gaussians,dev
 export REPROLAB_THREADS ?= 2
 
 .PHONY: help setup demo test test-slow report bench assets clean readme
@@ -17,7 +18,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install --quiet --upgrade pip
 	# torch first and exactly: the CPU wheel of 2.13.0 on disk (anything else pulls CUDA builds).
 	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -c constraints.txt -e '.[zclip,dev]'
+	$(PIP) install --quiet -c constraints.txt -e '.[$(EXTRAS)]'
 	$(PY) -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 	touch $(STAMP)
 

@@ -101,3 +101,22 @@ class MissingExtra(ReprolabError, ImportError):
     def __init__(self, package: str, extra: str):
         super().__init__(f"optional package {package!r} is not installed", fix=f"pip install 'reprolab[{extra}]'")
         self.package = package
+
+
+class MalformedFile(ReprolabError, ValueError):
+    """A file that is truncated, not in the expected format, or inconsistent with itself
+    (e.g. a 3DGS ``.ply`` missing ``rot_3``, or with 17 ``f_rest_*`` properties)."""
+
+    def __init__(self, path: str, problem: str, fix: str = "re-export the file with the tool that wrote it, or pass a file in the expected format"):
+        super().__init__(f"{path}: {problem}", fix=fix)
+        self.path = path
+        self.problem = problem
+
+
+class ShapeError(ReprolabError, ValueError):
+    """A tensor or array whose shape (or dtype) is not the one the code expects."""
+
+    def __init__(self, what: str, got: object, expected: str):
+        super().__init__(f"{what} has shape {got}, expected {expected}", fix=f"pass {what} as {expected}")
+        self.what = what
+        self.got = got
