@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
 FORCE  ?=
-EXTRAS := zclip,gaussians,dev
+EXTRAS := zclip,gaussians,vlm_sae,dev
 export REPROLAB_THREADS ?= 2
 
 .PHONY: help setup demo test test-slow report bench assets clean readme
