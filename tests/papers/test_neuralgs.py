@@ -27,13 +27,7 @@ from reprolab.papers.neuralgs import (
 from reprolab.papers.neuralgs.baselines import fp16_unzip, fp16_zip, prune_sh_vq, prune_sh_vq_decode
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensor ops: one intra-op thread is much faster than two on a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 TINY = dict(num_clusters=2, mlp_width=16, fit_iterations=30, finetune_iterations=0, kmeans_restarts=1)
 

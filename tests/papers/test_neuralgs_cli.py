@@ -13,12 +13,7 @@ from reprolab.gaussians import load_views, look_at, read_ply, save_views
 from reprolab.papers.neuralgs.cli import app
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_example_compress_decompress(tmp_path):

@@ -13,13 +13,7 @@ from reprolab.gaussians import GaussianScene, ply_property_names, random_scene, 
 
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensor ops: one intra-op thread is much faster than two on a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 def assert_same(a: GaussianScene, b: GaussianScene) -> None:
     for k, v in a.tensors().items():

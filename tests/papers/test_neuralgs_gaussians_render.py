@@ -25,13 +25,7 @@ from reprolab.gaussians.sh import C0, C1
 
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensor ops: one intra-op thread is much faster than two on a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 def tiny_scene(n: int, degree: int, seed: int, dtype=torch.float64) -> GaussianScene:
     s = random_scene(n, degree, torch.Generator().manual_seed(seed), extent=0.6, dtype=dtype)
