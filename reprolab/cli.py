@@ -60,12 +60,10 @@ def list_cmd() -> None:
 
 def _run_many(names: list[str], scale: str, seed: int, force: bool, out: Path) -> None:
     from . import runtime
-    from .study import Scale, overall_verdict, run_study
+    from .study import Scale, get_study, overall_verdict, run_study
 
     sc = Scale.parse(scale)
     runtime.ensure_writable_dir(out)
-    from .study import get_study
-
     for n in names:  # fail on a bad name before spending minutes on the good ones
         get_study(n)
     with runtime.progress_display():
@@ -110,8 +108,9 @@ def report(
     from .study import Scale
 
     sc = Scale.parse(scale) if scale else None
-    path = build_report(out, sc)
-    for row in collect(out, sc):
+    rows = collect(out, sc)
+    path = build_report(out, sc, rows)
+    for row in rows:
         console.print(summary_line(row), markup=False, highlight=False)
     console.print(f"report: {path.resolve()}")
 
@@ -151,9 +150,11 @@ def demo(
     from .study import Scale, studies
 
     _run_many(list(studies()), scale, 0, force, out)
-    path = build_report(out, Scale.parse(scale))
+    sc = Scale.parse(scale)
+    rows = collect(out, sc)
+    path = build_report(out, sc, rows)
     console.rule("summary")
-    for row in collect(out, Scale.parse(scale)):
+    for row in rows:
         console.print(summary_line(row), markup=False, highlight=False)
     console.print(f"report: {path.resolve()}")
 

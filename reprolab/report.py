@@ -90,8 +90,10 @@ def collect_benches(out: str | Path = "runs") -> list[BenchResult]:
     return found
 
 
-def build_report(out: str | Path = "runs", scale: Scale | None = None) -> Path:
-    """Render ``<out>/report/index.html`` and one page per study; return the index path."""
+def build_report(out: str | Path = "runs", scale: Scale | None = None, rows: list[StudyRow] | None = None) -> Path:
+    """Render ``<out>/report/index.html`` and one page per study; return the index path.
+
+    ``rows`` are what :func:`collect` read for the same ``out`` and ``scale`` (read here if not given)."""
     import jinja2
 
     from . import __version__
@@ -102,7 +104,7 @@ def build_report(out: str | Path = "runs", scale: Scale | None = None) -> Path:
         loader=jinja2.PackageLoader("reprolab", "templates"), autoescape=jinja2.select_autoescape(["html", "j2"])
     )
     common: dict[str, Any] = {"version": __version__, "generated": time.strftime("%Y-%m-%d %H:%M:%S")}
-    rows = collect(out, scale)
+    rows = collect(out, scale) if rows is None else rows
     for row in rows:
         if row.result is not None:
             src_dir = out / row.name / row.result.scale

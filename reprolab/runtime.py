@@ -221,18 +221,6 @@ def machine_info() -> dict[str, Any]:
     return info
 
 
-class Stopwatch:
-    """``with Stopwatch() as sw: ...; sw.seconds``"""
-
-    def __enter__(self) -> Stopwatch:
-        self.start = time.perf_counter()
-        self.seconds = 0.0
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.seconds = time.perf_counter() - self.start
-
-
 def interleaved_timings(calls: dict[str, Any], repeats: int, warmup: int = 3, setup: Any = None) -> dict[str, list[float]]:
     """Seconds per call of each function, measured round-robin so drift hits every variant alike.
 

@@ -246,6 +246,18 @@ class BenchRow:
     note: str = ""
 
 
+def bench_rows(times: Mapping[str, list[float]], baseline: str, label: str, notes: Mapping[str, str] | None = None) -> list[BenchRow]:
+    """One row per variant of ``times`` (as ``runtime.interleaved_timings`` returns them), in order:
+    median and interquartile range of seconds per call, ratio to ``baseline``'s median; each row is
+    named ``"<variant> (<label>)"`` and carries ``notes[variant]`` if given."""
+    base = runtime.median_iqr(times[baseline])[0]
+    rows = []
+    for name, ts in times.items():
+        med, iqr = runtime.median_iqr(ts)
+        rows.append(BenchRow(f"{name} ({label})", med, iqr, med / base, (notes or {}).get(name, "")))
+    return rows
+
+
 @dataclass
 class BenchResult:
     bench: str
@@ -376,7 +388,6 @@ def run_study(
     """
     cls = get_study(name)
     scale = Scale.parse(scale)
-    runtime.ensure_writable_dir(out)
     folder = runtime.ensure_writable_dir(Path(out) / name / scale.value)
     previous = load_result(out, name, scale)
     if previous is not None and not force and previous.seed == seed and previous.version == cls.version:

@@ -133,3 +133,12 @@ def test_checkpoints_resume_but_force_starts_from_scratch(tmp_path):
         assert seen == [False, True, False]
     finally:
         study_mod._STUDIES.pop("toy_resume", None)
+
+
+def test_bench_rows_give_medians_and_ratios_to_the_baseline():
+    from reprolab.study import bench_rows
+
+    rows = bench_rows({"base": [1.0, 2.0, 3.0], "ours": [2.0, 4.0, 6.0]}, "base", "step", {"ours": "a note"})
+    assert [r.name for r in rows] == ["base (step)", "ours (step)"]
+    assert [r.seconds for r in rows] == [2.0, 4.0] and [r.ratio for r in rows] == [1.0, 2.0]
+    assert rows[1].spread == 2.0 and rows[1].note == "a note" and rows[0].note == ""

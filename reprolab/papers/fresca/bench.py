@@ -26,8 +26,8 @@ import torch
 
 from ...data import fashion_mnist as fmnist
 from ...errors import StudySkipped
-from ...runtime import interleaved_timings, median_iqr
-from ...study import Benchmark, BenchResult, BenchRow, Scale, register_bench
+from ...runtime import interleaved_timings
+from ...study import Benchmark, BenchResult, bench_rows, Scale, register_bench
 from .fresca import FreScaConfig, fresca_guidance
 
 
@@ -150,16 +150,12 @@ class FreScaBench(Benchmark):
             fids[name] = round(frechet_distance(feats, ref), 3)
             accs[name] = round(float((logits.argmax(1) == lab.numpy()).mean()), 4)
 
-        rows = []
-        for label, times, base_name in (("guidance op, 2x4x64x64", op_times, "CFG"), ("DDIM step, 64 images", step_times, "CFG")):
-            base, _ = median_iqr(times[base_name])
-            for name, ts in times.items():
-                med, iqr = median_iqr(ts)
-                note = ""
-                key = name.replace(" (wrapper)", "")
-                if label.startswith("DDIM") and key in fids:
-                    note = f"FID {fids[key]}, class acc {accs[key]}"
-                rows.append(BenchRow(f"{name} ({label})", med, iqr, med / base, note))
+        step_notes = {
+            name: f"FID {fids[key]}, class acc {accs[key]}"
+            for name in step_times
+            if (key := name.replace(" (wrapper)", "")) in fids
+        }
+        rows = bench_rows(op_times, "CFG", "guidance op, 2x4x64x64") + bench_rows(step_times, "CFG", "DDIM step, 64 images", step_notes)
         step_ratio = next(r.ratio for r in rows if r.name.startswith("FreSca h=1.5 (wrapper) (DDIM"))
         return BenchResult(
             bench=self.name,

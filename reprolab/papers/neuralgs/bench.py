@@ -18,8 +18,8 @@ import torch
 from ...gaussians import read_ply, scene_to_ply_bytes
 from ...gaussians.fit import FitConfig, fit_gaussians, initial_scene
 from ...gaussians.procedural import procedural_views, surface_points
-from ...runtime import interleaved_timings, median_iqr
-from ...study import Benchmark, BenchResult, BenchRow, register_bench
+from ...runtime import interleaved_timings
+from ...study import Benchmark, BenchResult, bench_rows, register_bench
 from .baselines import fp16_unzip, fp16_zip, prune_sh_vq, prune_sh_vq_decode
 from .neuralgs import NeuralGSConfig, compress, decompress, importance_scores
 from .study import evaluate
@@ -73,15 +73,12 @@ class NeuralGSBench(Benchmark):
         enc_times["NeuralGS"] = [ngs_compress_s]
 
         quality = {k: evaluate(decoders[k](blobs[k]), test) for k in decoders}
-        rows = []
-        for phase, times in (("compress", enc_times), ("decompress", dec_times)):
-            base, _ = median_iqr(times["fp16 + zip"])
-            for k in decoders:
-                med, iqr = median_iqr(times[k])
-                note = f"{len(blobs[k]) / 1e3:.1f} kB ({len(ply) / len(blobs[k]):.1f}x smaller than .ply), PSNR {quality[k]['psnr']:.2f} dB, SSIM {quality[k]['ssim']:.3f}"
-                if k == "NeuralGS" and phase == "compress":
-                    note += f"; 1 run ({fit_it} fit + {ft_it} fine-tune steps)"
-                rows.append(BenchRow(f"{k} ({phase})", med, iqr, med / base, note))
+        notes = {
+            k: f"{len(blobs[k]) / 1e3:.1f} kB ({len(ply) / len(blobs[k]):.1f}x smaller than .ply), PSNR {quality[k]['psnr']:.2f} dB, SSIM {quality[k]['ssim']:.3f}"
+            for k in decoders
+        }
+        compress_notes = {**notes, "NeuralGS": notes["NeuralGS"] + f"; 1 run ({fit_it} fit + {ft_it} fine-tune steps)"}
+        rows = bench_rows(enc_times, "fp16 + zip", "compress", compress_notes) + bench_rows(dec_times, "fp16 + zip", "decompress", notes)
         ng, f16, vq = (len(blobs[k]) for k in ("NeuralGS", "fp16 + zip", "pruning + SH VQ"))
         return BenchResult(
             bench=self.name,

@@ -21,8 +21,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ...runtime import interleaved_timings, median_iqr
-from ...study import Benchmark, BenchResult, BenchRow, register_bench
+from ...runtime import interleaved_timings
+from ...study import Benchmark, BenchResult, bench_rows, register_bench
 from .sae import BatchTopKSAE, SAEConfig, official_lr
 from .training import geometric_median
 
@@ -119,11 +119,7 @@ class VLMSAEBench(Benchmark):
             calls = {"SAELens BatchTopKTrainingSAE": step_theirs, **calls}
         times = interleaved_timings(calls, repeats=steps, warmup=0)
         base_name = next(iter(calls))
-        base, _ = median_iqr(times[base_name])
-        rows = []
-        for name, ts in times.items():
-            med, iqr = median_iqr(ts)
-            rows.append(BenchRow(f"{name} (train step, batch {batch})", med, iqr, med / base))
+        rows = bench_rows(times, base_name, f"train step, batch {batch}")
 
         def fvu(x_hat: torch.Tensor) -> float:
             return float((held - x_hat).pow(2).sum() / (held - held.mean(0)).pow(2).sum())
