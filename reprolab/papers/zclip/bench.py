@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 
 from ...nn.gpt import GPT, GPTConfig
-from ...runtime import interleaved_timings, median_iqr
-from ...study import Benchmark, BenchResult, BenchRow, register_bench
+from ...runtime import interleaved_timings
+from ...study import Benchmark, BenchResult, bench_rows, register_bench
 from .zclip import ZClip
 
 
@@ -60,12 +60,12 @@ class ZClipBench(Benchmark):
         reps = 300 if quick else 2000
         clip_times = interleaved_timings(calls, repeats=reps, warmup=10, setup=restore)
 
-        # a whole training step with each clipping method
-        opts = {}
-
+        # a whole training step with each clipping method (one optimizer per variant, built once:
+        # constructing it inside the timed step would dilute every ratio)
         def train_step(clip):
+            opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
             def fn():
-                opt = opts.setdefault(id(clip), torch.optim.AdamW(model.parameters(), lr=1e-4))
                 _, loss = model(x, y)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -77,12 +77,7 @@ class ZClipBench(Benchmark):
         step_calls = {name: train_step(fn) for name, fn in calls.items()}
         step_times = interleaved_timings(step_calls, repeats=20 if quick else 100, warmup=3)
 
-        rows = []
-        for label, times in (("clip call", clip_times), ("train step", step_times)):
-            base, _ = median_iqr(times["clip_grad_norm_"])
-            for name, ts in times.items():
-                med, iqr = median_iqr(ts)
-                rows.append(BenchRow(f"{name} ({label})", med, iqr, med / base))
+        rows = bench_rows(clip_times, "clip_grad_norm_", "clip call") + bench_rows(step_times, "clip_grad_norm_", "train step")
         step_ratio = next(r.ratio for r in rows if r.name == "reprolab ZClip (train step)")
         return BenchResult(
             bench=self.name,
