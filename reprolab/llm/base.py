@@ -1,0 +1,215 @@
+"""The one small interface every language-model backend speaks.
+
+    llm = load_llm("qwen2.5-coder-0.5b")                     # an offline asset, via llama.cpp
+    out = llm.complete("def fib(n):", Sampling(max_tokens=64, temperature=0.7, n=4, seed=1))
+    out = llm.chat([{"role": "user", "content": "2+2?"}], Sampling(logprobs=5))
+    out[0].text, out[0].tokens[0].top            # generated text; top-5 alternatives per position
+    llm.next_token_logprobs("The answer is \\\\boxed{", top_k=20)   # distribution at a chosen position
+    llm.score(" world", prefix="Hello")          # sum of ln p(token) of the text after the prefix
+
+Sampling semantics shared by all backends: ``n`` samples are drawn one by one with seeds
+``seed, seed + 1, ...`` (so sample i is reproducible on its own and a cache can resume a
+partial batch); ``temperature == 0`` is greedy; ``stop`` strings end a sample (the stop string
+is not included in ``text``; ``finish_reason`` says "stop" or "length"); ``logprobs = k`` asks for
+each generated token's log-probability and its top-k alternatives (natural log), as OpenAI's
+``top_logprobs``. Backends that cannot give log-probabilities raise :class:`LogprobsUnavailable`
+so callers can fall back explicitly (GenPRM falls back to vote fractions and says so).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..errors import ConfigError, ReprolabError
+
+Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": "..."}
+
+
+class LLMError(ReprolabError, RuntimeError):
+    """A backend failed: the server is down, answered garbage, or the model could not load."""
+
+
+class LogprobsUnavailable(LLMError):
+    """The backend cannot return token log-probabilities (e.g. an endpoint without ``logprobs``)."""
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Sampling parameters; defaults are greedy, one sample, 256 new tokens."""
+
+    max_tokens: int = 256  # new tokens per sample
+    temperature: float = 0.0  # 0 = greedy
+    top_p: float = 1.0
+    top_k: int = 0  # 0 = off
+    n: int = 1  # samples, drawn with seeds seed, seed+1, ...
+    seed: int = 0
+    stop: tuple[str, ...] = ()  # stop strings (not included in the text)
+    logprobs: int | None = None  # None: no log-probs; k >= 0: each token's log-prob and top-k alternatives
+
+    def __post_init__(self) -> None:
+        if self.max_tokens < 1:
+            raise ConfigError("max_tokens", self.max_tokens, "an integer >= 1")
+        if not (self.temperature >= 0 and math.isfinite(self.temperature)):
+            raise ConfigError("temperature", self.temperature, "a finite number >= 0")
+        if not 0 < self.top_p <= 1:
+            raise ConfigError("top_p", self.top_p, "a number in (0, 1]")
+        if self.n < 1:
+            raise ConfigError("n", self.n, "an integer >= 1")
+        if self.logprobs is not None and not 0 <= self.logprobs <= 20:
+            raise ConfigError("logprobs", self.logprobs, "None or an integer in [0, 20] (OpenAI's limit)")
+        if isinstance(self.stop, str):
+            object.__setattr__(self, "stop", (self.stop,))
+        else:
+            object.__setattr__(self, "stop", tuple(self.stop))
+
+    def one(self, i: int) -> Sampling:
+        """The parameters of sample ``i`` alone (n = 1, seed + i)."""
+        from dataclasses import replace
+
+        return replace(self, n=1, seed=self.seed + i)
+
+    def key(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class TokenLogprob:
+    token: str
+    logprob: float  # ln p of the generated token
+    top: dict[str, float] = field(default_factory=dict)  # top-k alternatives (token text -> ln p)
+
+
+@dataclass
+class Completion:
+    text: str
+    finish_reason: str = "stop"  # "stop" | "length"
+    tokens: list[TokenLogprob] | None = None  # when Sampling.logprobs is set
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+    cached: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("cached")
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Completion:
+        toks = d.get("tokens")
+        return cls(
+            text=d["text"], finish_reason=d.get("finish_reason", "stop"),
+            tokens=[TokenLogprob(**t) for t in toks] if toks is not None else None,
+            prompt_tokens=d.get("prompt_tokens", 0), completion_tokens=d.get("completion_tokens", 0),
+            seconds=d.get("seconds", 0.0), cached=True,
+        )
+
+
+@dataclass
+class UsageStats:
+    """What a backend did: calls, tokens, seconds; tokens/s over generated tokens (cache hits excluded)."""
+
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+    cache_hits: int = 0
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.completion_tokens / self.seconds if self.seconds > 0 else float("nan")
+
+    def add(self, c: Completion) -> None:
+        if c.cached:
+            self.cache_hits += 1
+            return
+        self.calls += 1
+        self.prompt_tokens += c.prompt_tokens
+        self.completion_tokens += c.completion_tokens
+        self.seconds += c.seconds
+
+    def to_json(self) -> dict[str, float]:
+        return {**asdict(self), "tokens_per_second": self.tokens_per_second}
+
+
+class LLM:
+    """Base class of the backends. Subclasses implement ``_complete_one`` (one sample of a raw
+    completion), ``format_chat`` (messages -> the model's raw prompt) and ``next_token_logprobs``
+    / ``score`` where they can; ``complete`` and ``chat`` are shared."""
+
+    name: str = "llm"  # identifies the model in cache keys and reports (e.g. "llama.cpp:qwen2.5-coder-0.5b@1d96146")
+    supports_logprobs: bool = True
+
+    def __init__(self) -> None:
+        self.stats = UsageStats()
+
+    # -- to implement --
+    def _complete_one(self, prompt: str, sampling: Sampling) -> Completion:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def format_chat(self, messages: Sequence[Message], add_generation_prompt: bool = True) -> str:  # pragma: no cover
+        raise NotImplementedError
+
+    def next_token_logprobs(self, prompt: str, top_k: int = 20) -> dict[str, float]:  # pragma: no cover
+        """ln p of the ``top_k`` most likely next tokens after the raw ``prompt``."""
+        raise LogprobsUnavailable(f"{self.name} cannot give next-token log-probabilities", fix="use a llama.cpp or transformers backend")
+
+    def score(self, text: str, prefix: str = "") -> float:  # pragma: no cover
+        """Sum of ln p(token) over the tokens of ``text`` given ``prefix`` (natural log)."""
+        raise LogprobsUnavailable(f"{self.name} cannot score text", fix="use a llama.cpp or transformers backend")
+
+    def choice_logprobs(self, prompt: str, choices: Sequence[str]) -> dict[str, float]:
+        """ln p of the first token of each choice right after ``prompt`` (e.g. "Yes" / "No").
+        Default: read them from the top-20 next tokens; a choice outside them gets the smallest
+        listed value (an upper bound, as the official GenPRM code does). Local backends are exact."""
+        top = self.next_token_logprobs(prompt, top_k=20)
+        floor = min(top.values())
+        return {c: max((lp for t, lp in top.items() if t.strip() == c.strip()), default=floor) for c in choices}
+
+    # -- shared --
+    def complete(self, prompt: str, sampling: Sampling | None = None) -> list[Completion]:
+        """``sampling.n`` raw completions of ``prompt`` (seeds seed, seed+1, ...)."""
+        sampling = sampling or Sampling()
+        if not isinstance(prompt, str):
+            raise ConfigError("prompt", type(prompt).__name__, "a string (use chat() for a list of messages)")
+        out = []
+        for i in range(sampling.n):
+            t0 = time.perf_counter()
+            c = self._complete_one(prompt, sampling.one(i))
+            if not c.cached and not c.seconds:
+                c.seconds = time.perf_counter() - t0
+            self.stats.add(c)
+            out.append(c)
+        return out
+
+    def chat(self, messages: Sequence[Message], sampling: Sampling | None = None, *, prefill: str = "") -> list[Completion]:
+        """Complete the assistant's next turn; ``prefill`` starts the assistant's text (continued, not repeated)."""
+        _check_messages(messages)
+        return self.complete(self.format_chat(messages) + prefill, sampling)
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> LLM:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _check_messages(messages: Sequence[Message]) -> None:
+    if isinstance(messages, str) or not messages:
+        raise ConfigError("messages", messages if isinstance(messages, str) else "[]", 'a non-empty list of {"role": ..., "content": ...}')
+    for m in messages:
+        if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant") or not isinstance(m.get("content"), str):
+            raise ConfigError("message", m, '{"role": "system" | "user" | "assistant", "content": str}')
+
+
+def apply_stops(text: str, stops: Sequence[str]) -> tuple[str, bool]:
+    """Cut ``text`` at the first stop string; returns (text, stopped)."""
+    cut = min((i for i in (text.find(s) for s in stops if s) if i >= 0), default=-1)
+    return (text[:cut], True) if cut >= 0 else (text, False)

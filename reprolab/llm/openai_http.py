@@ -1,0 +1,193 @@
+"""Any OpenAI-compatible HTTP endpoint (llama-cpp-python's server, vLLM, llama.cpp's llama-server,
+Ollama, OpenAI itself): ``/v1/completions`` for raw prompts, ``/v1/chat/completions`` for chat.
+
+    llm = OpenAICompatLLM("http://127.0.0.1:8000/v1", model="qwen", api_key_env="OPENAI_API_KEY")
+
+Timeouts, retries with exponential backoff on connection errors, 429 and 5xx; a clear
+:class:`LLMError` when the server is down or answers something that is not a completion.
+Raw completions of chat prompts need the model's chat template on our side: pass
+``chat_template=`` (a Jinja string) or ``chat_template_from=`` (a GGUF path or asset name whose
+metadata holds it). Without one, :meth:`chat` uses the server's chat endpoint and a prefilled
+assistant turn is not possible.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from ..errors import ConfigError
+from .base import LLM, Completion, LLMError, LogprobsUnavailable, Message, Sampling, TokenLogprob, _check_messages
+from .chat_template import render_chat
+
+RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+
+
+def _template_from(source: str) -> tuple[str, str, str]:
+    """(template, bos, eos) from a GGUF file's metadata (vocab only: loads in a fraction of a second)."""
+    from pathlib import Path
+
+    from .llamacpp import _import_llama_cpp
+
+    path = Path(source)
+    if not path.is_file():
+        from .. import assets
+
+        path = assets.path(source)
+    llama_cpp = _import_llama_cpp()
+    m = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
+    try:
+        tmpl = (m.metadata or {}).get("tokenizer.chat_template")
+        if not tmpl:
+            raise ConfigError("chat_template_from", str(path), "a GGUF file whose metadata has tokenizer.chat_template")
+        bos = m._model.token_get_text(m.token_bos()) if m.token_bos() >= 0 else ""
+        eos = m._model.token_get_text(m.token_eos()) if m.token_eos() >= 0 else ""
+        return tmpl, bos, eos
+    finally:
+        m.close()
+
+
+class OpenAICompatLLM(LLM):
+    def __init__(self, base_url: str, model: str = "default", *, api_key_env: str = "OPENAI_API_KEY",
+                 timeout_s: float = 120.0, retries: int = 3, backoff_s: float = 0.5,
+                 chat_template: str | None = None, chat_template_from: str | None = None, name: str | None = None):
+        super().__init__()
+        import httpx
+
+        if not base_url.startswith(("http://", "https://")):
+            raise ConfigError("base_url", base_url, "an http(s) URL such as http://127.0.0.1:8000/v1")
+        self.base_url = base_url.rstrip("/")
+        if not self.base_url.endswith("/v1"):
+            self.base_url += "/v1"
+        self.model = model
+        self.retries = retries
+        self.backoff_s = backoff_s
+        key = os.environ.get(api_key_env, "")
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self._client = httpx.Client(timeout=httpx.Timeout(timeout_s, connect=min(10.0, timeout_s)), headers=headers,
+                                    trust_env=False)
+        self.name = name or f"openai:{self.base_url}:{model}"
+        self._bos = self._eos = ""
+        if chat_template_from:
+            chat_template, self._bos, self._eos = _template_from(chat_template_from)
+        self.chat_template = chat_template
+
+    # -- transport --
+    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        import httpx
+
+        url = self.base_url + path
+        last: str = ""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self.backoff_s * 2 ** (attempt - 1))
+            try:
+                r = self._client.post(url, json=body)
+            except httpx.TransportError as exc:  # refused, reset, timeout
+                last = f"{type(exc).__name__}: {exc}"
+                continue
+            if r.status_code in RETRY_STATUS:
+                last = f"HTTP {r.status_code}: {r.text[:200]}"
+                continue
+            if r.status_code != 200:
+                raise LLMError(f"{url} answered HTTP {r.status_code}: {r.text[:300]}",
+                               fix="check the model name and the request parameters the server accepts")
+            try:
+                data = r.json()
+            except json.JSONDecodeError:
+                raise LLMError(f"{url} answered with something that is not JSON: {r.text[:200]!r}",
+                               fix="check that base_url points at an OpenAI-compatible /v1 API") from None
+            if not isinstance(data, dict) or not data.get("choices"):
+                raise LLMError(f"{url} answered JSON without 'choices': {str(data)[:200]}",
+                               fix="check that base_url points at an OpenAI-compatible /v1 API")
+            return data
+        raise LLMError(f"no answer from {url} after {self.retries + 1} tries ({last})",
+                       fix="start the server (e.g. `python -m llama_cpp.server --model FILE`) or fix base_url")
+
+    # -- interface --
+    def format_chat(self, messages: Sequence[Message], add_generation_prompt: bool = True) -> str:
+        if not self.chat_template:
+            raise ConfigError("chat_template", None, "a template (chat_template= or chat_template_from=) to build raw chat prompts")
+        return render_chat(self.chat_template, messages, bos_token=self._bos, eos_token=self._eos,
+                           add_generation_prompt=add_generation_prompt)
+
+    def chat(self, messages: Sequence[Message], sampling: Sampling | None = None, *, prefill: str = "") -> list[Completion]:
+        if self.chat_template:
+            return super().chat(messages, sampling, prefill=prefill)
+        if prefill:
+            raise ConfigError("prefill", prefill[:40], "empty, or give the backend the model's chat_template")
+        _check_messages(messages)
+        sampling = sampling or Sampling()
+        out = []
+        for i in range(sampling.n):
+            s = sampling.one(i)
+            body = self._body(s) | {"messages": list(messages)}
+            if s.logprobs is not None:
+                body |= {"logprobs": True, "top_logprobs": s.logprobs}
+            t0 = time.perf_counter()
+            data = self._post("/chat/completions", body)
+            c = self._parse(data, chat=True, seconds=time.perf_counter() - t0)
+            self.stats.add(c)
+            out.append(c)
+        return out
+
+    def _body(self, s: Sampling) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": self.model, "max_tokens": s.max_tokens, "temperature": s.temperature,
+                                "top_p": s.top_p, "seed": s.seed}
+        if s.top_k:
+            body["top_k"] = s.top_k
+        if s.stop:
+            body["stop"] = list(s.stop)
+        return body
+
+    def _complete_one(self, prompt: str, s: Sampling) -> Completion:
+        body = self._body(s) | {"prompt": prompt}
+        if s.logprobs is not None:
+            body["logprobs"] = s.logprobs
+        t0 = time.perf_counter()
+        data = self._post("/completions", body)
+        return self._parse(data, chat=False, seconds=time.perf_counter() - t0)
+
+    def _parse(self, data: dict[str, Any], chat: bool, seconds: float) -> Completion:
+        try:
+            ch = data["choices"][0]
+            text = ch["message"]["content"] if chat else ch["text"]
+            if not isinstance(text, str):
+                raise TypeError(f"text is {type(text).__name__}")
+            tokens = _parse_logprobs(ch.get("logprobs"), chat)
+            usage = data.get("usage") or {}
+            return Completion(text=text, finish_reason=ch.get("finish_reason") or "stop", tokens=tokens,
+                              prompt_tokens=int(usage.get("prompt_tokens", 0)), completion_tokens=int(usage.get("completion_tokens", 0)),
+                              seconds=seconds)
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise LLMError(f"malformed completion from {self.base_url}: {exc} in {str(data)[:200]}",
+                           fix="check that the server speaks the OpenAI completions format") from exc
+
+    def next_token_logprobs(self, prompt: str, top_k: int = 20) -> dict[str, float]:
+        s = Sampling(max_tokens=1, temperature=0.0, logprobs=top_k)
+        c = self._complete_one(prompt, s)
+        if not c.tokens or not c.tokens[0].top:
+            raise LogprobsUnavailable(f"{self.base_url} returned no logprobs", fix="use a server that supports `logprobs` on /v1/completions")
+        return c.tokens[0].top
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _parse_logprobs(lp: Any, chat: bool) -> list[TokenLogprob] | None:
+    if not lp:
+        return None
+    if chat:  # {"content": [{"token", "logprob", "top_logprobs": [{"token", "logprob"}]}]}
+        return [TokenLogprob(t["token"], float(t["logprob"]), {a["token"]: float(a["logprob"]) for a in t.get("top_logprobs") or []})
+                for t in lp.get("content") or []]
+    toks = lp["tokens"]
+    vals = lp["token_logprobs"]
+    tops = lp.get("top_logprobs") or [None] * len(toks)
+    out = []
+    for t, v, top in zip(toks, vals, tops):
+        out.append(TokenLogprob(t, float(v) if v is not None else math.nan, {k: float(x) for k, x in (top or {}).items()}))
+    return out
