@@ -176,7 +176,8 @@ def assets_list() -> None:
     from . import assets as A
 
     table = Table(title=f"assets in {A.assets_root()}")
-    for col in ("name", "kind", "installed", "size", "licence", "description"):
+    table.add_column("name", no_wrap=True)
+    for col in ("kind", "installed", "size", "licence", "description"):
         table.add_column(col)
     for name, a in A.registry().items():
         table.add_row(name, a.kind, "yes" if A.is_installed(name) else "no", f"{a.size / 1e6:.0f} MB" if a.size else "?",

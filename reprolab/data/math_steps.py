@@ -129,7 +129,7 @@ def _slip(x: Fraction, rng: random.Random | None) -> Fraction:
     if x.denominator != 1:
         return x + 1
     n = int(x)
-    options = [n + d for d in (-3, -2, -1, 1, 2, 3, 10, -10) if n + d >= 0 and n + d != n]
+    options = [n + d for d in (-3, -2, -1, 1, 2, 3, 10, -10) if (n + d >= 0 or n < 0) and d != 0]
     if abs(n) >= 10:  # a digit swap reads like a real slip
         s = str(abs(n))
         swapped = int(s[::-1]) * (1 if n >= 0 else -1)

@@ -1,0 +1,362 @@
+"""GenPRM: a process reward model that verifies each step by generating (arXiv 2504.00891).
+
+For step t of a solution the model writes, in the official format (RyanLiu112/GenPRM,
+``genprm_inference.py``):
+
+    <analyze>\nLet's analyze the Paragraph t step by step: ... </analyze>
+    <verify>\nLet's use python code to find any potential error:\n```python\n ... \n```
+    [Code Output]\n\n```\n<the code's real output>\n```\n</verify>
+    <output>\n**Judgement**: $\\boxed{Yes}$ ... </output>
+
+The code runs in :mod:`reprolab.sandbox` (never in our process; the official code ``exec``s it
+in-process). The step reward is r_t = P(Yes) / (P(Yes) + P(No)) at the judgement token (paper
+Eq. 2; official ``get_reward_score``). Test-time scaling (Maj@N): N verification paths per step,
+rewards averaged (the official ``inference(majority_num=N)`` returns the mean).
+
+Choices where the paper or code is vague or too costly for a CPU, each one stated:
+- The judgement position is forced: we prefill up to ``$\\boxed{`` and read P(Yes), P(No) there
+  (the official code samples ``{Yes}`` and reads the same distribution at that position; the
+  reward is the same number). Local backends give exact probabilities; an HTTP endpoint gives
+  its top-20, and a choice missing from them gets the smallest listed value (the official rule).
+- If a backend has no log-probabilities at all, the reward of a path is its vote (1 for a
+  generated Yes, 0 for No) and the result says ``reward_source="vote"``; an unparseable vote is
+  a malformed path, counted and excluded from the mean, never scored.
+- One code round per path (the official loop allows up to 3 rounds of code and output).
+- Earlier steps appear as earlier user turns, each answered by a short assistant turn with its
+  judgement only (``\\boxed{Yes}``), not the full earlier rationale: prompts stay short, and a
+  step is judged only when every earlier step was judged correct (first-error protocol).
+- Sampling: temperature 0.6, top-p 0.95, top-k 20 (official constants). The analysis stage also stops
+  at ``<verify>`` / ``<output>`` (a prompted model tends to run on into them; the official stop is
+  ``</analyze>`` only).
+- Prompted models (``instruct_format=True``, the default) get the format described after the official
+  system prompt and see each step as "Paragraph t: ..."; the paper's fine-tuned GenPRM needs neither.
+- A step is judged wrong when its (mean) reward is below 0.5.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ...errors import ConfigError
+from ...llm import LLM, LLMError, LogprobsUnavailable, Sampling
+from ...sandbox import Sandbox, SandboxLimits
+
+SYSTEM_PROMPT = "You are a math teacher. Your task is to review and critique the paragraphs in solution step by step."
+ANALYZE_START = "<analyze>\nLet's analyze the Paragraph {t} step by step: "
+VERIFY_START = "<verify>\nLet's use python code to find any potential error:\n```python\n"
+OUTPUT_START = "<output>\n**Judgement**: $\\boxed{"
+# Off-the-shelf instruct models (not fine-tuned as GenPRM) are told the format; a GenPRM checkpoint
+# is not (set GenPRMConfig(instruct_format=False)). Our addition, not the paper's.
+FORMAT_INSTRUCTIONS = (
+    " Each user message gives one paragraph of the solution. Review only that paragraph: first analyze it inside "
+    "<analyze>...</analyze>; then write Python code that checks its calculation inside <verify>...</verify> "
+    "(the code is run and its output shown to you); finally give your judgement inside <output>...</output> as "
+    "**Judgement**: $\\boxed{Yes}$ if the paragraph is correct or $\\boxed{No}$ if it contains an error."
+)
+PRIOR_OK = "<analyze>\nParagraph {t} is correct.\n</analyze>\n<output>\n**Judgement**: $\\boxed{{Yes}}$\n</output>"
+BOXED = re.compile(r"\\boxed\{\s*(Yes|No)\s*\}", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class GenPRMConfig:
+    n: int = 1  # Maj@N: verification paths per step
+    analyze: bool = True  # write the natural-language analysis
+    verify: bool = True  # write verification code
+    execute: bool = True  # run it in the sandbox and feed the output back
+    temperature: float = 0.6  # official TEMPERATURE
+    top_p: float = 0.95  # official TOP_P
+    top_k: int = 20  # official TOP_K
+    max_tokens_analyze: int = 256
+    max_tokens_code: int = 256
+    code_timeout_s: float = 5.0  # official CodeExecutor timeout
+    code_memory_mb: int = 512
+    threshold: float = 0.5  # a step with reward < threshold is judged wrong
+    instruct_format: bool = True  # describe the format in the system prompt and number the paragraphs (prompted models)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.n < 1:
+            raise ConfigError("n", self.n, "an integer >= 1 (Maj@N)")
+        if self.execute and not self.verify:
+            raise ConfigError("execute", self.execute, "False when verify is False (no code to run)")
+        if not 0 < self.threshold < 1:
+            raise ConfigError("threshold", self.threshold, "a number in (0, 1)")
+
+
+@dataclass
+class VerificationPath:
+    """One sampled verification of one step."""
+
+    analysis: str = ""
+    code: str = ""
+    execution: str = ""  # what the sandbox printed (fed back to the model)
+    execution_status: str = ""  # ok / error / timeout / memory / ... ; "" if not executed
+    p_yes: float = math.nan  # P(Yes) / (P(Yes) + P(No)); NaN when malformed
+    judgement: str = ""  # "Yes" | "No" | "" (malformed)
+    malformed: str = ""  # why the path could not be scored ("" if fine)
+    truncated: bool = False  # a stage hit its token limit (the stage was closed for it, as the official code does)
+
+
+@dataclass
+class StepScores:
+    """Per-step rewards of one solution (NaN for steps not judged: after the first judged error)."""
+
+    rewards: list[float]
+    paths: list[list[VerificationPath]]
+    n: int
+    reward_source: str = "logprobs"  # or "vote" when the backend had no log-probabilities
+    malformed: int = 0  # paths that could not be scored
+    judged_steps: int = 0
+
+    @property
+    def first_error(self) -> int:
+        """Index of the first step with reward < 0.5 (judged), -1 if none."""
+        for i, r in enumerate(self.rewards):
+            if not math.isnan(r) and r < 0.5:
+                return i
+        return -1
+
+    def aggregate(self, how: str = "min") -> float:
+        vals = [r for r in self.rewards if not math.isnan(r)]
+        if not vals:
+            return math.nan
+        if how == "min":
+            return min(vals)
+        if how == "prod":
+            return math.prod(vals)
+        if how == "last":
+            return vals[-1]
+        raise ConfigError("how", how, "min, prod or last")
+
+    def to_json(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        def clean(x):
+            return None if isinstance(x, float) and math.isnan(x) else x
+
+        return {"rewards": [clean(r) for r in self.rewards], "n": self.n, "reward_source": self.reward_source, "malformed": self.malformed,
+                "judged_steps": self.judged_steps, "paths": [[{k: clean(v) for k, v in asdict(p).items()} for p in ps] for ps in self.paths]}
+
+
+class GenerativePRM:
+    """GenPRM on any :mod:`reprolab.llm` backend.
+
+        prm = GenerativePRM(load_llm("qwen2.5-coder-1.5b"), GenPRMConfig(n=4))
+        scores = prm.score_steps(question, steps)          # StepScores
+        prm.first_error(question, steps)                   # -1 or the first wrong step's index
+        prm.best_of_n(question, [steps_a, steps_b, ...])   # index of the best solution
+    """
+
+    def __init__(self, llm: LLM, config: GenPRMConfig | None = None, sandbox: Sandbox | None = None):
+        self.llm = llm
+        self.config = config or GenPRMConfig()
+        c = self.config
+        self.sandbox = sandbox or Sandbox(SandboxLimits(timeout_s=c.code_timeout_s, memory_mb=c.code_memory_mb))
+        self._exec_cache: dict[str, tuple[str, str]] = {}  # code -> (status, output): the same snippet runs once
+        self._source = "logprobs"
+
+    # -- prompts --
+    def messages(self, question: str, steps: Sequence[str], t: int) -> list[dict[str, str]]:
+        """The conversation that asks for a verification of step ``t`` (0-based)."""
+        c = self.config
+        system = SYSTEM_PROMPT + (FORMAT_INSTRUCTIONS if c.instruct_format else "")
+        if c.instruct_format and not c.verify:
+            system = system.replace("; then write Python code that checks its calculation inside <verify>...</verify> "
+                                    "(the code is run and its output shown to you)", "")
+        msgs = [{"role": "system", "content": system}]
+        for i in range(t + 1):
+            para = f"Paragraph {i + 1}: {steps[i]}" if c.instruct_format else steps[i]
+            content = f"Question: {question}\n\n{para}" if i == 0 else para
+            msgs.append({"role": "user", "content": content})
+            if i < t:
+                msgs.append({"role": "assistant", "content": PRIOR_OK.format(t=i + 1)})
+        return msgs
+
+    def _sampling(self, max_tokens: int, stop: tuple[str, ...], seed: int) -> Sampling:
+        c = self.config
+        return Sampling(max_tokens=max_tokens, temperature=c.temperature, top_p=c.top_p, top_k=c.top_k, stop=stop, seed=seed)
+
+    # -- one path --
+    def verify_step(self, question: str, steps: Sequence[str], t: int, sample: int = 0) -> VerificationPath:
+        c = self.config
+        if not 0 <= t < len(steps):
+            raise ConfigError("t", t, f"a step index in [0, {len(steps)})")
+        seed = c.seed * 100_003 + t * 1_009 + sample
+        prompt = self.llm.format_chat(self.messages(question, steps, t))
+        path = VerificationPath()
+        cur = ""
+        if c.analyze:
+            cur = ANALYZE_START.format(t=t + 1)
+            (g,) = self.llm.complete(prompt + cur, self._sampling(c.max_tokens_analyze, ("</analyze>", "<verify>", "<output>"), seed))
+            path.analysis = g.text.strip()
+            path.truncated |= g.finish_reason == "length"
+            cur += g.text.rstrip() + "\n</analyze>\n"
+        if c.verify:
+            cur += VERIFY_START
+            (g,) = self.llm.complete(prompt + cur, self._sampling(c.max_tokens_code, ("\n```", "```"), seed + 7))
+            path.code = g.text.strip("\n")
+            path.truncated |= g.finish_reason == "length"
+            cur += path.code + "\n```\n"
+            if c.execute:
+                if path.code.strip():
+                    if path.code not in self._exec_cache:
+                        res = self.sandbox.run(path.code)
+                        self._exec_cache[path.code] = (str(res.status), res.summary(max_lines=15, max_chars=1200))
+                    path.execution_status, path.execution = self._exec_cache[path.code]
+                else:
+                    path.execution_status = "empty"
+                    path.execution = "Code format error: No code found."
+                cur += f"[Code Output]\n\n```\n{path.execution}\n```\n"
+            cur += "</verify>\n"
+        cur += OUTPUT_START
+        self._judge(prompt + cur, path, seed)
+        return path
+
+    def _judge(self, prompt: str, path: VerificationPath, seed: int) -> None:
+        try:
+            lp = self.llm.choice_logprobs(prompt, ["Yes", "No"])
+            y, n = lp["Yes"], lp["No"]
+            if math.isnan(y) or math.isnan(n):
+                raise LogprobsUnavailable("the Yes/No token merged with the prompt's last token")
+            m = max(y, n)
+            path.p_yes = math.exp(y - m) / (math.exp(y - m) + math.exp(n - m))
+            path.judgement = "Yes" if path.p_yes >= 0.5 else "No"
+            self._source = "logprobs"
+        except LogprobsUnavailable:
+            (g,) = self.llm.complete(prompt, self._sampling(8, ("}",), seed + 13))
+            word = g.text.strip().split("}")[0].strip().capitalize()
+            if word in ("Yes", "No"):
+                path.judgement = word
+                path.p_yes = 1.0 if word == "Yes" else 0.0
+                self._source = "vote"
+            else:
+                path.malformed = f"no Yes/No after \\boxed{{: {g.text[:40]!r}"
+                self._source = "vote"
+
+    # -- public API --
+    def score_steps(self, question: str, steps: Sequence[str], n: int | None = None,
+                    stop_at_first_error: bool = True) -> StepScores:
+        """Rewards of each step (Maj@N mean over ``n`` paths). With ``stop_at_first_error`` the
+        steps after the first one judged wrong are not judged (reward NaN): ProcessBench's protocol."""
+        if not steps or isinstance(steps, str):
+            raise ConfigError("steps", steps if isinstance(steps, str) else "[]", "a non-empty list of step strings")
+        n = n or self.config.n
+        self._source = "logprobs"
+        rewards: list[float] = [math.nan] * len(steps)
+        all_paths: list[list[VerificationPath]] = [[] for _ in steps]
+        malformed = judged = 0
+        for t in range(len(steps)):
+            paths = [self.verify_step(question, steps, t, i) for i in range(n)]
+            all_paths[t] = paths
+            judged += 1
+            good = [p.p_yes for p in paths if not p.malformed and not math.isnan(p.p_yes)]
+            malformed += len(paths) - len(good)
+            rewards[t] = sum(good) / len(good) if good else math.nan
+            if stop_at_first_error and not math.isnan(rewards[t]) and rewards[t] < self.config.threshold:
+                break
+        return StepScores(rewards, all_paths, n, self._source, malformed, judged)
+
+    def first_error(self, question: str, steps: Sequence[str], n: int | None = None) -> int:
+        return self.score_steps(question, steps, n).first_error
+
+    def best_of_n(self, question: str, solutions: Sequence[Sequence[str]], n: int | None = None,
+                  how: str = "min") -> tuple[int, list[float]]:
+        """Index of the solution with the highest aggregated step reward (``min`` by default, the
+        paper's choice for best-of-N; ``prod`` and ``last`` also), and every solution's score."""
+        if not solutions:
+            raise ConfigError("solutions", "[]", "at least one candidate solution")
+        scores = []
+        for sol in solutions:
+            s = self.score_steps(question, sol, n, stop_at_first_error=False).aggregate(how)
+            scores.append(-math.inf if math.isnan(s) else s)
+        return max(range(len(scores)), key=lambda i: scores[i]), scores
+
+    def critique_refine(self, policy: LLM, question: str, steps: Sequence[str], n: int | None = None,
+                        max_tokens: int = 512) -> tuple[list[str], StepScores]:
+        """Critique-refine (paper Sec. 4.4): find the first wrong step with the PRM, give its
+        analysis and code output back to the policy, and let it rewrite from that step on.
+        Returns the refined steps (the original ones if no error was found) and the PRM's scores."""
+        scores = self.score_steps(question, steps, n)
+        t = scores.first_error
+        if t < 0:
+            return list(steps), scores
+        worst = min(scores.paths[t], key=lambda p: p.p_yes if not math.isnan(p.p_yes) else 1.0)
+        feedback = worst.analysis + (f"\nVerification code output:\n{worst.execution}" if worst.execution else "")
+        msgs = [
+            {"role": "system", "content": "You solve math problems step by step, one step per line, and end with 'Answer: <number>'."},
+            {"role": "user", "content": (f"Question: {question}\n\nA solution:\n" + "\n".join(f"Step {i + 1}: {s}" for i, s in enumerate(steps))
+                                         + f"\n\nA reviewer found an error in step {t + 1}:\n{feedback}\n\n"
+                                         f"Keep steps 1 to {t} and rewrite the solution from step {t + 1} on, one step per line.")},
+        ]
+        prefill = "".join(f"Step {i + 1}: {s}\n" for i, s in enumerate(steps[:t])) + f"Step {t + 1}:"
+        try:
+            (g,) = policy.chat(msgs, Sampling(max_tokens=max_tokens, temperature=0.0), prefill=prefill)
+        except LLMError:
+            raise
+        new = [s for s in steps[:t]]
+        body = f"Step {t + 1}:" + g.text
+        for line in body.splitlines():
+            m = re.match(r"\s*Step\s+\d+\s*:\s*(.*)", line)
+            if m and m.group(1).strip():
+                new.append(m.group(1).strip())
+            elif line.strip().lower().startswith("answer") and new:
+                new[-1] = new[-1] + " " + line.strip()
+        return new, scores
+
+
+def majority_vote(answers: Sequence[str]) -> int:
+    """Index of the first candidate whose answer is the most frequent (ties: the earliest)."""
+    if not answers:
+        raise ConfigError("answers", "[]", "at least one answer")
+    counts: dict[str, int] = {}
+    for a in answers:
+        counts[a] = counts.get(a, 0) + 1
+    best = max(counts.values())
+    return next(i for i, a in enumerate(answers) if counts[a] == best)
+
+
+def rpe_labels(mc: Sequence[float], epsilon: float = 0.8) -> list[bool]:
+    """Relative Progress Estimation labels (paper Sec. 3.3, Eq. 5).
+
+    ``mc[t]`` is the Monte Carlo estimate MC(s_t, a_t): the fraction of rollouts continuing
+    after step t (0-based) that reach the right answer. The relative progress of step t is
+    P_t = MC(s_t, a_t) / MC(s_t) with MC(s_t) = MC(s_{t-1}, a_{t-1}) = ``mc[t-1]``; for the first
+    step P_0 = ``mc[0]`` (the MC of the first step, as the paper does). A step is labelled
+    correct iff P_t >= epsilon (0.8). When MC(s_t) = 0 the step is labelled wrong (no progress
+    is possible from a dead state)."""
+    if not 0 < epsilon <= 1:
+        raise ConfigError("epsilon", epsilon, "a number in (0, 1]")
+    labels = []
+    for t, v in enumerate(mc):
+        if not 0 <= v <= 1 or math.isnan(v):
+            raise ConfigError(f"mc[{t}]", v, "a fraction in [0, 1]")
+        if t == 0:
+            p = v
+        else:
+            prev = mc[t - 1]
+            p = v / prev if prev > 0 else 0.0
+        labels.append(p >= epsilon)
+    return labels
+
+
+def hard_labels(mc: Sequence[float]) -> list[bool]:
+    """Math-Shepherd's hard estimation (the paper's baseline for RPE): correct iff MC > 0."""
+    return [v > 0 for v in mc]
+
+
+def processbench_f1(pred: Sequence[int], gold: Sequence[int]) -> tuple[float, float, float]:
+    """ProcessBench's F1: harmonic mean of the accuracy on erroneous solutions (exact first-error
+    index) and on correct ones (prediction -1). Returns (f1, acc_error, acc_correct) in [0, 1]."""
+    if len(pred) != len(gold) or not gold:
+        raise ConfigError("pred", f"{len(pred)} predictions for {len(gold)} labels", "one prediction per labelled solution")
+    err = [p == g for p, g in zip(pred, gold) if g >= 0]
+    cor = [p == g for p, g in zip(pred, gold) if g < 0]
+    a_err = sum(err) / len(err) if err else math.nan
+    a_cor = sum(cor) / len(cor) if cor else math.nan
+    if math.isnan(a_err) or math.isnan(a_cor) or a_err + a_cor == 0:
+        return (0.0 if (a_err == 0 or a_cor == 0) else math.nan), a_err, a_cor
+    return 2 * a_err * a_cor / (a_err + a_cor), a_err, a_cor

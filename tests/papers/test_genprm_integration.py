@@ -1,0 +1,87 @@
+"""The same GenPRM call through a real OpenAI-compatible server on loopback and through llama.cpp in-process.
+
+The server is llama-cpp-python's own (``python -m llama_cpp.server``) on the smallest offline
+GGUF (Gemma 3 270M, a base model: both sides use reprolab's plain chat template, so both send
+the same raw prompts)."""
+
+from __future__ import annotations
+
+import math
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from reprolab.data.math_steps import corrupt, make_problems
+from reprolab.llm import load_llm
+from reprolab.llm.chat_template import PLAIN_TEMPLATE
+from reprolab.papers.genprm.genprm import GenerativePRM, GenPRMConfig
+
+pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed: make setup")
+pytest.importorskip("uvicorn", reason="llama-cpp-python[server] is not installed: make setup")
+
+
+@pytest.fixture(scope="module")
+def gemma_path():
+    from reprolab import assets
+
+    if not assets.is_installed("gemma-3-270m"):
+        pytest.skip("offline asset gemma-3-270m is not installed: run `make assets`")
+    return assets.path("gemma-3-270m")
+
+
+@pytest.fixture(scope="module")
+def server(gemma_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(gemma_path), "--host", "127.0.0.1",
+                             "--port", str(port), "--n_ctx", "1024", "--n_threads", "1", "--verbose", "False"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    import httpx
+
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"llama_cpp.server exited: {proc.stderr.read().decode()[-500:]}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail("llama_cpp.server did not come up in 60 s")
+    yield f"http://127.0.0.1:{port}/v1"
+    proc.terminate()
+    proc.wait(10)
+
+
+def _well_formed(s, n_steps):
+    assert len(s.rewards) == n_steps and 1 <= s.judged_steps <= n_steps
+    for t in range(s.judged_steps):
+        r = s.rewards[t]
+        assert (0.0 <= r <= 1.0) or (math.isnan(r) and s.malformed > 0)
+        for p in s.paths[t]:
+            assert p.code and p.execution_status  # code was written and run in the sandbox
+            assert p.malformed or 0.0 <= p.p_yes <= 1.0
+
+
+def test_same_genprm_call_over_http_and_in_process(server, gemma_path):
+    p = make_problems(1, seed=0)[0]
+    steps = corrupt(p, 0, "arithmetic").steps[:1]
+    cfg = GenPRMConfig(n=1, max_tokens_analyze=12, max_tokens_code=16)
+    http = load_llm(server, model="gemma", chat_template=PLAIN_TEMPLATE, timeout_s=60)
+    local = load_llm("gemma-3-270m", n_ctx=1024, n_threads=1)
+    try:
+        s_http = GenerativePRM(http, cfg).score_steps(p.question, steps, stop_at_first_error=False)
+        s_local = GenerativePRM(local, cfg).score_steps(p.question, steps, stop_at_first_error=False)
+    finally:
+        local.close()
+        http.close()
+    _well_formed(s_http, 1)
+    _well_formed(s_local, 1)
+    assert s_http.reward_source == s_local.reward_source == "logprobs"
+    assert http.stats.calls > 0 and http.stats.completion_tokens > 0
