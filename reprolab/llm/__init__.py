@@ -20,7 +20,7 @@ from typing import Any
 from .base import LLM, Completion, LLMError, LogprobsUnavailable, Message, Sampling, TokenLogprob, UsageStats
 from .cache import CachedLLM, ResponseCache
 
-__all__ = ["LLM", "CachedLLM", "Completion", "LLMError", "LogprobsUnavailable", "Message", "ResponseCache", "Sampling",
+__all__ = ["LLM", "CachedLLM", "load_for_study", "Completion", "LLMError", "LogprobsUnavailable", "Message", "ResponseCache", "Sampling",
            "TokenLogprob", "UsageStats", "load_llm"]
 
 
@@ -57,3 +57,18 @@ def load_llm(spec: str | os.PathLike, *, cache: str | os.PathLike | ResponseCach
             path = assets.path(spec)  # AssetMissing with the install command; sha256 checked
             llm = LlamaCppLLM(path, name=kwargs.pop("name", f"llama.cpp:{spec}@{next(iter(a.sha256.values()), '')[:12]}"), **kwargs)
     return CachedLLM(llm, cache) if cache is not None else llm
+
+
+def load_for_study(model: str, **kwargs: Any) -> LLM:
+    """:func:`load_llm` of an offline asset for a study or benchmark: raises ``StudySkipped`` (recorded
+    as "not run", with the fix) when llama-cpp-python or the asset is missing, instead of failing."""
+    from .. import assets
+    from ..errors import StudySkipped
+
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        raise StudySkipped("llama-cpp-python is not installed", fix="make setup") from None
+    if not assets.is_installed(model):
+        raise StudySkipped(f"offline asset {model!r} is not installed", fix=f"reprolab assets install {model}")
+    return load_llm(model, **kwargs)

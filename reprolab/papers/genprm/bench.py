@@ -18,8 +18,6 @@ import math
 import time
 
 from ...data.math_steps import make_problems, sample_candidates
-from ...errors import StudySkipped
-from ...llm import Sampling
 from ...study import Benchmark, BenchResult, bench_rows, register_bench
 from .genprm import OUTPUT_START, SYSTEM_PROMPT, GenerativePRM, GenPRMConfig, processbench_f1
 
@@ -39,19 +37,12 @@ class GenPRMBench(Benchmark):
     description = "seconds per judged step and first-error F1: outcome-only vs analysis-only vs code-verified GenPRM, same judge"
 
     def run(self, quick: bool) -> BenchResult:
-        from ... import assets
-        from ...llm import load_llm
+        from ...llm import load_for_study
         from ...runtime import library_versions, machine_info
 
         model = "qwen2.5-coder-0.5b"
-        try:
-            import llama_cpp  # noqa: F401
-        except ImportError:
-            raise StudySkipped("llama-cpp-python is not installed", fix="make setup") from None
-        if not assets.is_installed(model):
-            raise StudySkipped(f"offline asset {model!r} is not installed", fix=f"reprolab assets install {model}")
         n_problems, k = (2, 2) if quick else (6, 3)
-        llm = load_llm(model, n_ctx=4096)
+        llm = load_for_study(model, n_ctx=4096)
         sols = [(p, c) for p in make_problems(n_problems, seed=11) for c in sample_candidates(p, k, 0.35, seed=11)]
         prms = {"analysis": GenerativePRM(llm, GenPRMConfig(verify=False, execute=False, max_tokens_analyze=64)),
                 "code": GenerativePRM(llm, GenPRMConfig(max_tokens_analyze=64, max_tokens_code=96))}

@@ -38,7 +38,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ...errors import ConfigError
@@ -54,7 +54,8 @@ OUTPUT_START = "<output>\n**Judgement**: $\\boxed{"
 FORMAT_INSTRUCTIONS = (
     " Each user message gives one paragraph of the solution. Review only that paragraph: first analyze it inside "
     "<analyze>...</analyze>; then write Python code that checks its calculation inside <verify>...</verify> "
-    "(the code is run and its output shown to you); finally give your judgement inside <output>...</output> as "
+    "(a short, self-contained program that recomputes the paragraph's numbers from the question and prints them; "
+    "it is run and its output shown to you); finally give your judgement inside <output>...</output> as "
     "**Judgement**: $\\boxed{Yes}$ if the paragraph is correct or $\\boxed{No}$ if it contains an error."
 )
 PRIOR_OK = "<analyze>\nParagraph {t} is correct.\n</analyze>\n<output>\n**Judgement**: $\\boxed{{Yes}}$\n</output>"
@@ -165,8 +166,7 @@ class GenerativePRM:
         c = self.config
         system = SYSTEM_PROMPT + (FORMAT_INSTRUCTIONS if c.instruct_format else "")
         if c.instruct_format and not c.verify:
-            system = system.replace("; then write Python code that checks its calculation inside <verify>...</verify> "
-                                    "(the code is run and its output shown to you)", "")
+            system = system[: system.index("; then write")] + system[system.index("; finally"):]
         msgs = [{"role": "system", "content": system}]
         for i in range(t + 1):
             para = f"Paragraph {i + 1}: {steps[i]}" if c.instruct_format else steps[i]

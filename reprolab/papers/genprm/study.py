@@ -8,7 +8,9 @@ No PRM weights, ProcessBench or GSM8K exist offline, so (spec sheet, "Our reprod
   4-step solutions, written by a toy policy that is right with probability ``p_correct`` and
   otherwise makes one of two systematic mistakes per problem at a known step (exact labels).
 
-Protocol. Every candidate solution is judged step by step (ProcessBench: stop at the first step
+Labelled set: every distinct candidate plus, per problem, its correct solution and one corrupted at
+a seeded step (so both classes are present); identical solutions are judged once.
+Protocol. Every solution is judged step by step (ProcessBench: stop at the first step
 judged wrong; the prediction is that step, or -1), in two arms: ``code`` (analysis, verification
 code run in the sandbox, output fed back; the paper's full GenPRM) and ``analysis`` (the paper's
 ablation without code). Maj@N uses the first N of N_max paths per step (each path seeded by
@@ -25,14 +27,12 @@ Malformed paths (no Yes/No probability) and truncated stages are counted and rep
 
 from __future__ import annotations
 
-import json
 import math
-import time
+import random
 from dataclasses import dataclass
 from typing import Any
 
-from ...data.math_steps import Problem, Solution, make_problems, sample_candidates
-from ...errors import StudySkipped
+from ...data.math_steps import KINDS, Problem, Solution, corrupt, make_problems, sample_candidates, solve
 from ...runtime import atomic_write_json, track
 from ...study import Claim, Judgement, Metrics, Paper, RunDir, Scale, Study, register
 from .genprm import GenerativePRM, GenPRMConfig, majority_vote, processbench_f1
@@ -118,84 +118,83 @@ class GenPRMStudy(Study):
                                        bon_sizes=(2,), max_tokens_analyze=12, max_tokens_code=16, n_ctx=1024),
         Scale.QUICK: GenPRMStudyConfig(model="qwen2.5-coder-0.5b", n_problems=2, candidates=2, p_correct=0.35, n_values=(1, 2),
                                        bon_sizes=(2,), max_tokens_analyze=48, max_tokens_code=64),
-        Scale.FULL: GenPRMStudyConfig(model="qwen2.5-coder-1.5b", n_problems=8, candidates=4, p_correct=0.35, n_values=(1, 2, 4),
+        Scale.FULL: GenPRMStudyConfig(model="qwen2.5-coder-1.5b", n_problems=4, candidates=4, p_correct=0.35, n_values=(1, 2, 4),
                                       bon_sizes=(2, 4), max_tokens_analyze=96, max_tokens_code=128),
     }
     version = 1
     changelog = {1: "first version: toy-policy candidates with exact labels; code vs analysis-only arms; Maj@N by prefix of N_max paths"}
 
     def run(self, config: GenPRMStudyConfig, run: RunDir) -> Metrics:
-        from ... import assets
-        from ...llm import load_llm
+        from ...llm import load_for_study
 
-        try:
-            import llama_cpp  # noqa: F401
-        except ImportError:
-            raise StudySkipped("llama-cpp-python is not installed", fix="make setup") from None
-        if not assets.is_installed(config.model):
-            raise StudySkipped(f"offline asset {config.model!r} is not installed", fix=f"reprolab assets install {config.model}")
-        llm = load_llm(config.model, n_ctx=config.n_ctx, cache=run.checkpoints / "llm.sqlite")
+        llm = load_for_study(config.model, n_ctx=config.n_ctx, cache=run.checkpoints / "llm.sqlite")
         problems = make_problems(config.n_problems, seed=run.seed)
         cands: list[tuple[Problem, list[Solution]]] = [(p, sample_candidates(p, config.candidates, config.p_correct, seed=run.seed))
                                                        for p in problems]
+        # The labelled set (first-error F1): every distinct candidate, plus per problem its correct solution
+        # and one corrupted at a seeded (step, kind), so both classes are always present. Best-of-K uses
+        # the candidates only. Identical solutions are judged once.
+        rng = random.Random(run.seed)
+        solutions: dict[tuple[str, ...], tuple[Problem, Solution]] = {}
+        for p, cs in cands:
+            extra = [solve(p), corrupt(p, rng.randrange(len(p.plan)), rng.choice(KINDS))]
+            for c in [*cs, *extra]:
+                solutions.setdefault(tuple(c.steps), (p, c))
+        keys = list(solutions)
         n_max = max(config.n_values)
         prms = {arm: GenerativePRM(llm, GenPRMConfig(n=n_max, verify=arm == "code", execute=arm == "code", seed=run.seed,
                                                      max_tokens_analyze=config.max_tokens_analyze, max_tokens_code=config.max_tokens_code))
                 for arm in ARMS}
-        jobs = [(arm, n, pi, ci) for n in sorted(config.n_values) for arm in ARMS
-                for pi, (_, cs) in enumerate(cands) for ci in range(len(cs))]
-        scores: dict[tuple[str, int, int, int], Any] = {}
+        jobs = [(arm, n, key) for n in sorted(config.n_values) for arm in ARMS for key in keys]
+        scores: dict[tuple[str, int, tuple[str, ...]], Any] = {}
         seconds = {arm: 0.0 for arm in ARMS}
         judged = {arm: 0 for arm in ARMS}
-        for arm, n, pi, ci in track(jobs, "genprm: judging steps"):
-            p, cs = cands[pi]
-            t0 = time.perf_counter()
+        for arm, n, key in track(jobs, "genprm: judging solutions"):
+            p, sol = solutions[key]
             before = llm.stats.seconds
-            s = prms[arm].score_steps(p.question, cs[ci].steps, n=n)
-            if n == n_max:  # cost per judged step at N_max (generation time only, cache hits excluded)
+            s = prms[arm].score_steps(p.question, sol.steps, n=n)
+            if n == n_max:  # cost per judged step at N_max (generation time only; cache hits excluded)
                 seconds[arm] += llm.stats.seconds - before
                 judged[arm] += s.judged_steps
-            del t0
-            scores[(arm, n, pi, ci)] = s
+            scores[(arm, n, key)] = s
 
-        gold = [c.first_error for _, cs in cands for c in cs]
+        gold = [solutions[k][1].first_error for k in keys]
         f1: dict[str, dict[str, Any]] = {arm: {} for arm in ARMS}
         health: dict[str, dict[str, int]] = {arm: {"malformed": 0, "truncated": 0, "paths": 0} for arm in ARMS}
         exec_status: dict[str, int] = {}
         for arm in ARMS:
             for n in config.n_values:
-                pred = [scores[(arm, n, pi, ci)].first_error for pi, (_, cs) in enumerate(cands) for ci in range(len(cs))]
+                pred = [scores[(arm, n, k)].first_error for k in keys]
                 f, ae, ac = processbench_f1(pred, gold)
                 f1[arm][str(n)] = {"f1": f, "acc_error": ae, "acc_correct": ac, "pred": pred}
-            for pi, (_, cs) in enumerate(cands):
-                for ci in range(len(cs)):
-                    s = scores[(arm, n_max, pi, ci)]
-                    health[arm]["malformed"] += s.malformed
-                    for ps in s.paths:
-                        for path in ps:
-                            health[arm]["paths"] += 1
-                            health[arm]["truncated"] += path.truncated
-                            if path.execution_status:
-                                exec_status[path.execution_status] = exec_status.get(path.execution_status, 0) + 1
+            for k in keys:
+                s = scores[(arm, n_max, k)]
+                health[arm]["malformed"] += s.malformed
+                for ps in s.paths:
+                    for path in ps:
+                        health[arm]["paths"] += 1
+                        health[arm]["truncated"] += path.truncated
+                        if path.execution_status:
+                            exec_status[path.execution_status] = exec_status.get(path.execution_status, 0) + 1
         bon = {}
-        for k in config.bon_sizes:
+        for kk in config.bon_sizes:
             prm_ok = maj_ok = oracle = 0
-            for pi, (p, cs) in enumerate(cands):
-                sub = cs[:k]
-                agg = [scores[("code", n_max, pi, ci)].aggregate("min") for ci in range(k)]
-                best = max(range(k), key=lambda i: -math.inf if math.isnan(agg[i]) else agg[i])
+            for p, cs in cands:
+                sub = cs[:kk]
+                agg = [scores[("code", n_max, tuple(c.steps))].aggregate("min") for c in sub]
+                best = max(range(kk), key=lambda i: -math.inf if math.isnan(agg[i]) else agg[i])
                 maj = majority_vote([c.answer_text for c in sub])
-                truth = p.answer
-                prm_ok += sub[best].answer == truth
-                maj_ok += sub[maj].answer == truth
-                oracle += any(c.answer == truth for c in sub)
-            bon[str(k)] = {"prm": prm_ok / len(cands), "majority": maj_ok / len(cands), "oracle": oracle / len(cands), "problems": len(cands)}
+                prm_ok += sub[best].answer == p.answer
+                maj_ok += sub[maj].answer == p.answer
+                oracle += any(c.answer == p.answer for c in sub)
+            bon[str(kk)] = {"prm": prm_ok / len(cands), "majority": maj_ok / len(cands), "oracle": oracle / len(cands),
+                            "problems": len(cands)}
 
         # the judged rationales, for reading (the cache holds the raw generations)
-        atomic_write_json(run.path / "judgements.json", {
-            f"{arm}/N{n}/p{pi}/c{ci}": {"gold_first_error": cands[pi][1][ci].first_error, "kind": cands[pi][1][ci].kind,
-                                        "steps": cands[pi][1][ci].steps, **scores[(arm, n, pi, ci)].to_json()}
-            for (arm, n, pi, ci) in scores if n == n_max})
+        atomic_write_json(run.path / "judgements.json", _clean({
+            f"{arm}/solution{i}": {"question": solutions[k][0].question, "gold_first_error": solutions[k][1].first_error,
+                                   "kind": solutions[k][1].kind, "steps": list(k), **scores[(arm, n_max, k)].to_json()}
+            for arm in ARMS for i, k in enumerate(keys)}))
         metrics: Metrics = {
             "model": config.model, "n_values": list(config.n_values), "solutions": len(gold),
             "erroneous": sum(g >= 0 for g in gold), "f1": f1, "bon": bon, "health": health, "exec_status": exec_status,
