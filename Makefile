@@ -5,7 +5,10 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
 FORCE  ?=
-EXTRAS := zclip,gaussians,vlm_sae,fresca,llm,dev
+EXTRAS := zclip,gaussians,vlm_sae,fresca,llm,whisper_lm,dev
+# Debian data and tools: Fashion-MNIST (fresca); espeak-ng, sox and translated help texts (whisper_lm).
+# --no-install-recommends: the help packages otherwise pull in a web browser.
+DEBIAN_ASSETS := dataset-fashion-mnist espeak-ng sox libreoffice-help-es libreoffice-help-ca fortunes-es gimp-help-ca
 export REPROLAB_THREADS ?= 2
 
 .PHONY: help setup demo test test-slow report bench assets clean readme
@@ -21,6 +24,8 @@ $(STAMP): pyproject.toml constraints.txt
 	# llama-cpp-python has no wheel for this platform on PyPI: build it from source (about 5 minutes on 2 cores).
 	CMAKE_BUILD_PARALLEL_LEVEL=2 $(PIP) install --quiet --no-binary llama-cpp-python -c constraints.txt 'llama-cpp-python[server]'
 	$(PIP) install --quiet -c constraints.txt -e '.[$(EXTRAS)]'
+	# The official Whisper-LM LogitsProcessor, for the parity test only: its declared deps (openai-whisper) do not build offline.
+	$(PIP) install --quiet --no-deps whisper-lm-transformers==0.2.0
 	$(PY) -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 	touch $(STAMP)
 
@@ -28,9 +33,9 @@ setup: $(STAMP)  ## create .venv with the pinned dependencies
 
 assets: $(STAMP)  ## install offline assets: Debian data sets, and model weights (`reprolab assets install`, sha256-checked)
 	$(VENV)/bin/reprolab assets install
-	@dpkg -s dataset-fashion-mnist >/dev/null 2>&1 || apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 \
-	  || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1) \
-	  || echo "warning: could not install Debian's dataset-fashion-mnist (needs root): the fresca study and its tests will skip"
+	@dpkg -s $(DEBIAN_ASSETS) >/dev/null 2>&1 || apt-get install -y -q --no-install-recommends $(DEBIAN_ASSETS) >/dev/null 2>&1 \
+	  || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q --no-install-recommends $(DEBIAN_ASSETS) >/dev/null 2>&1) \
+	  || echo "warning: could not install Debian's $(DEBIAN_ASSETS) (needs root): fresca and whisper_lm studies and tests will skip"
 
 demo: setup assets  ## run every study at quick scale and write runs/report/index.html (FORCE=1 reruns)
 	$(VENV)/bin/reprolab demo --scale quick $(if $(FORCE),--force,)

