@@ -118,7 +118,7 @@ class GenPRMStudy(Study):
                                        bon_sizes=(2,), max_tokens_analyze=12, max_tokens_code=16, n_ctx=1024),
         Scale.QUICK: GenPRMStudyConfig(model="qwen2.5-coder-0.5b", n_problems=2, candidates=2, p_correct=0.35, n_values=(1, 2),
                                        bon_sizes=(2,), max_tokens_analyze=48, max_tokens_code=64),
-        Scale.FULL: GenPRMStudyConfig(model="qwen2.5-coder-1.5b", n_problems=4, candidates=4, p_correct=0.35, n_values=(1, 2, 4),
+        Scale.FULL: GenPRMStudyConfig(model="qwen2.5-coder-1.5b", n_problems=3, candidates=4, p_correct=0.35, n_values=(1, 2, 4),
                                       bon_sizes=(2, 4), max_tokens_analyze=96, max_tokens_code=128),
     }
     version = 1
