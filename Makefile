@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
 FORCE  ?=
-EXTRAS := zclip,gaussians,vlm_sae,fresca,llm,whisper_lm,dev
+EXTRAS := zclip,gaussians,vlm_sae,fresca,llm,whisper_lm,grm,dev
 # Debian data and tools: Fashion-MNIST (fresca); espeak-ng, sox and translated help texts (whisper_lm).
 # --no-install-recommends: the help packages otherwise pull in a web browser.
 DEBIAN_ASSETS := dataset-fashion-mnist espeak-ng sox libreoffice-help-es libreoffice-help-ca fortunes-es gimp-help-ca
