@@ -118,7 +118,7 @@ class GenPRMStudy(Study):
                                        bon_sizes=(2,), max_tokens_analyze=12, max_tokens_code=16, n_ctx=1024),
         Scale.QUICK: GenPRMStudyConfig(model="qwen2.5-coder-0.5b", n_problems=2, candidates=2, p_correct=0.35, n_values=(1, 2),
                                        bon_sizes=(2,), max_tokens_analyze=48, max_tokens_code=64),
-        Scale.FULL: GenPRMStudyConfig(model="qwen2.5-coder-1.5b", n_problems=3, candidates=4, p_correct=0.35, n_values=(1, 2, 4),
+        Scale.FULL: GenPRMStudyConfig(model="qwen2.5-coder-1.5b", n_problems=2, candidates=4, p_correct=0.35, n_values=(1, 2, 4),
                                       bon_sizes=(2, 4), max_tokens_analyze=96, max_tokens_code=128),
     }
     version = 1
@@ -236,7 +236,7 @@ class GenPRMStudy(Study):
         ax.set_title("best-of-K: PRM (min step reward) vs majority vote")
         ax.legend(fontsize=7)
         fig.tight_layout()
-        run.save_figure(fig, "genprm.png", "Left: first-error F1 vs N for the code and analysis-only arms, beside the paper's "
+        run.save_figure(fig, "genprm", "Left: first-error F1 vs N for the code and analysis-only arms, beside the paper's "
                         "Maj@1 -> Maj@8 (fine-tuned GenPRM on ProcessBench). Right: best-of-K accuracy of PRM selection vs "
                         "majority voting on the toy policy's candidates (oracle = some candidate is right).")
         plt.close(fig)
