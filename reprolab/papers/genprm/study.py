@@ -116,7 +116,7 @@ class GenPRMStudy(Study):
     scales = {
         Scale.SMOKE: GenPRMStudyConfig(model="gemma-3-270m", n_problems=1, candidates=2, p_correct=0.5, n_values=(1, 2),
                                        bon_sizes=(2,), max_tokens_analyze=12, max_tokens_code=16, n_ctx=1024),
-        Scale.QUICK: GenPRMStudyConfig(model="qwen2.5-coder-0.5b", n_problems=2, candidates=2, p_correct=0.35, n_values=(1, 2),
+        Scale.QUICK: GenPRMStudyConfig(model="qwen2.5-coder-0.5b", n_problems=1, candidates=2, p_correct=0.35, n_values=(1, 2),
                                        bon_sizes=(2,), max_tokens_analyze=48, max_tokens_code=64),
         Scale.FULL: GenPRMStudyConfig(model="qwen2.5-coder-1.5b", n_problems=2, candidates=4, p_correct=0.35, n_values=(1, 2, 4),
                                       bon_sizes=(2, 4), max_tokens_analyze=96, max_tokens_code=128),
