@@ -43,6 +43,16 @@ def set_threads(n: int | None = None) -> int:
     return torch.get_num_threads()
 
 
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the non-interactive Agg backend: studies draw their figures headless."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def default_device() -> torch.device:
     """CUDA when present, else CPU (override with ``REPROLAB_DEVICE``)."""
     if "REPROLAB_DEVICE" in os.environ:

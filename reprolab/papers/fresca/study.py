@@ -388,10 +388,9 @@ class FreScaStudy(Study):
         }
 
     def _generation_figures(self, cfg, run, unet, arms, grids, cut, ref_hf, fid_floor) -> None:
-        import matplotlib
+        from ...runtime import pyplot
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
 
         w = max(cfg.guidance_scales)
         hs = list(cfg.high_scales)
@@ -508,10 +507,9 @@ class FreScaStudy(Study):
         return result
 
     def _depth_figures(self, cfg, run, test, preds, result, moto) -> None:
-        import matplotlib
+        from ...runtime import pyplot
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
 
         hs = result["high_scales"]
         fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))

@@ -235,10 +235,9 @@ class GRMStudy(Study):
 
     @staticmethod
     def _figures(m: Metrics, run: RunDir) -> None:
-        import matplotlib
+        from ...runtime import pyplot
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
 
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
         ax = axes[0]

@@ -263,10 +263,9 @@ class NeuralGSStudy(Study):
 
     # -- figures --------------------------------------------------------------------------
     def _figures(self, config: NeuralGSStudyConfig, decoded: dict, test: ProceduralViews, methods: dict, run: RunDir) -> None:
-        import matplotlib
+        from ...runtime import pyplot
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
 
         shown = ["original", "neuralgs", "fp16_zip", "prune_vq", "single_mlp"]
         v = 0

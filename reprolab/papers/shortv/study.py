@@ -261,10 +261,9 @@ class ShortVStudy(Study):
         }
 
     def _figures(self, run: RunDir, m: Metrics) -> None:
-        import matplotlib
+        from ...runtime import pyplot
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
 
         L = m["layers"]
         x = np.arange(L)

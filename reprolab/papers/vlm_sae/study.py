@@ -459,10 +459,9 @@ class VLMSAEStudy(Study):
 
     # -- figures -----------------------------------------------------------------------
     def _figures(self, config, metrics, ms_raw, ms_all, codes_all, saes, data, splits, run: RunDir) -> None:
-        import matplotlib
+        from ...runtime import pyplot
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
 
         eps = list(config.expansions)
         fig, axes = plt.subplots(1, 2, figsize=(12, 4), sharey=True)

@@ -167,10 +167,9 @@ def run_experiment(config: Any, run: Any) -> dict[str, Any]:
 
 
 def _figures(metrics: dict[str, Any], surfaces: dict[str, list], run: Any) -> None:
-    import matplotlib
+    from ...runtime import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     rows = []
     for model, by_lang in metrics["wer"].items():

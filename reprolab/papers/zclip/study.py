@@ -249,10 +249,9 @@ class ZClipStudy(Study):
 
     # -- figures --------------------------------------------------------------------------
     def _figures(self, config: ZClipStudyConfig, traces: dict, metrics: Metrics, run: RunDir) -> None:
-        import matplotlib
+        from ...runtime import pyplot
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
 
         colors = {"none": "tab:gray", "fixed": "tab:red", "zclip": "tab:blue"}
         fig, axes = plt.subplots(1, 2, figsize=(12, 4), sharey=True)
