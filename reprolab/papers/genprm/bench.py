@@ -19,7 +19,7 @@ import time
 
 from ...data.math_steps import make_problems, sample_candidates
 from ...study import Benchmark, BenchResult, bench_rows, register_bench
-from .genprm import OUTPUT_START, SYSTEM_PROMPT, GenerativePRM, GenPRMConfig, processbench_f1
+from .genprm import OUTPUT_START, SYSTEM_PROMPT, GenerativePRM, GenPRMConfig, p_yes, processbench_f1
 
 
 def outcome_judge(llm, question: str, steps: list[str]) -> float:
@@ -27,8 +27,7 @@ def outcome_judge(llm, question: str, steps: list[str]) -> float:
     msgs = [{"role": "system", "content": SYSTEM_PROMPT},
             {"role": "user", "content": f"Question: {question}\n\n" + "\n\n".join(steps) + "\n\nIs the final answer of this solution correct?"}]
     lp = llm.choice_logprobs(llm.format_chat(msgs) + OUTPUT_START, ["Yes", "No"])
-    m = max(lp.values())
-    return math.exp(lp["Yes"] - m) / (math.exp(lp["Yes"] - m) + math.exp(lp["No"] - m))
+    return p_yes(lp["Yes"], lp["No"])
 
 
 @register_bench

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...errors import ConfigError
-from ...llm import LLM, LLMError, LogprobsUnavailable, Sampling
+from ...llm import LLM, LogprobsUnavailable, Sampling
 from ...sandbox import Sandbox, SandboxLimits
 
 SYSTEM_PROMPT = "You are a math teacher. Your task is to review and critique the paragraphs in solution step by step."
@@ -100,6 +100,7 @@ class VerificationPath:
     judgement: str = ""  # "Yes" | "No" | "" (malformed)
     malformed: str = ""  # why the path could not be scored ("" if fine)
     truncated: bool = False  # a stage hit its token limit (the stage was closed for it, as the official code does)
+    reward_source: str = ""  # "logprobs" | "vote" (the backend had no log-probabilities)
 
 
 @dataclass
@@ -107,17 +108,29 @@ class StepScores:
     """Per-step rewards of one solution (NaN for steps not judged: after the first judged error)."""
 
     rewards: list[float]
-    paths: list[list[VerificationPath]]
+    paths: list[list[VerificationPath]]  # per step; empty for steps not judged
     n: int
-    reward_source: str = "logprobs"  # or "vote" when the backend had no log-probabilities
-    malformed: int = 0  # paths that could not be scored
-    judged_steps: int = 0
+    threshold: float = 0.5  # a step with reward < threshold is judged wrong
+
+    @property
+    def reward_source(self) -> str:
+        """"vote" if any path fell back to votes (the backend had no log-probabilities), else "logprobs"."""
+        return "vote" if any(p.reward_source == "vote" for ps in self.paths for p in ps) else "logprobs"
+
+    @property
+    def malformed(self) -> int:
+        """Paths that could not be scored (excluded from the means, never scored as 0)."""
+        return sum(bool(p.malformed) or math.isnan(p.p_yes) for ps in self.paths for p in ps)
+
+    @property
+    def judged_steps(self) -> int:
+        return sum(bool(ps) for ps in self.paths)
 
     @property
     def first_error(self) -> int:
-        """Index of the first step with reward < 0.5 (judged), -1 if none."""
+        """Index of the first judged step with reward < threshold, -1 if none."""
         for i, r in enumerate(self.rewards):
-            if not math.isnan(r) and r < 0.5:
+            if not math.isnan(r) and r < self.threshold:
                 return i
         return -1
 
@@ -136,11 +149,31 @@ class StepScores:
     def to_json(self) -> dict[str, Any]:
         from dataclasses import asdict
 
-        def clean(x):
-            return None if isinstance(x, float) and math.isnan(x) else x
+        return nan_to_none({"rewards": self.rewards, "n": self.n, "threshold": self.threshold, "reward_source": self.reward_source,
+                            "malformed": self.malformed, "judged_steps": self.judged_steps,
+                            "paths": [[asdict(p) for p in ps] for ps in self.paths]})
 
-        return {"rewards": [clean(r) for r in self.rewards], "n": self.n, "reward_source": self.reward_source, "malformed": self.malformed,
-                "judged_steps": self.judged_steps, "paths": [[{k: clean(v) for k, v in asdict(p).items()} for p in ps] for ps in self.paths]}
+
+def p_yes(logp_yes: float, logp_no: float) -> float:
+    """The step reward P(Yes) / (P(Yes) + P(No)) from the two log-probabilities (paper Eq. 2), computed stably."""
+    m = max(logp_yes, logp_no)
+    return math.exp(logp_yes - m) / (math.exp(logp_yes - m) + math.exp(logp_no - m))
+
+
+def nan_to_none(x: Any) -> Any:
+    """NaN -> None, recursively (JSON has no NaN; None reads as "undefined": a step not judged, F1 without a class)."""
+    if isinstance(x, float) and math.isnan(x):
+        return None
+    if isinstance(x, dict):
+        return {k: nan_to_none(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [nan_to_none(v) for v in x]
+    return x
+
+
+def best_index(scores: Sequence[float]) -> int:
+    """Index of the highest score; NaN (nothing could be scored) ranks last; ties go to the earliest."""
+    return max(range(len(scores)), key=lambda i: -math.inf if math.isnan(scores[i]) else scores[i])
 
 
 class GenerativePRM:
@@ -158,7 +191,6 @@ class GenerativePRM:
         c = self.config
         self.sandbox = sandbox or Sandbox(SandboxLimits(timeout_s=c.code_timeout_s, memory_mb=c.code_memory_mb))
         self._exec_cache: dict[str, tuple[str, str]] = {}  # code -> (status, output): the same snippet runs once
-        self._source = "logprobs"
 
     # -- prompts --
     def messages(self, question: str, steps: Sequence[str], t: int) -> list[dict[str, str]]:
@@ -222,20 +254,18 @@ class GenerativePRM:
             y, n = lp["Yes"], lp["No"]
             if math.isnan(y) or math.isnan(n):
                 raise LogprobsUnavailable("the Yes/No token merged with the prompt's last token")
-            m = max(y, n)
-            path.p_yes = math.exp(y - m) / (math.exp(y - m) + math.exp(n - m))
+            path.p_yes = p_yes(y, n)
             path.judgement = "Yes" if path.p_yes >= 0.5 else "No"
-            self._source = "logprobs"
+            path.reward_source = "logprobs"
         except LogprobsUnavailable:
             (g,) = self.llm.complete(prompt, self._sampling(8, ("}",), seed + 13))
             word = g.text.strip().split("}")[0].strip().capitalize()
+            path.reward_source = "vote"
             if word in ("Yes", "No"):
                 path.judgement = word
                 path.p_yes = 1.0 if word == "Yes" else 0.0
-                self._source = "vote"
             else:
                 path.malformed = f"no Yes/No after \\boxed{{: {g.text[:40]!r}"
-                self._source = "vote"
 
     # -- public API --
     def score_steps(self, question: str, steps: Sequence[str], n: int | None = None,
@@ -245,20 +275,15 @@ class GenerativePRM:
         if not steps or isinstance(steps, str):
             raise ConfigError("steps", steps if isinstance(steps, str) else "[]", "a non-empty list of step strings")
         n = n or self.config.n
-        self._source = "logprobs"
-        rewards: list[float] = [math.nan] * len(steps)
-        all_paths: list[list[VerificationPath]] = [[] for _ in steps]
-        malformed = judged = 0
+        scores = StepScores([math.nan] * len(steps), [[] for _ in steps], n, self.config.threshold)
         for t in range(len(steps)):
             paths = [self.verify_step(question, steps, t, i) for i in range(n)]
-            all_paths[t] = paths
-            judged += 1
+            scores.paths[t] = paths
             good = [p.p_yes for p in paths if not p.malformed and not math.isnan(p.p_yes)]
-            malformed += len(paths) - len(good)
-            rewards[t] = sum(good) / len(good) if good else math.nan
-            if stop_at_first_error and not math.isnan(rewards[t]) and rewards[t] < self.config.threshold:
+            scores.rewards[t] = sum(good) / len(good) if good else math.nan
+            if stop_at_first_error and scores.first_error == t:
                 break
-        return StepScores(rewards, all_paths, n, self._source, malformed, judged)
+        return scores
 
     def first_error(self, question: str, steps: Sequence[str], n: int | None = None) -> int:
         return self.score_steps(question, steps, n).first_error
@@ -269,11 +294,8 @@ class GenerativePRM:
         paper's choice for best-of-N; ``prod`` and ``last`` also), and every solution's score."""
         if not solutions:
             raise ConfigError("solutions", "[]", "at least one candidate solution")
-        scores = []
-        for sol in solutions:
-            s = self.score_steps(question, sol, n, stop_at_first_error=False).aggregate(how)
-            scores.append(-math.inf if math.isnan(s) else s)
-        return max(range(len(scores)), key=lambda i: scores[i]), scores
+        scores = [self.score_steps(question, sol, n, stop_at_first_error=False).aggregate(how) for sol in solutions]
+        return best_index(scores), [-math.inf if math.isnan(s) else s for s in scores]
 
     def critique_refine(self, policy: LLM, question: str, steps: Sequence[str], n: int | None = None,
                         max_tokens: int = 512) -> tuple[list[str], StepScores]:
@@ -293,10 +315,7 @@ class GenerativePRM:
                                          f"Keep steps 1 to {t} and rewrite the solution from step {t + 1} on, one step per line.")},
         ]
         prefill = "".join(f"Step {i + 1}: {s}\n" for i, s in enumerate(steps[:t])) + f"Step {t + 1}:"
-        try:
-            (g,) = policy.chat(msgs, Sampling(max_tokens=max_tokens, temperature=0.0), prefill=prefill)
-        except LLMError:
-            raise
+        (g,) = policy.chat(msgs, Sampling(max_tokens=max_tokens, temperature=0.0), prefill=prefill)
         new = [s for s in steps[:t]]
         body = f"Step {t + 1}:" + g.text
         for line in body.splitlines():

@@ -35,7 +35,7 @@ from typing import Any
 from ...data.math_steps import KINDS, Problem, Solution, corrupt, make_problems, sample_candidates, solve
 from ...runtime import atomic_write_json, track
 from ...study import Claim, Judgement, Metrics, Paper, RunDir, Scale, Study, register
-from .genprm import GenerativePRM, GenPRMConfig, majority_vote, processbench_f1
+from .genprm import GenerativePRM, GenPRMConfig, best_index, majority_vote, nan_to_none, processbench_f1
 
 PAPER_F1 = {"GenPRM-1.5B": (57.3, 63.4), "GenPRM-7B": (75.2, 80.5)}  # ProcessBench F1, Maj@1 -> Maj@8
 ARMS = ("code", "analysis")
@@ -52,17 +52,6 @@ class GenPRMStudyConfig:
     max_tokens_analyze: int
     max_tokens_code: int
     n_ctx: int = 4096
-
-
-def _clean(x: Any) -> Any:
-    """NaN -> None, recursively (JSON has no NaN; None reads as "undefined", e.g. F1 without correct solutions)."""
-    if isinstance(x, float) and math.isnan(x):
-        return None
-    if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    return x
 
 
 def _gt(a: float | None, b: float | None) -> bool:
@@ -181,8 +170,7 @@ class GenPRMStudy(Study):
             prm_ok = maj_ok = oracle = 0
             for p, cs in cands:
                 sub = cs[:kk]
-                agg = [scores[("code", n_max, tuple(c.steps))].aggregate("min") for c in sub]
-                best = max(range(kk), key=lambda i: -math.inf if math.isnan(agg[i]) else agg[i])
+                best = best_index([scores[("code", n_max, tuple(c.steps))].aggregate("min") for c in sub])
                 maj = majority_vote([c.answer_text for c in sub])
                 prm_ok += sub[best].answer == p.answer
                 maj_ok += sub[maj].answer == p.answer
@@ -191,10 +179,10 @@ class GenPRMStudy(Study):
                             "problems": len(cands)}
 
         # the judged rationales, for reading (the cache holds the raw generations)
-        atomic_write_json(run.path / "judgements.json", _clean({
+        atomic_write_json(run.path / "judgements.json", {
             f"{arm}/solution{i}": {"question": solutions[k][0].question, "gold_first_error": solutions[k][1].first_error,
                                    "kind": solutions[k][1].kind, "steps": list(k), **scores[(arm, n_max, k)].to_json()}
-            for arm in ARMS for i, k in enumerate(keys)}))
+            for arm in ARMS for i, k in enumerate(keys)})
         metrics: Metrics = {
             "model": config.model, "n_values": list(config.n_values), "solutions": len(gold),
             "erroneous": sum(g >= 0 for g in gold), "f1": f1, "bon": bon, "health": health, "exec_status": exec_status,
@@ -202,17 +190,16 @@ class GenPRMStudy(Study):
             "llm": llm.stats.to_json(),
             "paper_f1": PAPER_F1,
         }
-        metrics = _clean(metrics)
+        metrics = nan_to_none(metrics)
         self._figures(metrics, run)
         llm.close()
         return metrics
 
     @staticmethod
     def _figures(m: Metrics, run: RunDir) -> None:
-        import matplotlib
+        from ...runtime import pyplot
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
 
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
         ax = axes[0]
@@ -239,4 +226,3 @@ class GenPRMStudy(Study):
         run.save_figure(fig, "genprm", "Left: first-error F1 vs N for the code and analysis-only arms, beside the paper's "
                         "Maj@1 -> Maj@8 (fine-tuned GenPRM on ProcessBench). Right: best-of-K accuracy of PRM selection vs "
                         "majority voting on the toy policy's candidates (oracle = some candidate is right).")
-        plt.close(fig)
