@@ -213,3 +213,20 @@ def apply_stops(text: str, stops: Sequence[str]) -> tuple[str, bool]:
     """Cut ``text`` at the first stop string; returns (text, stopped)."""
     cut = min((i for i in (text.find(s) for s in stops if s) if i >= 0), default=-1)
     return (text[:cut], True) if cut >= 0 else (text, False)
+
+
+def common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:
+    """Length of the longest common prefix of two token sequences."""
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+def continuation_positions(prefix: Sequence[int], full: Sequence[int]) -> range:
+    """The positions i of ``full`` whose next-token distribution scores a token of the continuation
+    (``full[i + 1]``, for the tokens after the shared prefix). The first token of a sequence without
+    BOS has no context and is not scored."""
+    start = max(common_prefix_len(prefix, full), 1)
+    return range(start - 1, len(full) - 1)

@@ -76,9 +76,6 @@ class CachedLLM(LLM):
         self.cache.put(key, c.to_json())
         return c
 
-    def chat(self, messages: Sequence[Message], sampling: Sampling | None = None, *, prefill: str = "") -> list[Completion]:
-        return self.complete(self.format_chat(messages) + prefill, sampling)
-
     def _memo(self, kind: str, payload: Any, fn):
         key = cache_key(self.name, kind, payload)
         hit = self.cache.get(key)

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import ConfigError
-from .base import LLM, Completion, LLMError, Message, Sampling, TokenLogprob, apply_stops
+from .base import LLM, Completion, LLMError, Message, Sampling, TokenLogprob, apply_stops, continuation_positions
 from .chat_template import PLAIN_TEMPLATE, render_chat
 
 
@@ -125,13 +125,10 @@ class TransformersLLM(LLM):
         return out
 
     def score(self, text: str, prefix: str = "") -> float:
-        p = self._ids(prefix)[0]
         full = self._ids(prefix + text)[0]
-        k = 0
-        while k < min(len(p), len(full)) and int(p[k]) == int(full[k]):
-            k += 1
-        start = max(k, 1)
-        if start >= len(full):
+        ids = full.tolist()
+        positions = continuation_positions(self._ids(prefix)[0].tolist(), ids)
+        if not positions:
             return 0.0
         rows = self._logprob_rows(full)
-        return float(sum(float(rows[i - 1, int(full[i])]) for i in range(start, len(full))))
+        return float(sum(float(rows[i, ids[i + 1]]) for i in positions))

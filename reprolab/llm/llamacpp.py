@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, MissingExtra
-from .base import LLM, Completion, LLMError, Message, Sampling, TokenLogprob
+from .base import LLM, Completion, LLMError, Message, Sampling, TokenLogprob, common_prefix_len, continuation_positions
 from .chat_template import PLAIN_TEMPLATE, render_chat
 
 
@@ -37,14 +37,6 @@ def _log_softmax(row: np.ndarray) -> np.ndarray:
     row = row.astype(np.float64)
     m = row.max()
     return row - (m + np.log(np.exp(row - m).sum()))
-
-
-def _lcp(a: Sequence[int], b: Sequence[int]) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
 
 
 class LlamaCppLLM(LLM):
@@ -134,7 +126,7 @@ class LlamaCppLLM(LLM):
         out = {}
         for c in choices:
             full = self.tokenize(prompt + c)
-            k = _lcp(toks, full)
+            k = common_prefix_len(toks, full)
             if k >= len(full):
                 raise ConfigError("choice", c, "a non-empty continuation")
             if k < len(toks):  # the choice merged with the prompt's last token: score the merged token instead
@@ -144,20 +136,16 @@ class LlamaCppLLM(LLM):
         return out
 
     def score(self, text: str, prefix: str = "") -> float:
-        ptoks = self.tokenize(prefix)
         full = self.tokenize(prefix + text)
-        start = max(_lcp(ptoks, full), 1)  # the first token of a BOS-less text has no context: not scored
-        if start >= len(full):
+        positions = continuation_positions(self.tokenize(prefix), full)
+        if not positions:
             return 0.0
-        rows = self._rows(full, list(range(start - 1, len(full) - 1)))
-        return float(sum(r[full[i + 1]] for r, i in zip(rows, range(start - 1, len(full) - 1))))
+        return float(sum(r[full[i + 1]] for r, i in zip(self._rows(full, list(positions)), positions)))
 
     # -- internals --
     def _generated_logprobs(self, prompt: str, text: str, k: int) -> list[TokenLogprob]:
-        ptoks = self.tokenize(prompt)
         full = self.tokenize(prompt + text)
-        start = max(_lcp(ptoks, full), 1)
-        positions = list(range(start - 1, len(full) - 1))
+        positions = list(continuation_positions(self.tokenize(prompt), full))
         rows = self._rows(full, positions) if positions else []
         out = []
         for r, i in zip(rows, positions):
@@ -188,7 +176,7 @@ class LlamaCppLLM(LLM):
         rows: dict[int, np.ndarray] = {}
         with self._lock:
             llm = self._llm
-            start = min(_lcp(llm._input_ids.tolist(), tokens), min(positions))
+            start = min(common_prefix_len(llm._input_ids.tolist(), tokens), min(positions))
             llm.n_tokens = start
             llm._ctx.kv_cache_seq_rm(-1, start, -1)
             n_vocab = llm.n_vocab()
