@@ -26,7 +26,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from ...errors import ConfigError, MalformedFile, MissingExtra
 from ...runtime import atomic_write_text
@@ -67,7 +67,37 @@ class _Entry:
     backoff: float = 0.0
 
 
-class ArpaLM:
+class _PrefixStateLM:
+    """Scores word sequences with the LM state after every word prefix cached, so a growing beam
+    hypothesis costs one word lookup per new word (its parent's state is reused). Subclasses give
+    the start state and one step: ``_initial_state(bos)`` and ``_advance(state, word) -> (log10 p, state)``."""
+
+    _cache_size: int = 2_000_000
+
+    def _prefix(self, words: tuple[str, ...], bos: bool) -> tuple[Any, float]:
+        key = (bos, words)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        if not words:
+            out = self._initial_state(bos), 0.0
+        else:
+            state, total = self._prefix(words[:-1], bos)
+            lp, state = self._advance(state, words[-1])
+            out = state, total + lp
+        if len(self._cache) > self._cache_size:
+            self._cache.clear()
+        self._cache[key] = out
+        return out
+
+    def score(self, text: str, bos: bool = True, eos: bool = False) -> float:
+        state, total = self._prefix(tuple(text.split()), bos)
+        if eos:
+            total += self._advance(state, EOS)[0]
+        return total
+
+
+class ArpaLM(_PrefixStateLM):
     """An ARPA back-off n-gram model in pure Python, scoring exactly as KenLM does (log10).
 
     ``p(w | h) = p_arpa(h w)`` if ``h w`` is listed, else ``backoff(h) * p(w | h[1:])``; an unknown word
@@ -80,7 +110,7 @@ class ArpaLM:
         self.ngrams: dict[tuple[str, ...], _Entry] = {}
         self.order = 0
         self._read()
-        self._cache: dict[tuple[str, ...], tuple[tuple[str, ...], float]] = {}
+        self._cache: dict[tuple[bool, tuple[str, ...]], tuple[tuple[str, ...], float]] = {}
 
     def _read(self) -> None:
         declared: dict[int, int] = {}
@@ -142,27 +172,11 @@ class ArpaLM:
             state = state[1:]
         return e.logp + backoff, state
 
-    def _prefix(self, words: tuple[str, ...], bos: bool) -> tuple[tuple[str, ...], float]:
-        key = ((BOS,) if bos else ()) + words
-        hit = self._cache.get(key)
-        if hit is not None:
-            return hit
-        if not words:
-            out = ((BOS,) if bos else ()), 0.0
-        else:
-            state, total = self._prefix(words[:-1], bos)
-            lp, state = self._word_logp(state, words[-1])
-            out = state, total + lp
-        if len(self._cache) > 2_000_000:
-            self._cache.clear()
-        self._cache[key] = out
-        return out
+    def _initial_state(self, bos: bool) -> tuple[str, ...]:
+        return (BOS,) if bos else ()
 
-    def score(self, text: str, bos: bool = True, eos: bool = False) -> float:
-        state, total = self._prefix(tuple(text.split()), bos)
-        if eos:
-            total += self._word_logp(state, EOS)[0]
-        return total
+    def _advance(self, state: tuple[str, ...], word: str) -> tuple[float, tuple[str, ...]]:
+        return self._word_logp(state, word)
 
     def logp(self, word: str, context: Sequence[str]) -> float:
         """log10 p(word | context) (context: the preceding words, oldest first)."""
@@ -175,7 +189,7 @@ class ArpaLM:
         return [k[0] for k in self.ngrams if len(k) == 1]
 
 
-class KenLMScorer:
+class KenLMScorer(_PrefixStateLM):
     """A KenLM ARPA/binary model through the ``kenlm`` module, with states cached per word prefix.
 
     ``score(text, bos, eos)`` equals ``kenlm.Model.score`` (log10) and costs one ``BaseScore`` per new
@@ -199,30 +213,14 @@ class KenLMScorer:
         self._cache: dict[tuple[bool, tuple[str, ...]], tuple[object, float]] = {}
         self._cache_size = cache_size
 
-    def _prefix(self, words: tuple[str, ...], bos: bool):
-        key = (bos, words)
-        hit = self._cache.get(key)
-        if hit is not None:
-            return hit
-        if not words:
-            st = self._kenlm.State()
-            (self.model.BeginSentenceWrite if bos else self.model.NullContextWrite)(st)
-            out = (st, 0.0)
-        else:
-            prev, total = self._prefix(words[:-1], bos)
-            st = self._kenlm.State()
-            lp = self.model.BaseScore(prev, words[-1], st)
-            out = (st, total + lp)
-        if len(self._cache) > self._cache_size:
-            self._cache.clear()
-        self._cache[key] = out
-        return out
+    def _initial_state(self, bos: bool) -> object:
+        st = self._kenlm.State()
+        (self.model.BeginSentenceWrite if bos else self.model.NullContextWrite)(st)
+        return st
 
-    def score(self, text: str, bos: bool = True, eos: bool = False) -> float:
-        state, total = self._prefix(tuple(text.split()), bos)
-        if eos:
-            total += self.model.BaseScore(state, EOS, self._kenlm.State())
-        return total
+    def _advance(self, state: object, word: str) -> tuple[float, object]:
+        st = self._kenlm.State()
+        return self.model.BaseScore(state, word, st), st
 
 
 def load_lm(path: str | Path) -> LanguageModel:
