@@ -5,6 +5,8 @@
     reprolab run --all --scale quick --force   every study, rerun from scratch
     reprolab report                            the HTML report from saved results
     reprolab bench zclip                       speed against the baseline, as ratios
+    reprolab rejudge zclip                     verdicts recomputed from the saved record, nothing rerun
+    reprolab record zclip                      runs/zclip/full -> results/zclip (the committed record)
     reprolab demo                              what `make demo` runs: every study at quick scale + report
     reprolab assets list|install|verify|add    offline model weights (what `make assets` installs)
 """
@@ -114,6 +116,60 @@ def report(
     for row in rows:
         console.print(summary_line(row), markup=False, highlight=False)
     console.print(f"report: {path.resolve()}")
+
+
+@app.command()
+def rejudge(
+    names: Optional[list[str]] = typer.Argument(None, help="Study names (default: every study with a saved result)."),
+    scale: str = typer.Option("full", "--scale", "-s", help="Which saved result to re-judge: smoke | quick | full."),
+    records: bool = typer.Option(True, "--records/--runs", help="Re-judge the committed records (results/) or runs/<name>/<scale>/."),
+    out: Path = typer.Option(Path("runs"), "--out", help=OUT_HELP),
+    write: bool = typer.Option(False, "--write", help="Save the new verdicts into the result file (atomically)."),
+) -> None:
+    """Recompute verdicts from a saved result with the current rules, without rerunning anything.
+
+    Prints each claim's saved and recomputed verdict; exit 1 when any differs (unless --write).
+    Example: `reprolab rejudge zclip` (the record), `reprolab rejudge zclip --runs --scale quick`.
+    """
+    from . import runtime
+    from .study import RECORDS, Scale, get_study, load_record, load_result, record_path, rejudge as rejudge_result, result_path, studies
+
+    sc = Scale.parse(scale)
+    names = names or list(studies())
+    for n in names:
+        get_study(n)
+    changed = False
+    for n in names:
+        res = load_record(n) if records else load_result(out, n, sc)
+        if res is None:
+            continue
+        new = rejudge_result(res)
+        for old_c, new_c in zip(res.claims, new.claims):
+            same = old_c.verdict == new_c.verdict
+            changed |= not same
+            mark = "same" if same else f"CHANGED from {old_c.verdict.value}"
+            console.print(f"{n}.{new_c.key}: {new_c.verdict.value} ({mark}) -- {new_c.ours}", markup=False, highlight=False)
+        if write:
+            path = record_path(n, RECORDS) if records else result_path(out, n, sc)
+            runtime.atomic_write_json(path, new.to_json())
+    if changed and not write:
+        raise typer.Exit(1)
+
+
+@app.command()
+def record(
+    names: list[str] = typer.Argument(..., help="Study names whose full run becomes the record."),
+    out: Path = typer.Option(Path("runs"), "--out", help=OUT_HELP),
+) -> None:
+    """Copy the finished full run (runs/NAME/full/) into results/NAME/, the committed result of record.
+
+    Then `make readme` regenerates docs/status.md and the folder README's numbers from it.
+    """
+    from .study import get_study, save_record
+
+    for n in names:
+        get_study(n)
+        console.print(f"{n}: {save_record(n, out)}", markup=False, highlight=False)
 
 
 @app.command()

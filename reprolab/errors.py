@@ -85,8 +85,14 @@ class StudyFailed(ReprolabError, RuntimeError):
 class StudySkipped(ReprolabError):
     """Raised by a study that cannot run here (an optional asset or extra is missing).
 
-    The run is recorded with the verdict ``not run`` and this reason.
+    The run is recorded with the verdict ``not run`` and this reason. ``by_setup`` (the default)
+    says that ``make setup`` / ``make assets`` installs what is missing: the smoke tests then fail
+    instead of passing on a skip, and a skipped result is never reused.
     """
+
+    def __init__(self, message: str, fix: str | None = None, by_setup: bool = True):
+        super().__init__(message, fix=fix)
+        self.by_setup = by_setup
 
 
 class AssetMissing(ReprolabError, FileNotFoundError):

@@ -153,18 +153,29 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"cannot write {type(obj).__name__} to JSON")
 
 
-def check_finite_tree(obj: Any, where: str = "result") -> None:
-    """Refuse NaN/inf anywhere in a nested structure of numbers (JSON has no honest spelling for them)."""
+def plain_tree(obj: Any, where: str = "result") -> Any:
+    """A copy of a nested structure with numpy / torch numbers and arrays turned into plain
+    Python ones, refusing NaN or infinity of any type (JSON has no honest spelling for them)."""
     from .errors import NonFiniteError
 
+    if isinstance(obj, torch.Tensor):
+        obj = obj.detach().cpu().numpy()
+    if isinstance(obj, np.ndarray):
+        obj = obj.tolist()
+    elif isinstance(obj, (np.floating, np.integer, np.bool_)):
+        obj = obj.item()
     if isinstance(obj, float) and not math.isfinite(obj):
         raise NonFiniteError(where, obj, fix="the study produced a non-finite number; record it as None with a reason")
     if isinstance(obj, dict):
-        for k, v in obj.items():
-            check_finite_tree(v, f"{where}.{k}")
-    elif isinstance(obj, (list, tuple)):
-        for i, v in enumerate(obj):
-            check_finite_tree(v, f"{where}[{i}]")
+        return {k: plain_tree(v, f"{where}.{k}") for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [plain_tree(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+    return obj
+
+
+def check_finite_tree(obj: Any, where: str = "result") -> None:
+    """Refuse NaN/inf anywhere in a nested structure of numbers (Python, numpy or torch)."""
+    plain_tree(obj, where)
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
@@ -206,17 +217,41 @@ def ensure_writable_dir(path: str | os.PathLike) -> Path:
 # ----------------------------------------------------------------------------- provenance
 
 
-def library_versions(extra: Iterable[str] = ()) -> dict[str, str]:
+def library_versions(extra: Iterable[str] = (), imported: bool = False) -> dict[str, str]:
+    """Versions of python, reprolab, torch, numpy and ``extra``; with ``imported=True`` also of
+    every installed distribution that provides a module imported in this process (what a study
+    actually ran on: transformers, diffusers, llama_cpp, ...)."""
     from importlib import metadata
 
-    names = ["reprolab", "torch", "numpy", *extra]
+    names = {"reprolab", "torch", "numpy", *extra}
+    if imported:
+        providers = metadata.packages_distributions()
+        for mod in list(sys.modules):
+            top = mod.partition(".")[0]
+            names.update(providers.get(top, ()))
     out = {"python": platform.python_version()}
-    for n in names:
+    for n in sorted(names, key=str.lower):
         try:
             out[n] = metadata.version(n)
         except metadata.PackageNotFoundError:
             out[n] = "not installed"
     return out
+
+
+def git_commit(path: str | os.PathLike | None = None) -> str:
+    """The commit of the checkout this package runs from, with ``+dirty`` when files differ; ""
+    outside a git checkout (an installed wheel) or without git."""
+    import subprocess
+
+    here = Path(path) if path else Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
+        if sha.returncode != 0:
+            return ""
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here, capture_output=True, text=True, timeout=10)
+        return sha.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return ""
 
 
 def machine_info() -> dict[str, Any]:

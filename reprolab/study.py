@@ -28,10 +28,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from . import runtime
+from . import runtime, stats
 from .errors import BadScale, DuplicateRegistration, StudyFailed, StudySkipped, UnknownName
 
 RESULT_FILE = "result.json"
+# The results of record: each study's `full` result.json and figures, committed to the repository.
+RECORDS = Path(__file__).resolve().parents[1] / "results"
+RECORD_MAX_BYTES = 2_000_000
 
 
 class Scale(str, enum.Enum):
@@ -51,10 +54,15 @@ class Scale(str, enum.Enum):
 
 
 class Verdict(str, enum.Enum):
-    REPRODUCED = "reproduced"
-    PARTLY = "partly"
-    NOT_REPRODUCED = "not reproduced"
-    NOT_RUN = "not run"
+    """A claim's verdict comes from its headline comparison (see :class:`Judgement`); a study's
+    from its claims' (see :func:`overall_verdict`)."""
+
+    REPRODUCED = "reproduced"  # the headline interval lies wholly on the paper's side of the margin
+    PARTLY = "partly"  # a study whose claims differ (or a held headline with a failed supporting check)
+    INCONCLUSIVE = "inconclusive"  # the headline interval straddles the margin: inside the noise
+    NOT_REPRODUCED = "not reproduced"  # the headline interval lies wholly on the other side
+    NOT_TESTABLE = "not testable"  # a precondition failed: the method did not run as described, ...
+    NOT_RUN = "not run"  # skipped (an asset missing, a scale that does not run this claim)
 
     def __str__(self) -> str:
         return self.value
@@ -71,17 +79,68 @@ class Paper:
         return f"https://arxiv.org/abs/{self.arxiv}"
 
 
+_OUTCOME_VERDICT = {
+    stats.Outcome.HOLDS: Verdict.REPRODUCED,
+    stats.Outcome.CONTRADICTED: Verdict.NOT_REPRODUCED,
+    stats.Outcome.UNRESOLVED: Verdict.INCONCLUSIVE,
+}
+
+
 @dataclass(frozen=True)
 class Judgement:
-    """What a claim's rule concluded: the verdict, our figure in words, and each sub-check."""
+    """What a claim's rule concluded: the verdict, our figure in words, the headline comparison,
+    the supporting checks and the preconditions.
+
+    Build it with :meth:`from_headline` (the normal case), :meth:`not_testable` or
+    :meth:`not_run`; the verdict is derived, never written by hand:
+
+    - a failed precondition (the method did not run as the paper describes, the model does not
+      use what is measured) makes the claim ``not testable``;
+    - else the headline decides: holds -> ``reproduced``, contradicted -> ``not reproduced``,
+      unresolved -> ``inconclusive``, whatever the supporting checks say;
+    - a held headline with a failed supporting check is ``partly``.
+    """
 
     verdict: Verdict
     ours: str
-    checks: dict[str, bool] = field(default_factory=dict)
+    checks: dict[str, bool] = field(default_factory=dict)  # supporting checks (shown; they never lift a claim)
+    headline: stats.Comparison | None = None
+    preconditions: dict[str, bool] = field(default_factory=dict)
+
+    @classmethod
+    def from_headline(
+        cls,
+        ours: str,
+        headline: stats.Comparison,
+        supporting: Mapping[str, bool] | None = None,
+        preconditions: Mapping[str, bool] | None = None,
+    ) -> Judgement:
+        supporting = {k: bool(v) for k, v in (supporting or {}).items()}
+        pre = {k: bool(v) for k, v in (preconditions or {}).items()}
+        failed = [k for k, v in pre.items() if not v]
+        if failed:
+            return cls(Verdict.NOT_TESTABLE, f"{ours} (precondition failed: {'; '.join(failed)})", supporting, headline, pre)
+        verdict = _OUTCOME_VERDICT[headline.outcome]
+        if verdict == Verdict.REPRODUCED and not all(supporting.values()):
+            verdict = Verdict.PARTLY
+        return cls(verdict, ours, supporting, headline, pre)
+
+    @classmethod
+    def not_testable(cls, ours: str, preconditions: Mapping[str, bool]) -> Judgement:
+        """A precondition failed before any headline could be measured."""
+        pre = {k: bool(v) for k, v in preconditions.items()}
+        failed = [k for k, v in pre.items() if not v] or list(pre)
+        return cls(Verdict.NOT_TESTABLE, f"{ours} (precondition failed: {'; '.join(failed)})", {}, None, pre)
+
+    @classmethod
+    def not_run(cls, why: str) -> Judgement:
+        """The claim is not measured at this scale or on this machine (say why)."""
+        return cls(Verdict.NOT_RUN, why)
 
     @classmethod
     def from_checks(cls, ours: str, checks: Mapping[str, bool]) -> Judgement:
-        """All checks hold: reproduced; none: not reproduced; some: partly."""
+        """Legacy (before issue 14), kept only while studies move to :meth:`from_headline`:
+        all checks hold -> reproduced, none -> not reproduced, some -> partly."""
         checks = {k: bool(v) for k, v in checks.items()}
         if not checks:
             raise ValueError("a rule needs at least one check")
@@ -116,7 +175,13 @@ class ClaimOutcome:
     rule: str
     verdict: Verdict
     ours: str
-    checks: dict[str, bool] = field(default_factory=dict)
+    checks: dict[str, bool] = field(default_factory=dict)  # supporting checks
+    headline: dict[str, Any] | None = None  # stats.Comparison.to_json()
+    preconditions: dict[str, bool] = field(default_factory=dict)
+
+    @property
+    def comparison(self) -> stats.Comparison | None:
+        return stats.Comparison.from_json(self.headline) if self.headline else None
 
 
 @dataclass
@@ -145,6 +210,8 @@ class Result:
     versions: dict[str, str]
     machine: dict[str, Any]
     command: str
+    key: str = ""  # RunDir.key: hash of (study, config, version, seed); a saved result is reused only on the same key
+    commit: str = ""  # the git commit of the code that produced it ("" outside a git checkout)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -173,12 +240,19 @@ class RunDir:
     run resumes.
     """
 
-    def __init__(self, root: Path, scale: Scale, seed: int):
+    def __init__(self, root: Path, scale: Scale, seed: int, config: Any = None, study: str = "", version: int = 1):
         self.path = Path(root)
         self.scale = scale
         self.seed = seed
         self.staging = self.path / ".partial"
         self.figures: list[FigureRecord] = []
+        self.key = run_key(study, config, version, seed)
+
+    def key_with(self, *extra: Any) -> str:
+        """The run's key extended by inputs the config does not name (a corpus hash, a model
+        file's sha256): the name for checkpoints and caches that must not outlive a change of
+        any of them."""
+        return run_key(self.key, *extra) if extra else self.key
 
     @property
     def checkpoints(self) -> Path:
@@ -207,6 +281,17 @@ class RunDir:
             self.staging.rename(final)
 
 
+def run_key(*parts: Any) -> str:
+    """A short, stable hash of JSON-able parts (dataclasses are turned into dicts first)."""
+    import hashlib
+
+    def plain(x: Any) -> Any:
+        return dataclasses.asdict(x) if dataclasses.is_dataclass(x) and not isinstance(x, type) else x
+
+    text = json.dumps([plain(p) for p in parts], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
 class Study:
     """Base class of every reproduction; subclass it and decorate with :func:`register`."""
 
@@ -230,10 +315,16 @@ class Study:
 
     @classmethod
     def judge(cls, metrics: Metrics) -> list[ClaimOutcome]:
+        """Each claim's rule applied to the metrics (also what `reprolab rejudge` calls on a saved result)."""
         out = []
         for c in cls.claims:
             j = c.judge(metrics)
-            out.append(ClaimOutcome(c.key, c.statement, c.paper, c.rule, Verdict(j.verdict), j.ours, dict(j.checks)))
+            out.append(
+                ClaimOutcome(
+                    c.key, c.statement, c.paper, c.rule, Verdict(j.verdict), j.ours, dict(j.checks),
+                    j.headline.to_json() if j.headline is not None else None, dict(j.preconditions),
+                )
+            )
         return out
 
 
@@ -389,12 +480,12 @@ def run_study(
     cls = get_study(name)
     scale = Scale.parse(scale)
     folder = runtime.ensure_writable_dir(Path(out) / name / scale.value)
+    config = cls.config_for(scale)
+    run = RunDir(folder, scale, seed, config=config, study=name, version=cls.version)
     previous = load_result(out, name, scale)
-    if previous is not None and not force and previous.seed == seed and previous.version == cls.version:
+    if previous is not None and not force and previous.status == "ok" and previous.key == run.key:
         return previous, True
 
-    config = cls.config_for(scale)
-    run = RunDir(folder, scale, seed)
     if force and (folder / "checkpoints").exists():  # --force means from scratch, not from checkpoints
         shutil.rmtree(folder / "checkpoints")
     if run.staging.exists():
@@ -417,7 +508,9 @@ def run_study(
     wall = time.perf_counter() - t0
 
     if status == "ok":
-        runtime.check_finite_tree(metrics, "metrics")
+        # numpy / torch numbers become plain JSON numbers, and NaN/inf of any type are refused
+        # here, before the new figures replace the previous run's.
+        metrics = runtime.plain_tree(metrics, "metrics")
         claims = cls.judge(metrics)
     else:
         claims = [ClaimOutcome(c.key, c.statement, c.paper, c.rule, Verdict.NOT_RUN, f"not run: {reason}") for c in cls.claims]
@@ -439,13 +532,69 @@ def run_study(
             "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
             "threads": threads,
         },
-        versions=runtime.library_versions(),
+        versions=runtime.library_versions(imported=True),
         machine=runtime.machine_info(),
         command=command or f"reprolab run {name} --scale {scale.value} --seed {seed}",
+        key=run.key,
+        commit=runtime.git_commit(),
     )
+    payload = runtime.plain_tree(result.to_json(), "result")  # refuse before publishing anything
     run._publish_figures()
-    runtime.atomic_write_json(folder / RESULT_FILE, result.to_json())
+    runtime.atomic_write_json(folder / RESULT_FILE, payload)
     return result, False
+
+
+def record_path(name: str, records: str | Path = RECORDS) -> Path:
+    return Path(records) / name / RESULT_FILE
+
+
+def load_record(name: str, records: str | Path = RECORDS) -> Result | None:
+    """The committed full result of a study (``results/<name>/result.json``), or None."""
+    p = record_path(name, records)
+    return Result.load(p) if p.exists() else None
+
+
+def save_record(name: str, out: str | Path = "runs", records: str | Path = RECORDS) -> Path:
+    """Copy the finished ``full`` run of a study (result.json and figures) into the records
+    folder, replacing the previous record. Refuses a skipped run, a run whose figures are
+    missing, and a record over RECORD_MAX_BYTES."""
+    from .errors import ReprolabError
+
+    src = Path(out) / name / Scale.FULL.value
+    res = load_result(out, name, Scale.FULL)
+    if res is None:
+        raise ReprolabError(f"no full result of {name!r} in {src}", fix=f"run `reprolab run {name} --scale full` first")
+    if res.status != "ok":
+        raise ReprolabError(f"the full run of {name!r} was skipped ({res.reason})", fix="fix the reason (usually `make assets`) and rerun it")
+    files = [src / RESULT_FILE] + [src / f.file for f in res.figures]
+    missing = [str(f) for f in files if not f.exists()]
+    if missing:
+        raise ReprolabError(f"the full run of {name!r} lacks {missing}", fix=f"rerun `reprolab run {name} --scale full --force`")
+    size = sum(f.stat().st_size for f in files)
+    if size > RECORD_MAX_BYTES:
+        raise ReprolabError(f"the record of {name!r} would be {size / 1e6:.1f} MB (limit {RECORD_MAX_BYTES / 1e6:.0f} MB)",
+                            fix="save smaller figures (fewer points, lower dpi) and rerun")
+    dst = Path(records) / name
+    staging = Path(records) / f".{name}.partial"
+    if staging.exists():
+        shutil.rmtree(staging)
+    for f in files:
+        rel = f.relative_to(src)
+        (staging / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(f, staging / rel)
+    if dst.exists():
+        shutil.rmtree(dst)
+    staging.rename(dst)
+    return dst / RESULT_FILE
+
+
+def rejudge(result: Result) -> Result:
+    """The same result with every claim judged again by the study's current rules, from the
+    saved metrics alone (nothing is rerun). A skipped result is returned as it is."""
+    if result.status != "ok":
+        return result
+    cls = get_study(result.study)
+    return dataclasses.replace(result, claims=cls.judge(result.metrics))
 
 
 def run_bench(name: str, quick: bool = True, out: str | Path = "runs") -> BenchResult:
@@ -453,19 +602,20 @@ def run_bench(name: str, quick: bool = True, out: str | Path = "runs") -> BenchR
     folder = runtime.ensure_writable_dir(Path(out) / "bench" / name)
     runtime.set_threads()
     res = cls().run(quick)
-    res.versions = runtime.library_versions()
+    res.versions = runtime.library_versions(imported=True)
     res.machine = runtime.machine_info()
     runtime.atomic_write_json(folder / RESULT_FILE, res.to_json())
     return res
 
 
 def overall_verdict(claims: list[ClaimOutcome]) -> Verdict:
-    """A study's verdict: reproduced if every claim is, not run if none ran, else the mix."""
-    vs = [c.verdict for c in claims]
-    if not vs or all(v == Verdict.NOT_RUN for v in vs):
+    """A study's verdict: ``reproduced`` only when every claim is; when all claims that ran share
+    one verdict, that verdict; else ``partly``. ``not run`` when no claim ran."""
+    ran = {c.verdict for c in claims if c.verdict != Verdict.NOT_RUN}
+    if not ran:
         return Verdict.NOT_RUN
-    if all(v == Verdict.REPRODUCED for v in vs):
-        return Verdict.REPRODUCED
-    if all(v in (Verdict.NOT_REPRODUCED, Verdict.NOT_RUN) for v in vs):
-        return Verdict.NOT_REPRODUCED
+    if len(ran) == 1 and len(ran) == len({c.verdict for c in claims}):
+        return ran.pop()
+    if ran == {Verdict.NOT_REPRODUCED}:
+        return Verdict.NOT_REPRODUCED  # some not run, the rest not reproduced
     return Verdict.PARTLY

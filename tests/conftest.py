@@ -9,6 +9,7 @@ import dataclasses
 
 import pytest
 
+from reprolab import stats
 from reprolab import study as study_mod
 from reprolab.study import Claim, Judgement, Scale, Study
 
@@ -19,13 +20,15 @@ class ToyConfig:
 
 
 def make_toy_study(name: str = "toy", behaviour=None):
-    """A tiny registered study: metric x = config.value; claim holds when x > 1."""
+    """A tiny registered study: x = three draws around config.value; the claim holds when their
+    mean is above 1 with its t interval (smoke 0.5: contradicted; quick 2: holds)."""
 
     class Toy(Study):
         paper = study_mod.Paper("A toy paper", arxiv="0000.00000")
         claims = [
-            Claim("big", "x is larger than one", paper="x = 2", rule="x > 1",
-                  judge=lambda m: Judgement.from_checks(f"x = {m['x']:g}", {"x > 1": m["x"] > 1})),
+            Claim("big", "x is larger than one", paper="x = 2", rule="mean x over 3 draws > 1 (t interval)",
+                  judge=lambda m: Judgement.from_headline(
+                      f"x = {sum(m['x']) / len(m['x']):g}", stats.compare_to_value(m["x"], 1.0, unit="draws"))),
         ]
         scales = {Scale.SMOKE: ToyConfig(0.5), Scale.QUICK: ToyConfig(2.0), Scale.FULL: ToyConfig(3.0)}
         calls = 0
@@ -42,7 +45,7 @@ def make_toy_study(name: str = "toy", behaviour=None):
             run.save_figure(fig, "line", "a line")
             if behaviour is not None:
                 behaviour(config, run)
-            return {"x": config.value}
+            return {"x": [config.value - 0.1, config.value, config.value + 0.1]}
 
     Toy.name = name
     return Toy

@@ -13,12 +13,24 @@ from reprolab.study import Judgement, Result, Scale, Verdict, overall_verdict, r
 from .conftest import make_toy_study
 
 
-def test_judgement_from_checks():
-    assert Judgement.from_checks("", {"a": True, "b": True}).verdict == Verdict.REPRODUCED
-    assert Judgement.from_checks("", {"a": True, "b": False}).verdict == Verdict.PARTLY
-    assert Judgement.from_checks("", {"a": False}).verdict == Verdict.NOT_REPRODUCED
-    with pytest.raises(ValueError):
-        Judgement.from_checks("", {})
+def _cmp(outcome_low: float, outcome_high: float):
+    from reprolab import stats
+
+    return stats.Comparison(0.5 * (outcome_low + outcome_high), outcome_low, outcome_high, 5, "seeds", 0.0, "greater", "t",
+                            stats.outcome_of(outcome_low, outcome_high, 0.0))
+
+
+def test_the_headline_decides_whatever_the_supporting_checks_say():
+    holds, contra, unres = _cmp(0.1, 0.3), _cmp(-0.3, -0.1), _cmp(-0.1, 0.3)
+    assert Judgement.from_headline("", holds).verdict == Verdict.REPRODUCED
+    assert Judgement.from_headline("", holds, {"a supporting check": False}).verdict == Verdict.PARTLY
+    # a failed headline is "not reproduced" even when every supporting check passes
+    assert Judgement.from_headline("", contra, {"a": True, "b": True}).verdict == Verdict.NOT_REPRODUCED
+    assert Judgement.from_headline("", unres, {"a": True}).verdict == Verdict.INCONCLUSIVE
+    nt = Judgement.from_headline("acc 0.5", holds, preconditions={"the model learned the task": False})
+    assert nt.verdict == Verdict.NOT_TESTABLE and "the model learned the task" in nt.ours
+    assert Judgement.not_testable("x", {"method ran": False}).verdict == Verdict.NOT_TESTABLE
+    assert Judgement.not_run("full only").verdict == Verdict.NOT_RUN
 
 
 def test_verdict_is_computed_from_the_rule(toy_study, tmp_path):
@@ -35,6 +47,7 @@ def test_result_json_records_provenance_and_round_trips(toy_study, tmp_path):
     for key in ("config", "seed", "versions", "timings", "machine", "metrics", "claims", "figures", "version"):
         assert key in data
     assert data["seed"] == 7 and data["config"] == {"value": 2.0}
+    assert data["claims"][0]["headline"]["unit"] == "draws" and data["claims"][0]["headline"]["outcome"] == "holds"
     assert data["versions"]["torch"].startswith("2.")
     assert (tmp_path / "toy" / "quick" / data["figures"][0]["file"]).exists()
     assert Result.load(path) == result
@@ -114,6 +127,94 @@ def test_overall_verdict():
     assert overall_verdict([c(Verdict.REPRODUCED)] * 2) == Verdict.REPRODUCED
     assert overall_verdict([c(Verdict.REPRODUCED), c(Verdict.NOT_REPRODUCED)]) == Verdict.PARTLY
     assert overall_verdict([c(Verdict.NOT_RUN)]) == Verdict.NOT_RUN
+    assert overall_verdict([c(Verdict.INCONCLUSIVE)] * 2) == Verdict.INCONCLUSIVE
+    assert overall_verdict([c(Verdict.REPRODUCED), c(Verdict.INCONCLUSIVE)]) == Verdict.PARTLY
+    assert overall_verdict([c(Verdict.REPRODUCED), c(Verdict.NOT_RUN)]) == Verdict.PARTLY  # every claim must hold
+    assert overall_verdict([c(Verdict.NOT_REPRODUCED), c(Verdict.NOT_RUN)]) == Verdict.NOT_REPRODUCED
+
+
+def test_reuse_is_keyed_on_config_version_and_seed_never_on_a_skip(tmp_path):
+    study_mod.discover()
+    cls = study_mod.register(make_toy_study("toy_key"))
+    try:
+        run_study("toy_key", "quick", out=tmp_path)
+        assert run_study("toy_key", "quick", out=tmp_path)[1]
+        cls.scales = {**cls.scales, Scale.QUICK: type(cls.scales[Scale.QUICK])(2.5)}  # the config changed
+        res, reused = run_study("toy_key", "quick", out=tmp_path)
+        assert not reused and res.metrics["x"][1] == 2.5
+        cls.version = 2
+        assert not run_study("toy_key", "quick", out=tmp_path)[1]
+    finally:
+        study_mod._STUDIES.pop("toy_key", None)
+
+    from reprolab.errors import StudySkipped
+
+    def skip(config, run):
+        raise StudySkipped("asset missing", fix="make assets")
+
+    study_mod.register(make_toy_study("toy_skip", behaviour=skip))
+    try:
+        res, _ = run_study("toy_skip", "quick", out=tmp_path)
+        assert res.status == "skipped" and res.claims[0].verdict == Verdict.NOT_RUN
+        assert not run_study("toy_skip", "quick", out=tmp_path)[1]  # a skip is never reused
+    finally:
+        study_mod._STUDIES.pop("toy_skip", None)
+
+
+def test_numpy_nan_is_refused_before_the_figures_are_replaced(tmp_path):
+    import numpy as np
+
+    study_mod.discover()
+    cls = study_mod.register(make_toy_study("toy_npnan"))
+    try:
+        run_study("toy_npnan", "quick", out=tmp_path)
+        fig = tmp_path / "toy_npnan" / "quick" / "figures" / "line.png"
+        before = fig.read_bytes()
+
+        study_mod._STUDIES.pop("toy_npnan")
+        bad = make_toy_study("toy_npnan")
+        orig = bad.run
+
+        def run_with_nan(self, config, run):
+            m = orig(self, config, run)
+            m["loss"] = np.float32("nan")
+            return m
+
+        bad.run = run_with_nan
+        bad.scales = {**bad.scales, Scale.QUICK: type(bad.scales[Scale.QUICK])(2.01)}
+        study_mod.register(bad)
+        from reprolab.errors import NonFiniteError
+
+        with pytest.raises(NonFiniteError, match="loss"):
+            run_study("toy_npnan", "quick", out=tmp_path)
+        assert fig.read_bytes() == before  # the previous run's figures are untouched
+        assert Result.load(tmp_path / "toy_npnan" / "quick" / "result.json").metrics["x"][1] == 2.0
+    finally:
+        study_mod._STUDIES.pop("toy_npnan", None)
+
+
+def test_numpy_metrics_become_plain_json_and_all_imported_libraries_are_recorded(toy_study, tmp_path):
+    res, _ = run_study("toy", "quick", out=tmp_path)
+    assert "matplotlib" in res.versions and "scipy" in res.versions  # imported by the study and the rule
+    assert res.key and len(res.key) == 12
+
+
+def test_rejudge_recomputes_the_same_verdicts_from_the_saved_metrics(toy_study, tmp_path):
+    res, _ = run_study("toy", "quick", out=tmp_path)
+    again = study_mod.rejudge(Result.load(tmp_path / "toy" / "quick" / "result.json"))
+    assert [c.verdict for c in again.claims] == [c.verdict for c in res.claims]
+    assert [c.headline for c in again.claims] == [c.headline for c in res.claims]
+
+
+def test_record_copies_the_full_run_and_refuses_a_skip(toy_study, tmp_path):
+    from reprolab.errors import ReprolabError
+
+    with pytest.raises(ReprolabError, match="no full result"):
+        study_mod.save_record("toy", tmp_path / "runs", tmp_path / "results")
+    run_study("toy", "full", out=tmp_path / "runs")
+    path = study_mod.save_record("toy", tmp_path / "runs", tmp_path / "results")
+    rec = study_mod.load_record("toy", tmp_path / "results")
+    assert path.exists() and rec.scale == "full" and (tmp_path / "results" / "toy" / rec.figures[0].file).exists()
 
 
 def test_checkpoints_resume_but_force_starts_from_scratch(tmp_path):
