@@ -6,9 +6,10 @@ PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
 FORCE  ?=
 EXTRAS := zclip,gaussians,vlm_sae,fresca,llm,whisper_lm,grm,dev
-# Debian data and tools: Fashion-MNIST (fresca); espeak-ng, sox and translated help texts (whisper_lm).
+# Debian data and tools: Fashion-MNIST (fresca); espeak-ng, sox and translated help texts (whisper_lm);
+# bubblewrap and libseccomp2 for reprolab.sandbox's namespaces and seccomp filter.
 # --no-install-recommends: the help packages otherwise pull in a web browser.
-DEBIAN_ASSETS := dataset-fashion-mnist espeak-ng sox libreoffice-help-es libreoffice-help-ca fortunes-es gimp-help-ca
+DEBIAN_ASSETS := dataset-fashion-mnist espeak-ng sox libreoffice-help-es libreoffice-help-ca fortunes-es gimp-help-ca bubblewrap libseccomp2
 export REPROLAB_THREADS ?= 2
 
 .PHONY: help setup demo test test-slow report bench assets clean readme

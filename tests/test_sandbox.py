@@ -1,18 +1,26 @@
-"""Tests of reprolab.sandbox: each status, and hostile code (loops, fork bombs, huge
-allocations, output floods, network, writes outside the temp dir)."""
+"""Tests of reprolab.sandbox: each status, hostile code (loops, fork bombs, huge allocations,
+output floods), and every escape of issue 15 as root and as an unprivileged user."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
-import socket
+import shutil
+import subprocess
+import sys
+import tempfile
 import textwrap
 import time
 
 import pytest
 
 from reprolab.errors import ConfigError
-from reprolab.sandbox import Sandbox, SandboxLimits, SandboxResult, SandboxStatus, _uid_pids, run_python
+from tests import sandbox_escapes  # also a script, run as root and as nobody: see its docstring
+from tests.sandbox_escapes import MODES
+from reprolab.sandbox import (LAYERS, Sandbox, SandboxLimits, SandboxResult, SandboxStatus, WeakerIsolation, _uid_pids,
+                              missing_layers, run_python)
+
 
 IS_ROOT = os.geteuid() == 0
 
@@ -124,9 +132,25 @@ def test_stderr_flood_is_capped():
     assert r.status is SandboxStatus.OUTPUT_LIMIT and len(r.stderr) == 50_000
 
 
+def _box_processes(workdir: str) -> list[int]:
+    """Host pids of live processes whose command line names the run's temp dir (every
+    process forked from the bootstrap carries it in its argv), whatever pid namespace."""
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit() and _alive(int(name)):
+            try:
+                with open(f"/proc/{name}/cmdline", "rb") as f:
+                    if workdir.encode() in f.read():
+                        found.append(int(name))
+            except OSError:
+                pass
+    return found
+
+
 def test_fork_bomb_bounded_is_contained():
     code = textwrap.dedent("""
         import os, time
+        print(os.getcwd(), flush=True)
         for i in range(200):
             try:
                 pid = os.fork()
@@ -141,19 +165,20 @@ def test_fork_bomb_bounded_is_contained():
     t0 = time.monotonic()
     r = run_python(code, timeout_s=5, max_processes=16)
     assert time.monotonic() - t0 < 5 + 2
-    pids = [int(line) for line in r.stdout.splitlines() if line.isdigit()]
+    workdir, *lines = r.stdout.splitlines()
+    pids = [int(line) for line in lines if line.isdigit()]
     assert pids
+    assert "fork failed" in r.stdout and len(pids) <= 16  # RLIMIT_NPROC enforced
     if IS_ROOT:
-        assert r.uid is not None
-        assert "fork failed" in r.stdout and len(pids) < 16  # RLIMIT_NPROC enforced
-        assert _uid_pids(r.uid) == []
+        assert r.uid is not None and _uid_pids(r.uid) == []
     time.sleep(0.05)
-    assert [p for p in pids if _alive(p)] == []
+    assert _box_processes(workdir) == []
 
 
 def test_fork_bomb_recursive_is_contained():
     code = textwrap.dedent("""
         import os, time
+        print(os.getcwd(), flush=True)
         while True:
             try:
                 os.fork()
@@ -164,170 +189,219 @@ def test_fork_bomb_recursive_is_contained():
     r = run_python(code, timeout_s=1.5, max_processes=16)
     assert time.monotonic() - t0 < 1.5 + 2
     assert r.status is SandboxStatus.TIMEOUT
+    time.sleep(0.05)
+    assert _box_processes(r.stdout.splitlines()[0]) == []
     if IS_ROOT:
         assert r.uid is not None and _uid_pids(r.uid) == []
 
 
-def test_setsid_child_does_not_survive():
+@pytest.mark.parametrize("mode", ["all", "no-namespaces"])
+def test_setsid_child_does_not_survive(mode):
     code = textwrap.dedent("""
         import os, time
-        pid = os.fork()
-        if pid == 0:
+        print(os.getcwd(), flush=True)
+        if os.fork() == 0:
             os.setsid()
-            time.sleep(60)
+            if os.fork() == 0:
+                time.sleep(60)
             os._exit(0)
-        print(pid, flush=True)
+        time.sleep(0.2)
     """)
-    r = run_python(code, timeout_s=5)
-    assert r.ok
-    pid = int(r.stdout)
-    if not IS_ROOT:
-        pytest.skip("kill-by-uid needs root; a setsid() child can outlive a non-root run (documented)")
+    r = Sandbox(SandboxLimits(timeout_s=5), **MODES[mode]).run(code)
+    assert r.ok, r.stderr
     time.sleep(0.05)
-    assert not _alive(pid)
+    assert _box_processes(r.stdout.strip()) == []
 
 
-def _listener():
-    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(1)
-    srv.settimeout(0.3)
-    return srv
+# ------------------------------------------------------------------ escapes, root and nobody
+# tests/sandbox_escapes.py tries each escape of issue 15 and checks it from outside; it runs
+# as a script in a subprocess: as the current user, and, when the suite runs as root, also
+# as `nobody` through setpriv, from a copy nobody can read (see _nobody_copy). Each mode of
+# sandbox_escapes.MODES runs: every layer, and every layer but the namespaces (Landlock,
+# seccomp and the supervisor alone, as on a machine without user namespaces).
+
+SETPRIV = ["setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups", "--inh-caps=-all"]
+ESCAPES = [cls.name for cls in sandbox_escapes.ATTEMPTS]
+_HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def _assert_no_connection(srv):
-    with pytest.raises(socket.timeout):
-        conn, _ = srv.accept()
-        conn.close()
+def _run_escapes(argv: list[str], cwd: str) -> dict:
+    p = subprocess.run(argv + list(MODES), cwd=cwd, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, f"the escape harness died (rc {p.returncode}): {p.stderr[-2000:]}"
+    return json.loads(p.stdout.strip().splitlines()[-1])
 
 
-def test_network_connect_fails_and_listener_sees_nothing():
-    srv = _listener()
-    try:
-        port = srv.getsockname()[1]
-        r = run_python(f"import socket\ns = socket.create_connection(('127.0.0.1', {port}), timeout=2)\nprint('connected')")
-        assert r.status is SandboxStatus.ERROR
-        assert "connected" not in r.stdout
-        assert "network access is disabled" in r.stderr
-        _assert_no_connection(srv)
-    finally:
-        srv.close()
+def _nobody_python() -> str:
+    """An interpreter `nobody` can run: the venv's usually lives under /root (0700), so try
+    it first, then the system's."""
+    for cand in (sys.executable, getattr(sys, "_base_executable", None), "/usr/bin/python3",
+                 "/usr/local/bin/python3", shutil.which("python3")):
+        check = "import ctypes, json, os, sys; assert os.access(os.path.realpath(sys.executable), os.R_OK)"
+        if cand and subprocess.run(SETPRIV + [cand, "-c", check], capture_output=True).returncode == 0:
+            return cand
+    pytest.fail("no Python interpreter is readable by `nobody` (the unprivileged escape tests need one, "
+                "e.g. Debian's python3-minimal)")
 
 
-def test_network_namespace_blocks_connect_below_the_audit_hook():
-    """libc connect() through ctypes skips the Python audit hook: only the netns stops it."""
-    srv = _listener()
-    try:
-        port = srv.getsockname()[1]
-        code = textwrap.dedent(f"""
-            import ctypes, socket, struct
-            libc = ctypes.CDLL(None, use_errno=True)
-            fd = libc.socket(socket.AF_INET, socket.SOCK_STREAM, 0)
-            addr = struct.pack('<H', socket.AF_INET) + struct.pack('>H', {port}) + socket.inet_aton('127.0.0.1') + bytes(8)
-            rc = libc.connect(fd, ctypes.c_char_p(addr), len(addr))
-            print('rc', rc, 'errno', ctypes.get_errno())
-        """)
-        r = run_python(code)
-        assert r.ok, r.stderr
-        if r.network_isolation != "netns":
-            pytest.skip("no network namespace on this machine: only the audit hook guards the network")
-        assert r.stdout.startswith("rc -1 "), r.stdout
-        _assert_no_connection(srv)
-    finally:
-        srv.close()
+def _nobody_copy() -> str:
+    """reprolab/{__init__,errors,sandbox}.py, pyseccomp.py and sandbox_escapes.py in a
+    directory `nobody` can read: the same code, without our (root-only) tree."""
+    import pyseccomp
+    import reprolab.errors
+    import reprolab.sandbox
+
+    d = tempfile.mkdtemp(prefix="reprolab-nobody-")
+    os.makedirs(os.path.join(d, "reprolab"))
+    open(os.path.join(d, "reprolab", "__init__.py"), "w").close()
+    for mod, dest in ((reprolab.errors, "reprolab/errors.py"), (reprolab.sandbox, "reprolab/sandbox.py"),
+                      (pyseccomp, "pyseccomp.py"), (sandbox_escapes, "sandbox_escapes.py")):
+        shutil.copy(mod.__file__, os.path.join(d, dest))
+    for root, dirs, files in os.walk(d):
+        for name in dirs + files:
+            os.chmod(os.path.join(root, name), 0o755)
+    os.chmod(d, 0o755)
+    return d
 
 
-def test_network_isolation_reported():
+@pytest.fixture(scope="module")
+def escape_results() -> dict[str, dict]:
+    """user -> mode -> escape -> row (see sandbox_escapes)."""
+    out = {"current": _run_escapes([sys.executable, os.path.join(_HERE, "sandbox_escapes.py")], _HERE)}
+    if IS_ROOT:
+        d = _nobody_copy()
+        try:
+            out["nobody"] = _run_escapes(SETPRIV + [_nobody_python(), os.path.join(d, "sandbox_escapes.py")], d)
+            assert out["nobody"]["uid"] == 65534
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+    return out
+
+
+@pytest.mark.parametrize("escape", ESCAPES)
+@pytest.mark.parametrize("mode", list(MODES))
+@pytest.mark.parametrize("user", ["current", "nobody"])
+def test_escape_is_stopped(escape_results, user, mode, escape):
+    if user == "nobody" and not IS_ROOT:
+        pytest.skip("the suite runs unprivileged: the 'current' user case is the unprivileged one")
+    row = escape_results[user]["results"][mode][escape]
+    assert not row["escaped"], f"{escape} escaped the sandbox as {user} ({mode}): {row}"
+    if row["control_expected"]:  # the same code outside the sandbox does escape: the check can fail
+        assert row["control"], f"the control of {escape} did not escape, so the test proves nothing: {row}"
+    if mode == "all":
+        assert {"landlock", "seccomp", "namespaces", "supervisor", "tree-memory"} <= set(row["isolation"]), row
+    else:
+        assert "namespaces" not in row["isolation"] and {"landlock", "seccomp"} <= set(row["isolation"]), row
+
+
+def test_escapes_ran_as_root_and_as_nobody(escape_results):
+    if IS_ROOT:
+        assert escape_results["current"]["uid"] == 0 and escape_results["nobody"]["uid"] == 65534
+    else:
+        assert escape_results["current"]["uid"] != 0
+
+
+# ------------------------------------------------------------------------ layers reported
+def test_isolation_reported():
     r = run_python("import socket\nprint('imported')")  # importing socket itself is fine
     assert r.ok and r.stdout == "imported\n"
-    assert r.network_isolation in ("netns", "audit-hook")
-    if IS_ROOT:
-        assert r.network_isolation == "netns"
+    assert {"landlock", "seccomp", "namespaces", "netns", "rlimits", "supervisor", "tree-memory"} <= set(r.isolation)
+    assert r.network_isolation == "netns"
+    assert ("fresh-uid" in r.isolation) == IS_ROOT and (r.uid is not None) == IS_ROOT
     r = Sandbox(SandboxLimits(network_namespace=False)).run("print(1)")
-    assert r.ok and r.network_isolation == "audit-hook"
+    assert r.ok and r.network_isolation == "seccomp" and "netns" not in r.isolation
 
 
-def test_audit_hook_alone_blocks_connect():
-    srv = _listener()
-    try:
-        port = srv.getsockname()[1]
-        r = Sandbox(SandboxLimits(network_namespace=False)).run(
-            f"import socket\ns = socket.socket()\ns.connect(('127.0.0.1', {port}))\nprint('connected')")
-        assert r.status is SandboxStatus.ERROR and "network access is disabled" in r.stderr
-        _assert_no_connection(srv)
-    finally:
-        srv.close()
+def test_no_netns_seccomp_refuses_inet_sockets():
+    r = Sandbox(SandboxLimits(network_namespace=False)).run(
+        "import socket\ntry:\n    socket.socket()\n    print('created')\nexcept OSError as e:\n    print(e.errno)")
+    assert r.ok and r.stdout.strip() == "97"  # EAFNOSUPPORT
 
 
-def test_write_outside_temp_dir_fails(tmp_path):
-    target_dir = tmp_path / "project"
-    target_dir.mkdir()
-    os.chmod(tmp_path, 0o755)
-    os.chmod(target_dir, 0o755)
-    existing = target_dir / "existing.txt"
-    existing.write_text("original\n")
-    os.chmod(existing, 0o644)
-    new = target_dir / "new.txt"
-    code = textwrap.dedent(f"""
-        import os, subprocess
-        results = []
-        for attempt in (lambda: open({str(new)!r}, 'w').write('x'),
-                        lambda: open({str(existing)!r}, 'a').write('x'),
-                        lambda: os.remove({str(existing)!r}),
-                        lambda: os.open({str(new)!r}, os.O_CREAT | os.O_WRONLY)):
-            try:
-                attempt()
-                results.append('written')
-            except OSError as e:
-                results.append(type(e).__name__)
-        # a shell is not under the audit hook: only the uid switch (root case) stops it
-        sh = subprocess.run(['sh', '-c', 'echo x >> {existing}; echo x > {new}'], capture_output=True)
-        print(results, sh.returncode)
+def test_layers_left_out_are_not_reported():
+    r = Sandbox(allow_weaker=LAYERS, without=LAYERS).run("import socket\nsocket.socket()\nprint('ok')")
+    assert r.ok and r.stdout == "ok\n"  # nothing of ours stops it: the layers above are what does
+    assert not {"landlock", "seccomp", "namespaces"} & set(r.isolation)
+    assert {"rlimits", "supervisor", "tree-memory"} <= set(r.isolation)
+
+
+def test_missing_layer_refused_unless_allowed(monkeypatch):
+    import reprolab.sandbox as sb
+
+    monkeypatch.setattr(sb, "missing_layers", lambda: {"namespaces": "user namespaces are disabled (test)"})
+    with pytest.raises(WeakerIsolation) as info:
+        Sandbox()
+    assert info.value.missing == ("namespaces",)
+    assert "user namespaces are disabled (test)" in str(info.value) and "allow_weaker=('namespaces',)" in str(info.value)
+    with pytest.raises(WeakerIsolation):
+        run_python("print(1)")
+    r = run_python("print(1)", allow_weaker=("namespaces",))
+    assert r.ok and "namespaces" not in r.isolation and "landlock" in r.isolation
+
+
+def test_allow_weaker_and_without_validated():
+    with pytest.raises(ConfigError, match="allow_weaker"):
+        Sandbox(allow_weaker=("landlok",))
+    with pytest.raises(ConfigError, match="without"):
+        Sandbox(without=("seccomp",))  # must also be in allow_weaker
+    assert Sandbox(allow_weaker="seccomp").allow_weaker == {"seccomp"}
+
+
+def test_this_machine_has_every_layer():
+    """The machines this project runs on (Linux 6.18, Landlock ABI 7, bwrap, libseccomp) have
+    them all; if not, the README says what each platform gets and this test names what is missing."""
+    assert missing_layers() == {}
+
+
+def test_writes_and_reads_inside_the_box_work():
+    code = textwrap.dedent("""
+        import os, subprocess, tempfile
+        open('a.txt', 'w').write('x')
+        with tempfile.NamedTemporaryFile(dir='/tmp') as f:   # the private /tmp
+            f.write(b'y')
+        os.makedirs('d/e')
+        print(subprocess.run(['sh', '-c', 'echo hi > d/e/f; cat d/e/f'], capture_output=True, text=True).stdout.strip())
+        import fractions, json, sqlite3
+        print(open('/etc/passwd').read().count(':') > 0, os.path.exists('/root/.bashrc'))
     """)
     r = run_python(code)
     assert r.ok, r.stderr
-    assert "written" not in r.stdout and "PermissionError" in r.stdout
-    if IS_ROOT:
-        assert not r.stdout.strip().endswith(" 0"), r.stdout  # the shell's writes failed too
-    assert existing.read_text() == "original\n"
-    assert not new.exists()
+    assert r.stdout.splitlines() == ["hi", "True False"]
 
 
-@pytest.mark.skipif(not IS_ROOT, reason="the uid switch only happens when the parent is root")
-def test_controls_show_the_layers_matter(tmp_path):
-    """Without the uid switch a shell can write where root can; without the netns a libc
-    connect reaches the listener: so the two tests above can fail."""
-    os.chmod(tmp_path, 0o755)
-    target = tmp_path / "new.txt"
-    r = Sandbox(SandboxLimits(drop_privileges=False)).run(
-        f"import subprocess\nprint(subprocess.run(['sh', '-c', 'echo x > {target}']).returncode)")
-    assert r.ok and r.stdout == "0\n" and target.exists()
-    srv = _listener()
-    try:
-        port = srv.getsockname()[1]
-        code = textwrap.dedent(f"""
-            import ctypes, socket, struct
-            libc = ctypes.CDLL(None, use_errno=True)
-            fd = libc.socket(socket.AF_INET, socket.SOCK_STREAM, 0)
-            addr = struct.pack('<H', socket.AF_INET) + struct.pack('>H', {port}) + socket.inet_aton('127.0.0.1') + bytes(8)
-            print(libc.connect(fd, ctypes.c_char_p(addr), len(addr)))
-        """)
-        r = Sandbox(SandboxLimits(network_namespace=False)).run(code)
-        assert r.ok and r.stdout == "0\n" and r.network_isolation == "audit-hook"
-        conn, _ = srv.accept()
-        conn.close()
-    finally:
-        srv.close()
+def test_tree_memory_limit_kills_all_children():
+    code = textwrap.dedent("""
+        import os, time
+        print(os.getcwd(), flush=True)
+        for i in range(4):
+            if os.fork() == 0:
+                block = bytearray(b'\\x01') * (60 * 2**20)
+                time.sleep(30)
+        time.sleep(30)
+    """)
+    r = run_python(code, memory_mb=128, timeout_s=10)
+    assert r.status is SandboxStatus.MEMORY and "together" in r.message, (r.status, r.message)
+    assert r.seconds < 5
+    assert _box_processes(r.stdout.splitlines()[0]) == []
 
 
-def test_write_in_world_writable_dir_blocked_by_audit_hook(tmp_path):
-    shared = tmp_path / "shared"
-    shared.mkdir()
-    os.chmod(tmp_path, 0o755)
-    os.chmod(shared, 0o1777)
-    r = run_python(f"open({str(shared / 'x.txt')!r}, 'w').write('x')")
-    assert r.status is SandboxStatus.ERROR and "writing outside the working directory" in r.stderr
-    assert not (shared / "x.txt").exists()
+def test_many_small_forked_children_are_not_killed():
+    """PSS, not RSS: eight forked children sharing the parent's pages stay under 256 MB."""
+    code = textwrap.dedent("""
+        import os, time
+        import fractions, decimal, json  # some shared pages
+        kids = []
+        for i in range(8):
+            pid = os.fork()
+            if pid == 0:
+                time.sleep(0.5)
+                os._exit(0)
+            kids.append(pid)
+        for pid in kids:
+            os.waitpid(pid, 0)
+        print('done')
+    """)
+    r = run_python(code, memory_mb=256, timeout_s=10)
+    assert r.ok and r.stdout == "done\n", (r.status, r.message)
 
 
 def test_writes_inside_temp_dir_work_and_dir_is_removed():
