@@ -142,6 +142,8 @@ def rejudge(
     for n in names:
         res = load_record(n) if records else load_result(out, n, sc)
         if res is None:
+            where = record_path(n, RECORDS) if records else result_path(out, n, sc)
+            console.print(f"{n}: no saved result at {where}", markup=False, highlight=False)
             continue
         new = rejudge_result(res)
         for old_c, new_c in zip(res.claims, new.claims):

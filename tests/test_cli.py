@@ -35,6 +35,9 @@ def test_list_shows_zclip():
         (("bench", "nope"), ["unknown benchmark 'nope'", "fix:"]),
         (("run", "zclip", "--scale", "smoke", "--out", "/dev/null/runs"), ["cannot write to output folder", "fix: pass --out"]),
         (("run",), ["no study named", "fix:"]),
+        (("record", "zclip", "--out", "/nonexistent-runs"), ["no full result of 'zclip'", "fix: run `reprolab run zclip --scale full`"]),
+        (("rejudge", "zclp"), ["unknown study 'zclp'", "fix:"]),
+        (("assets", "add", "mine", "/nonexistent/model.gguf"), ["/nonexistent/model.gguf", "fix:"]),
     ],
 )
 def test_errors_are_one_line_with_a_fix(args, words):
@@ -56,3 +59,5 @@ def test_run_and_report_end_to_end(tmp_path):
     r3 = cli("report", "--out", str(tmp_path))
     assert r3.returncode == 0 and (tmp_path / "report" / "index.html").exists()
     assert "report:" in r3.stdout
+    r4 = cli("rejudge", "zclip", "--runs", "--scale", "smoke", "--out", str(tmp_path))  # same rules: same verdicts
+    assert r4.returncode == 0 and "zclip." in r4.stdout and "CHANGED" not in r4.stdout, r4.stdout + r4.stderr
