@@ -85,14 +85,10 @@ class StudyFailed(ReprolabError, RuntimeError):
 class StudySkipped(ReprolabError):
     """Raised by a study that cannot run here (an optional asset or extra is missing).
 
-    The run is recorded with the verdict ``not run`` and this reason. ``by_setup`` (the default)
-    says that ``make setup`` / ``make assets`` installs what is missing: the smoke tests then fail
-    instead of passing on a skip, and a skipped result is never reused.
+    The run is recorded with the verdict ``not run`` and this reason; a skipped result is never
+    reused. Everything a study may miss today is installed by ``make setup`` / ``make assets``
+    (which ``make test`` runs first), so the smoke tests fail on a skip instead of passing.
     """
-
-    def __init__(self, message: str, fix: str | None = None, by_setup: bool = True):
-        super().__init__(message, fix=fix)
-        self.by_setup = by_setup
 
 
 class AssetMissing(ReprolabError, FileNotFoundError):
