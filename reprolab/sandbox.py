@@ -104,10 +104,12 @@ How one run works
 -----------------
 1. The parent makes a fresh ``tempfile.mkdtemp()`` directory (0700; chowned to the fresh uid
    when root), writes the code to ``main.py`` there (plus any ``files=``), and starts
-   ``bwrap ... python -I -B -c BOOTSTRAP params`` in it with ``start_new_session=True``, a
+   ``bwrap ... python -I -S -B -c BOOTSTRAP params`` in it with ``start_new_session=True``, a
    minimal environment (PATH, HOME=TMPDIR=the temp dir, LANG=C.UTF-8, one BLAS/OpenMP
    thread), stdin from a temporary file, stdout/stderr on pipes and a private info pipe.
-   ``-I`` still keeps the virtual environment's site-packages (sympy, numpy import).
+   ``-S`` skips ``site`` (and the ``.pth`` files, among them an editable install's finder:
+   about 20 ms a call); the bootstrap appends the interpreter's site-packages itself, so
+   sympy and numpy import, and restores ``exit()``/``quit()``/``help()``.
 2. The bootstrap sets the limits, switches to the fresh uid (root case), sets
    NO_NEW_PRIVS and the subreaper flag, and forks. The child applies Landlock then seccomp,
    reports which layers it applied on the info pipe, closes that pipe, and runs ``main.py``
@@ -266,13 +268,16 @@ class SandboxResult:
         return text if len(text) <= max_chars else "..." + text[-(max_chars - 3):]
 
 
-# The code the child runs first (with `python -I -B -c`). It must not import reprolab.
+# The code the child runs first (with `python -I -S -B -c`). It must not import reprolab.
 # argv[1] is a JSON object of parameters written by Sandbox.run. Lines on the info pipe:
 # {"child": {...layers applied...}} from the code's process just before main.py runs,
 # {"setup_error": "..."} if a required layer failed, {"wait": status} from the supervisor.
 _BOOTSTRAP = r'''
 import ctypes, json, os, resource, signal, sys
 P = json.loads(sys.argv[1])
+sys.path.extend(P["site_paths"])  # started with -S: site-packages without running .pth files
+import site  # only for exit(), quit(), help(), copyright(), which model-written code uses
+site.setquit(); site.sethelper(); site.setcopyright()
 INFO = P["info_fd"]
 libc = ctypes.CDLL(None, use_errno=True)
 
@@ -548,29 +553,42 @@ def missing_layers() -> dict[str, str]:
 
 
 @functools.lru_cache(maxsize=None)
-def _python_roots(python: str) -> tuple[str, ...]:
-    """Directories the interpreter needs to read: its prefixes (the install and the virtual
-    environment) and the sys.path entries inside them or under /usr. Not an editable
-    checkout's source tree (.pth entries elsewhere): the code does not need reprolab."""
+def _python_layout(python: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(roots, site_paths) of an interpreter. ``roots``: the directories it needs to read,
+    its prefixes (the install and the virtual environment) and the sys.path entries inside
+    them or under /usr. ``site_paths``: the sys.path entries that ``site`` adds (site-packages),
+    which the bootstrap, started with ``-S``, appends itself: without running ``.pth`` files,
+    which saves about 20 ms a call (an editable install's import finder) and keeps out an
+    editable checkout's source tree (.pth entries elsewhere): the code does not need reprolab."""
+    probe = ("import json, sys; print(json.dumps({'prefixes': [sys.prefix, sys.base_prefix, sys.exec_prefix, "
+             "sys.base_exec_prefix], 'path': sys.path, 'exe': sys.executable}))")
+    bare = "import json, sys; print(json.dumps(sys.path))"
     if os.path.realpath(python) == os.path.realpath(sys.executable):
         info = {"prefixes": [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix],
-                "path": list(sys.path), "exe": sys.executable}
+                "path": [p for p in sys.path if p], "exe": sys.executable}
     else:
-        probe = ("import json, sys; print(json.dumps({'prefixes': [sys.prefix, sys.base_prefix, sys.exec_prefix, "
-                 "sys.base_exec_prefix], 'path': sys.path, 'exe': sys.executable}))")
         p = subprocess.run([python, "-I", "-c", probe], capture_output=True, text=True, timeout=60)
         if p.returncode != 0:
             raise ConfigError("python", python, "a working Python interpreter (it failed to report its prefix)")
         info = json.loads(p.stdout)
+    p = subprocess.run([python, "-I", "-S", "-c", bare], capture_output=True, text=True, timeout=60)
+    if p.returncode != 0:
+        raise ConfigError("python", python, "a working Python interpreter (it failed to report its sys.path)")
+    without_site = set(json.loads(p.stdout))
     prefixes = {os.path.realpath(x) for x in info["prefixes"] if x}
+    inside = lambda real: any(real == q or real.startswith(q + os.sep) for q in prefixes | {"/usr"})
     roots = set(prefixes) | {os.path.dirname(os.path.realpath(info["exe"]))}
+    site_paths = []
     for entry in info["path"]:
         real = os.path.realpath(entry) if entry else ""
-        if real and any(real == p or real.startswith(p + os.sep) for p in prefixes | {"/usr"}):
+        if real and inside(real) and os.path.isdir(real):
             roots.add(real)
+            if entry not in without_site and entry not in site_paths:
+                site_paths.append(entry)
     roots = {r for r in roots if os.path.exists(r) and r != "/"}
     # keep only the outermost of nested roots
-    return tuple(sorted(r for r in roots if not any(r != o and r.startswith(o + os.sep) for o in roots)))
+    outer = tuple(sorted(r for r in roots if not any(r != o and r.startswith(o + os.sep) for o in roots)))
+    return outer, tuple(site_paths)
 
 
 # ---------------------------------------------------------------------- process helpers
@@ -780,7 +798,7 @@ class Sandbox:
         self._landlock_abi = 0 if "landlock" in without else _landlock_abi()
         self._seccomp = None if "seccomp" in missing else base64.b64encode(
             _seccomp_filter(self._namespaces and self.limits.network_namespace)).decode()
-        self._roots = _python_roots(self.python)
+        self._roots, self._site_paths = _python_layout(self.python)
         self._bwrap_fs = self._bwrap_fs_args() if self._namespaces else []
 
     def __repr__(self) -> str:
@@ -814,8 +832,8 @@ class Sandbox:
                       "as_bytes": lim.memory_mb * 2**20, "cpu_s": int(math.ceil(lim.timeout_s)) + 1,
                       "fsize": lim.max_file_mb * 2**20, "nproc": lim.max_processes,
                       "landlock_abi": self._landlock_abi, "landlock_rules": self._landlock_rules(tmp),
-                      "seccomp": self._seccomp}
-            argv = [self.python, "-I", "-B", "-c", _BOOTSTRAP, json.dumps(params)]
+                      "seccomp": self._seccomp, "site_paths": self._site_paths}
+            argv = [self.python, "-I", "-S", "-B", "-c", _BOOTSTRAP, json.dumps(params)]
             if self._namespaces:
                 argv = self._bwrap_args(tmp, info_w) + argv
             with tempfile.TemporaryFile() as stdin_file:

@@ -422,6 +422,7 @@ def discover() -> None:
             modname = f"reprolab.papers.{info.name}.{sub}"
             if importlib.util.find_spec(modname) is not None:
                 importlib.import_module(modname)
+    importlib.import_module("reprolab.sandbox_bench")  # the shared rooms' benchmarks
     _discovered = True
 
 
