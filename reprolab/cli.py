@@ -61,21 +61,48 @@ def list_cmd() -> None:
     console.print(bt)
 
 
-def _run_many(names: list[str], scale: str, seed: int, force: bool, out: Path) -> None:
+def _print_result(name: str, scale: str, result, tag: str, quiet: bool = False) -> None:
+    from .study import overall_verdict
+
+    console.print(f"{name} ({scale}, {tag}): {overall_verdict(result.claims).value}", markup=False, highlight=False)
+    if not quiet:
+        for c in result.claims:
+            console.print(f"  {c.key}: ours {c.ours} | paper {c.paper} -> {c.verdict.value}", markup=False, highlight=False)
+
+
+def _run_many(names: list[str], scale: str, seed: int, force: bool, out: Path, in_process: bool = False, command: str = "",
+              quiet: bool = False) -> None:
+    """Run studies one after the other, each in a process of its own (see reprolab.executor), or
+    all in this process with ``in_process`` (what each child does)."""
     from . import runtime
-    from .study import Scale, get_study, overall_verdict, run_study
+    from .study import Scale, get_study, run_study
 
     sc = Scale.parse(scale)
     runtime.ensure_writable_dir(out)
     for n in names:  # fail on a bad name before spending minutes on the good ones
         get_study(n)
-    with runtime.progress_display():
-        for n in runtime.track(names, f"studies ({sc.value})"):
-            result, reused = run_study(n, sc, seed=seed, force=force, out=out, command=" ".join(["reprolab", *sys.argv[1:]]))
-            tag = "reused" if reused else f"{result.wall_seconds:.0f} s"
-            console.print(f"{n} ({sc.value}, {tag}): {overall_verdict(result.claims).value}", markup=False, highlight=False)
-            for c in result.claims:
-                console.print(f"  {c.key}: ours {c.ours} | paper {c.paper} -> {c.verdict.value}", markup=False, highlight=False)
+    command = command or " ".join(["reprolab", *sys.argv[1:]])
+    if in_process:
+        with runtime.progress_display():
+            for n in runtime.track(names, f"studies ({sc.value})"):
+                result, reused = run_study(n, sc, seed=seed, force=force, out=out, command=command)
+                _print_result(n, sc.value, result, "reused" if reused else f"{result.wall_seconds:.0f} s", quiet)
+        return
+
+    from .executor import run_in_process
+
+    failed = []
+    for i, n in enumerate(names, 1):
+        if len(names) > 1:
+            console.print(f"[{i}/{len(names)}] {n} ({sc.value})", markup=False, highlight=False)
+        done = run_in_process(n, sc, seed, force, out, command)
+        if done.result is None:
+            failed.append(f"{n} (exit {done.returncode})")
+            continue
+        _print_result(n, sc.value, done.result, "reused" if done.reused else f"{done.result.wall_seconds:.0f} s")
+    if failed:
+        raise ReprolabError(f"{len(failed)} of {len(names)} studies failed: {', '.join(failed)}",
+                            fix="see each study's error above; the others' results are saved")
 
 
 @app.command()
@@ -86,10 +113,15 @@ def run(
     seed: int = typer.Option(0, "--seed", help="Base seed; studies derive their per-arm seeds from it."),
     force: bool = typer.Option(False, "--force", help="Rerun even if a finished result for this scale and seed exists."),
     out: Path = typer.Option(Path("runs"), "--out", help=OUT_HELP),
+    in_process: bool = typer.Option(False, "--in-process", help="Run in this process instead of one process per study "
+                                    "(each study then shares native thread pools with the ones before it)."),
+    command: str = typer.Option("", "--command", hidden=True),
+    quiet: bool = typer.Option(False, "--quiet", hidden=True),
 ) -> None:
     """Reproduce papers' claims: run studies and write runs/<name>/<scale>/result.json with figures.
 
-    A finished result for the same scale, seed and study version is reused unless --force.
+    Each study runs in a process of its own, with its thread counts fixed before any library loads.
+    A finished result with the same config, study version and seed is reused unless --force.
     Example: `reprolab run zclip --scale full --seed 1`.
     """
     from .study import studies
@@ -98,7 +130,7 @@ def run(
         names = list(studies())
     if not names:
         raise ReprolabError("no study named", fix="pass one or more names (`reprolab list`) or --all")
-    _run_many(names, scale, seed, force, out)
+    _run_many(names, scale, seed, force, out, in_process=in_process, command=command, quiet=quiet)
 
 
 @app.command()
@@ -204,11 +236,16 @@ def demo(
     force: bool = typer.Option(False, "--force", help="Rerun studies that already have results."),
     out: Path = typer.Option(Path("runs"), "--out", help=OUT_HELP),
 ) -> None:
-    """Run every registered study (default: quick scale) and write the report. What `make demo` runs."""
+    """Run every registered study (default: quick scale), each in its own process, and write the report.
+    What `make demo` runs. A study that fails does not stop the others; the command then exits 2."""
     from .report import build_report, collect, summary_line
     from .study import Scale, studies
 
-    _run_many(list(studies()), scale, 0, force, out)
+    failure = None
+    try:
+        _run_many(list(studies()), scale, 0, force, out)
+    except ReprolabError as e:  # report what did run, then fail
+        failure = e
     sc = Scale.parse(scale)
     rows = collect(out, sc)
     path = build_report(out, sc, rows)
@@ -216,6 +253,8 @@ def demo(
     for row in rows:
         console.print(summary_line(row), markup=False, highlight=False)
     console.print(f"report: {path.resolve()}")
+    if failure is not None:
+        raise failure
 
 
 assets_app = typer.Typer(

@@ -464,6 +464,18 @@ def load_result(out: str | Path, name: str, scale: Scale | str) -> Result | None
     return Result.load(p)
 
 
+def reusable_result(name: str, scale: Scale | str, seed: int = 0, out: str | Path = "runs") -> Result | None:
+    """The saved result of this study, scale and seed if it can stand for a new run: finished
+    (not skipped) and made with the same key (study, config, version, seed); else None."""
+    cls = get_study(name)
+    scale = Scale.parse(scale)
+    previous = load_result(out, name, scale)
+    key = run_key(name, cls.config_for(scale), cls.version, seed)
+    if previous is not None and previous.status == "ok" and previous.key == key:
+        return previous
+    return None
+
+
 def run_study(
     name: str,
     scale: Scale | str = Scale.QUICK,
@@ -483,8 +495,8 @@ def run_study(
     folder = runtime.ensure_writable_dir(Path(out) / name / scale.value)
     config = cls.config_for(scale)
     run = RunDir(folder, scale, seed, config=config, study=name, version=cls.version)
-    previous = load_result(out, name, scale)
-    if previous is not None and not force and previous.status == "ok" and previous.key == run.key:
+    previous = None if force else reusable_result(name, scale, seed, out)
+    if previous is not None:
         return previous, True
 
     if force and (folder / "checkpoints").exists():  # --force means from scratch, not from checkpoints

@@ -61,3 +61,24 @@ def test_run_and_report_end_to_end(tmp_path):
     assert "report:" in r3.stdout
     r4 = cli("rejudge", "zclip", "--runs", "--scale", "smoke", "--out", str(tmp_path))  # same rules: same verdicts
     assert r4.returncode == 0 and "zclip." in r4.stdout and "CHANGED" not in r4.stdout, r4.stdout + r4.stderr
+
+
+def test_each_study_runs_in_its_own_process_with_threads_fixed_before_libraries_load(monkeypatch, tmp_path):
+    from reprolab import executor
+
+    monkeypatch.setenv("REPROLAB_THREADS", "1")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setenv("MKL_NUM_THREADS", "3")  # the user's own setting wins
+    env = executor.child_environment()
+    assert env["OMP_NUM_THREADS"] == "1" and env["OPENBLAS_NUM_THREADS"] == "1" and env["MKL_NUM_THREADS"] == "3"
+
+    seen = []
+
+    def fake_run(args, env):
+        seen.append((args, env["OMP_NUM_THREADS"]))
+        return subprocess.CompletedProcess(args, 3)
+
+    monkeypatch.setattr(executor.subprocess, "run", fake_run)
+    done = executor.run_in_process("zclip", executor.Scale.SMOKE, 0, False, tmp_path, "cmd")
+    assert done.result is None and done.returncode == 3 and not done.reused
+    assert seen[0][0][1:6] == ["-m", "reprolab.cli", "run", "zclip", "--in-process"] and seen[0][1] == "1"
