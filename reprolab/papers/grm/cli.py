@@ -55,8 +55,10 @@ def judge(src: Path = typer.Argument(..., help="JSONL with prompt + responses [a
           keep_ties: bool = typer.Option(False, "--keep-ties", help="Write undecided pairs too (first response as chosen, tie=true).")) -> None:
     """Label a preference set with the GRM (voting over k judgements)."""
     from ...runtime import progress_display
+    from .data import read_lines
     from .grm import judge_preferences
 
+    read_lines(src)  # a missing or unreadable input is a one-line error before the model loads
     with progress_display():
         counts = judge_preferences(_grm(model, cache, k, max_tokens, seed), src, out, k=k, skip_ties=not keep_ties)
     console.print(f"{src} -> {out}: {counts}", markup=False, highlight=False)
@@ -72,7 +74,8 @@ def rft(src: Path = typer.Argument(..., help="JSONL written by `reprolab grm pai
     from .data import load_pairs
     from .spct import build_rft_set
 
+    pairs_in = load_pairs(src)  # a missing or malformed input is a one-line error before the model loads
     with progress_display():
-        r = build_rft_set(_grm(model, cache, samples, max_tokens, seed), load_pairs(src), n_samples=samples, hint=hint)
+        r = build_rft_set(_grm(model, cache, samples, max_tokens, seed), pairs_in, n_samples=samples, hint=hint)
     r.save(out)
     console.print(f"{src} -> {out}: {r.counts}", markup=False, highlight=False)

@@ -190,9 +190,21 @@ def save_pairs(pairs: Sequence[PreferencePair], path: str | Path) -> Path:
     return atomic_write_text(path, "".join(json.dumps(p.to_json(), ensure_ascii=False) + "\n" for p in pairs))
 
 
+def read_lines(path: str | Path) -> list[str]:
+    """The lines of a UTF-8 text input file; a missing, unreadable or non-text file is a
+    :class:`MalformedFile` (one line, with the path), not a traceback."""
+    try:
+        return Path(path).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise MalformedFile(str(path), "no such file", fix="check the path (a JSONL file, one JSON object a line)") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise MalformedFile(str(path), f"cannot be read as UTF-8 text ({type(e).__name__}: {getattr(e, 'strerror', None) or e})",
+                            fix="pass a readable JSONL file, one JSON object a line") from None
+
+
 def load_pairs(path: str | Path) -> list[PreferencePair]:
     out = []
-    for i, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines()):
+    for i, line in enumerate(read_lines(path)):
         if not line.strip():
             continue
         try:

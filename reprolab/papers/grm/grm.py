@@ -373,7 +373,9 @@ def judge_preferences(grm: GenerativeRewardModel, in_path: str | Path, out_path:
     input's shape (a conversational completion stays a list). Rows the judge cannot decide (a tie,
     or every sample failed) are dropped when ``skip_ties`` and counted. Written atomically."""
     rows_out, counts = [], {"rows": 0, "written": 0, "ties": 0, "all_failed": 0, "failed_samples": 0}
-    lines = Path(in_path).read_text(encoding="utf-8").splitlines()
+    from .data import read_lines
+
+    lines = read_lines(in_path)
     for ln, line in enumerate(track(lines, "grm: judging preference pairs")):
         if not line.strip():
             continue

@@ -23,11 +23,20 @@ the top vote with t responses (expected accuracy of a random tie-break); 1/n whe
 the subset could be parsed (undecided; never scored as a wrong answer or a zero score). Strict
 accuracy (ties = wrong) is reported beside it.
 
-Rules (fixed in code before the first full run):
-(1) voting_scaling: mean accuracy at k_max > accuracy at k = 1 (mean over draws).
-(2) meta_voting: meta-RM voting accuracy at k_max >= plain voting accuracy at k_max.
-(3) spread: the share of tied pairs at k_max < the share at k = 1 (voting widens the score range);
-    an undecided pair (no parsed sample in the subset) counts as tied: the RM separates nothing.
+Rules (v2, issue 14; written before any v2 run). The unit of sampling is the evaluation pair: per
+pair, its accuracy and its tie indicator are averaged over the seeded subsets at each k, and two arms
+are compared pair by pair with :func:`reprolab.stats.compare_paired` (mean difference, 95% t interval
+under 20 pairs, BCa bootstrap from 20); the claim holds when the interval lies wholly on the paper's
+side of the margin, fails when wholly on the other side, and is inconclusive otherwise.
+(1) voting_scaling: accuracy at k_max minus at k = 1, margin 0.
+(2) meta_voting: meta-RM voting minus plain voting at k_max, margin -5 points ("at least as good":
+    non-inferiority; the paper's meta RM adds +1.8 at k = 32).
+(3) spread: tie share at k = 1 minus at k_max, margin 0 (an undecided subset, with no parsed
+    sample, counts as tied: the RM separates nothing).
+Preconditions (else "not testable"): at least half of the evaluation judgements parse (the GRM ran
+as described) and the judge is not constant (some judgement scores its responses differently: a
+constant judge ties every pair at every k); for (2) also the meta RM saw both label classes in
+training and rates the evaluation judgements differently (a constant meta RM keeps an arbitrary half).
 """
 
 from __future__ import annotations
@@ -41,6 +50,7 @@ import numpy as np
 
 from ...errors import StudySkipped
 from ...runtime import atomic_write_json, track
+from ... import stats
 from ...study import Claim, Judgement, Metrics, Paper, RunDir, Scale, Study, register
 from .data import PreferencePair, build_pairs, load_humaneval, load_pairs, save_pairs, split_by_problem
 from .grm import GenerativeRewardModel, GRMConfig, GRMSample, meta_select, vote
@@ -76,13 +86,19 @@ def pair_accuracy(votes: list[int], correct: int, decided: bool) -> tuple[float,
 
 def evaluate(samples: list[list[GRMSample]], correct: list[int], n_resp: list[int], ks: tuple[int, ...], draws: int, seed: int,
              ratings: list[list[float]] | None = None) -> dict[str, Any]:
-    """Voting (and meta-RM voting when ``ratings``) accuracy and tie share at each k, over seeded subsets."""
+    """Voting (and meta-RM voting when ``ratings``) accuracy and tie share at each k, over seeded subsets.
+
+    Returns ``{"vote": {k: summary}, "meta": {k: summary}, "per_pair": {arm: {k: {"acc": [...], "ties": [...]}}}}``:
+    the summaries (mean, spread over draws) are for reading; ``per_pair`` holds, per evaluation
+    pair, its accuracy and tie share averaged over the draws (the units the rules compare)."""
     k_max = len(samples[0])
-    out: dict[str, Any] = {"vote": {}, "meta": {}}
+    n_pairs = len(samples)
+    out: dict[str, Any] = {"vote": {}, "meta": {}, "per_pair": {"vote": {}, "meta": {}}}
     for k in ks:
         n_draws = 1 if k == k_max else draws
         rng = np.random.default_rng([seed, k])
-        per_draw = {"vote": [], "meta": []}
+        per_draw: dict[str, list[list[float]]] = {"vote": [], "meta": []}
+        pp = {arm: {"acc": [0.0] * n_pairs, "ties": [0.0] * n_pairs} for arm in ("vote", "meta")}
         for _ in range(n_draws):
             stats = {"vote": [0.0, 0.0, 0.0, 0], "meta": [0.0, 0.0, 0.0, 0]}  # acc, strict, ties, undecided
             for p, ss in enumerate(samples):
@@ -98,11 +114,12 @@ def evaluate(samples: list[list[GRMSample]], correct: list[int], n_resp: list[in
                     st[1] += strict
                     st[2] += tie
                     st[3] += not used
+                    pp[arm]["acc"][p] += a
+                    pp[arm]["ties"][p] += tie
             for arm in ("vote", "meta"):
                 if arm == "meta" and (ratings is None or k < 2):
                     continue
-                n = len(samples)
-                per_draw[arm].append([stats[arm][0] / n, stats[arm][1] / n, stats[arm][2] / n, stats[arm][3] / n])
+                per_draw[arm].append([stats[arm][0] / n_pairs, stats[arm][1] / n_pairs, stats[arm][2] / n_pairs, stats[arm][3] / n_pairs])
         for arm, rows in per_draw.items():
             if not rows:
                 continue
@@ -110,32 +127,84 @@ def evaluate(samples: list[list[GRMSample]], correct: list[int], n_resp: list[in
             out[arm][str(k)] = {"acc": float(a[:, 0].mean()), "acc_std": float(a[:, 0].std()), "acc_min": float(a[:, 0].min()),
                                 "acc_max": float(a[:, 0].max()), "strict": float(a[:, 1].mean()), "ties": float(a[:, 2].mean()),
                                 "undecided": float(a[:, 3].mean()), "draws": len(rows)}
+            out["per_pair"][arm][str(k)] = {w: [x / n_draws for x in pp[arm][w]] for w in ("acc", "ties")}
     return out
 
 
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
+def judge_health(samples: list[list[GRMSample]]) -> dict[str, int]:
+    """What the preconditions read: how many evaluation judgements parsed, and how many of those
+    gave their responses different scores (a constant judge gives none)."""
+    flat = [s for ss in samples for s in ss]
+    parsed = [s for s in flat if s.ok]
+    return {"total": len(flat), "parsed": len(parsed), "discriminating": sum(len(set(s.scores or [])) > 1 for s in parsed)}
+
+
+def meta_health(ratings: list[list[float]], samples: list[list[GRMSample]]) -> dict[str, int]:
+    """How many distinct finite meta-RM ratings the valid evaluation judgements got (1: the meta RM is constant)."""
+    vals = {round(r, 9) for rs, ss in zip(ratings, samples) for r, s in zip(rs, ss) if s.ok and math.isfinite(r)}
+    return {"distinct_ratings": len(vals)}
+
+
+# ----------------------------------------------------------------------------- the rules
+# Unit of sampling: the evaluation preference pairs. Per pair, the accuracy (random tie-break) and
+# the tie share are averaged over the seeded subsets of the k_max judgements (k = k_max: the one
+# full set); arms are compared pair by pair (stats.compare_paired: t interval under 20 pairs,
+# BCa bootstrap from 20 on).
+
+MIN_PARSED = 0.5  # precondition: at least half of the evaluation judgements parse (else the GRM did not run as described)
+META_MARGIN = -0.05  # "at least as good": meta-RM voting not worse than voting by more than 5 accuracy points per pair
+
+
+def _judge_preconditions(m: Metrics) -> dict[str, bool]:
+    h = m["judge_eval"]
+    return {
+        f"the GRM ran: >= {MIN_PARSED:.0%} of the evaluation judgements parse ({h['parsed']}/{h['total']})": h["total"] > 0
+        and h["parsed"] >= MIN_PARSED * h["total"],
+        f"the judge is not constant: some judgement scores its responses differently ({h['discriminating']} of {h['parsed']})":
+        h["discriminating"] > 0,
+    }
+
+
+def _per_pair(m: Metrics, arm: str, k: int | str, what: str) -> list[float]:
+    return m["eval"]["per_pair"][arm][str(k)][what]
 
 
 def _judge_scaling(m: Metrics) -> Judgement:
-    v, k1, kx = m["eval"]["vote"], "1", str(m["k_max"])
-    ours = (f"accuracy at k=1: {_pct(v[k1]['acc'])} (spread +-{_pct(v[k1]['acc_std'])}), at k={kx}: {_pct(v[kx]['acc'])} "
-            f"on {m['pairs_eval']} HumanEval pairs, judge {m['model']}")
-    return Judgement.from_checks(ours, {f"accuracy rises from k=1 to k={kx}": v[kx]["acc"] > v[k1]["acc"]})
+    kx = m["k_max"]
+    a1, ax = _per_pair(m, "vote", 1, "acc"), _per_pair(m, "vote", kx, "acc")
+    c = stats.compare_paired(ax, a1, unit="pairs", direction="greater", margin=0.0, label=f"voting accuracy, k={kx} vs k=1")
+    ours = (f"accuracy {_pct(np.mean(a1))} (k=1) -> {_pct(np.mean(ax))} (k={kx}), {c.effect * 100:+.1f} points "
+            f"[{c.low * 100:+.1f}, {c.high * 100:+.1f}] over {c.n} HumanEval pairs, judge {m['model']}")
+    return Judgement.from_headline(ours, c, preconditions=_judge_preconditions(m))
 
 
 def _judge_meta(m: Metrics) -> Judgement:
-    kx = str(m["k_max"])
-    v, me = m["eval"]["vote"][kx]["acc"], m["eval"]["meta"][kx]["acc"]
-    deg = " (meta RM degenerate: one label class in training)" if m["meta_rm"]["degenerate"] else ""
-    ours = f"k={kx}: meta-RM voting {_pct(me)} vs voting {_pct(v)}{deg}"
-    return Judgement.from_checks(ours, {f"meta-RM voting >= voting at k={kx}": me >= v})
+    kx = m["k_max"]
+    me, v = _per_pair(m, "meta", kx, "acc"), _per_pair(m, "vote", kx, "acc")
+    c = stats.compare_paired(me, v, unit="pairs", direction="greater", margin=META_MARGIN,
+                             label=f"meta-RM voting vs voting, k={kx}")
+    mr = m["meta_rm"]
+    ours = (f"k={kx}: meta-RM voting {_pct(np.mean(me))} vs voting {_pct(np.mean(v))}, {c.effect * 100:+.1f} points "
+            f"[{c.low * 100:+.1f}, {c.high * 100:+.1f}] over {c.n} pairs (meta RM trained on {mr['train_samples']} judgements, "
+            f"{mr['train_positive']} right)")
+    pre = {**_judge_preconditions(m),
+           "the meta RM learned: both label classes in its training judgements": not mr["degenerate"],
+           f"the meta RM is not constant on the evaluation judgements ({mr['distinct_ratings']} distinct ratings)":
+           mr["distinct_ratings"] > 1}
+    return Judgement.from_headline(ours, c, preconditions=pre)
 
 
 def _judge_spread(m: Metrics) -> Judgement:
-    v, kx = m["eval"]["vote"], str(m["k_max"])
-    ours = f"tied pairs: {_pct(v['1']['ties'])} at k=1, {_pct(v[kx]['ties'])} at k={kx}"
-    return Judgement.from_checks(ours, {f"fewer ties at k={kx} than at k=1": v[kx]["ties"] < v["1"]["ties"]})
+    kx = m["k_max"]
+    t1, tx = _per_pair(m, "vote", 1, "ties"), _per_pair(m, "vote", kx, "ties")
+    c = stats.compare_paired(tx, t1, unit="pairs", direction="less", margin=0.0, label=f"tied pairs, k={kx} vs k=1")
+    ours = (f"tied pairs {_pct(np.mean(t1))} (k=1) -> {_pct(np.mean(tx))} (k={kx}), {c.effect * 100:.1f} points fewer "
+            f"[{c.low * 100:.1f}, {c.high * 100:.1f}] over {c.n} pairs")
+    return Judgement.from_headline(ours, c, preconditions=_judge_preconditions(m))
+
+
+def _pct(x: float) -> str:
+    return f"{100 * float(x):.1f}%"
 
 
 @register
@@ -145,24 +214,41 @@ class GRMStudy(Study):
     claims = [
         Claim("voting_scaling", "Voting over more sampled judgements raises the accuracy of picking the better response.",
               "DeepSeek-GRM-27B overall: 67.9 (k=1) -> 70.6 (k=8) -> 71.0 (k=32)",
-              "mean accuracy (random tie-break) at k_max > at k = 1", _judge_scaling),
+              "unit: evaluation pairs. Per pair, accuracy (random tie-break) averaged over the seeded subsets at k = 1 and "
+              "at k = k_max; paired mean difference (k_max - k=1) with its 95% interval (compare_paired) must lie wholly "
+              "above a margin of 0 points. Not testable when fewer than half the judgements parse or the judge is constant",
+              _judge_scaling),
         Claim("meta_voting", "Meta-RM-guided voting (keep the top k/2 judgements) is at least as good as plain voting.",
               "meta-RM voting@32: 72.8 vs voting@32: 71.0",
-              "meta-RM voting accuracy at k_max >= voting accuracy at k_max", _judge_meta),
+              "unit: evaluation pairs. Per pair, accuracy of meta-RM voting (top k/2 by the meta RM) minus plain voting, "
+              "both at k = k_max; the paired 95% interval must lie wholly above -5 points (non-inferiority: 'at least as "
+              "good'). Not testable when the meta RM could not learn (one label class) or rates every judgement the same, "
+              "or under the judge preconditions", _judge_meta),
         Claim("spread", "Voting spreads the scores: fewer ties between responses than a single judgement.",
               "Sec. 4: summing k scores expands the reward range (10 -> 10k values), for finer-grained rewards",
-              "share of tied pairs at k_max < share at k = 1", _judge_spread),
+              "unit: evaluation pairs. Per pair, the share of subsets whose top vote is tied (undecided counts as tied) at "
+              "k = 1 minus at k = k_max; the paired 95% interval must lie wholly above a margin of 0. Not testable when "
+              "fewer than half the judgements parse or the judge is constant (it would tie every pair)", _judge_spread),
     ]
     scales = {
-        Scale.SMOKE: GRMStudyConfig(model="gemma-3-270m", n_train=1, n_eval=1, k_max=2, ks=(1, 2), draws=2, max_tokens=12,
+        Scale.SMOKE: GRMStudyConfig(model="gemma-3-270m", n_train=1, n_eval=2, k_max=2, ks=(1, 2), draws=2, max_tokens=12,
                                     embedder="hash", n_ctx=2048),
         Scale.QUICK: GRMStudyConfig(model="qwen2.5-coder-0.5b", n_train=2, n_eval=3, k_max=4, ks=(1, 2, 4), draws=8,
                                     max_tokens=80, embedder="minilm"),
-        Scale.FULL: GRMStudyConfig(model="qwen2.5-coder-1.5b", n_train=4, n_eval=12, k_max=8, ks=(1, 2, 4, 8), draws=16,
+        Scale.FULL: GRMStudyConfig(model="qwen2.5-coder-1.5b", n_train=4, n_eval=24, k_max=8, ks=(1, 2, 4, 8), draws=16,
                                    max_tokens=80, embedder="minilm"),
     }
-    version = 1
-    changelog = {1: "first version: HumanEval canonical-vs-mutant pairs; k_max samples once, smaller k by seeded subsets"}
+    version = 2
+    changelog = {
+        1: "first version: HumanEval canonical-vs-mutant pairs; k_max samples once, smaller k by seeded subsets",
+        2: "issue 14: each rule restated as one paired comparison over evaluation pairs on reprolab.stats (per-pair "
+           "accuracy / tie share averaged over the subsets; margin 0 for voting and ties, -5 points non-inferiority for "
+           "the meta RM), with preconditions (judgements parse, the judge is not constant, the meta RM learned and is "
+           "not constant) that make a claim not testable; v1's rules compared two means with no interval (+1.3 points "
+           "on 12 pairs was called reproduced). Full scale 12 -> 24 evaluation pairs (more units; about 18 min on 2 idle "
+           "cores); metrics keep the per-pair numbers so `reprolab rejudge grm` recomputes the verdicts; pairs "
+           "checkpoint named by RunDir.key",
+    }
 
     def run(self, config: GRMStudyConfig, run: RunDir) -> Metrics:
         from ...llm import load_for_study
@@ -192,6 +278,7 @@ class GRMStudy(Study):
         result = evaluate(ev_s, [p.correct_index for p in evl], [len(p.responses) for p in evl], config.ks, config.draws, run.seed, ratings)
 
         all_s = [s for ss in samples.values() for s in ss]
+        meta_info = meta_health(ratings, ev_s)
         failures: dict[str, int] = {}
         for s in all_s:
             if s.failure:
@@ -204,7 +291,8 @@ class GRMStudy(Study):
                         "truncated": sum(s.finish_reason == "length" for s in all_s), "failures": failures,
                         "eval_single_sample_right": float(np.mean(ev_right)) if ev_right else None},
             "meta_rm": {"train_samples": valid_tr, "train_positive": int(sum(y for s, y in zip(tr_s, tr_y) if s.ok)),
-                        "degenerate": bool(meta.degenerate), "embedder": config.embedder},
+                        "degenerate": bool(meta.degenerate), "embedder": config.embedder, **meta_info},
+            "judge_eval": judge_health(ev_s),
             "llm": llm.stats.to_json(),
             "paper": PAPER,
         }
@@ -221,7 +309,7 @@ class GRMStudy(Study):
         """A seeded sample of the HumanEval problems with prompt + canonical solution <= ``max_chars``
         (CPU budget: short prompts), built into pairs once (cached)."""
         need = config.n_train + config.n_eval
-        path = run.checkpoints / f"pairs-{need}-c{config.max_chars}-s{run.seed}.jsonl"
+        path = run.checkpoints / f"pairs-{run.key}.jsonl"
         if path.exists():
             pairs = load_pairs(path)
         else:
