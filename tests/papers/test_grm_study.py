@@ -13,7 +13,8 @@ import pytest
 
 from reprolab.papers.grm.grm import GRMSample
 from reprolab.papers.grm.study import evaluate, judge_health, meta_health, pair_accuracy
-from reprolab.study import Verdict, get_study
+from reprolab.papers.grm.study import GRMStudy
+from reprolab.study import Verdict
 
 K_MAX = 8
 
@@ -66,7 +67,7 @@ def anti_ratings(samples):
 
 @pytest.fixture(scope="module")
 def claims():
-    return {c.key: c for c in get_study("grm").claims}
+    return {c.key: c for c in GRMStudy.claims}
 
 
 def verdicts(claims, m):

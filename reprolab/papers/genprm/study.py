@@ -18,10 +18,18 @@ ablation without code). Maj@N uses the first N of N_max paths per step (each pat
 each problem, the candidate with the highest min-step reward (code arm, N_max) vs the most
 frequent final answer among the same K candidates (ties: the earliest).
 
-Rules (fixed in code before the first full run):
-(1) maj_scaling: code-arm F1 at N_max > F1 at N = 1.
-(2) code_helps: F1(code) > F1(analysis) at each N (all N: reproduced; some: partly).
-(3) bon_vs_majority: at each K, PRM best-of-K accuracy > majority-vote accuracy.
+Rules (v2, issue 14; written before any v2 run). Each claim has one headline comparison on
+:mod:`reprolab.stats`, in the paper's direction, margin 0: it holds when the 95% interval lies
+wholly above 0, fails when wholly below, and is inconclusive otherwise.
+(1) maj_scaling: code-arm F1 at N_max minus at N = 1; unit: labelled solutions; a paired bootstrap
+    of the F1 over the solutions (:func:`reprolab.stats.compare_statistic`).
+(2) code_helps: F1(code) minus F1(analysis only) at N_max; same unit and bootstrap.
+(3) bon_vs_majority: at the largest K, PRM best-of-K right minus majority vote right, per problem
+    (:func:`reprolab.stats.compare_paired`); unit: problems.
+Preconditions (else "not testable"): the judge is not constant at N = 1 (a judge that predicts the
+same first error for every solution tests nothing) and at most half its paths are malformed; for
+(2) both arms, and some verification code ran in the sandbox; for (3) some problem's candidates are
+partly right and partly wrong (else every selector picks alike).
 Malformed paths (no Yes/No probability) and truncated stages are counted and reported.
 """
 
@@ -32,8 +40,11 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from ...data.math_steps import KINDS, Problem, Solution, corrupt, make_problems, sample_candidates, solve
 from ...runtime import atomic_write_json, track
+from ... import stats
 from ...study import Claim, Judgement, Metrics, Paper, RunDir, Scale, Study, register
 from .genprm import GenerativePRM, GenPRMConfig, best_index, majority_vote, nan_to_none, processbench_f1
 
@@ -54,36 +65,85 @@ class GenPRMStudyConfig:
     n_ctx: int = 4096
 
 
-def _gt(a: float | None, b: float | None) -> bool:
-    return a is not None and b is not None and a > b
-
-
-def _f1_str(x: float) -> str:
+def _f1_str(x: float | None) -> str:
     return "nan" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}"
 
 
+# ----------------------------------------------------------------------------- the rules
+# F1 claims: the unit of sampling is the labelled solution. F1 is a statistic of the whole set, so
+# the arms are compared by a paired bootstrap of F1(a) - F1(b) over the solutions
+# (stats.compare_statistic: the same resampled solutions in both arms). Best-of-K: the unit is the
+# problem (PRM pick right minus majority pick right, paired, stats.compare_paired).
+
+MAX_MALFORMED = 0.5  # precondition: at most half the verification paths unscorable (else the judge did not run as described)
+
+
+def f1_of_units(units: Any) -> float:
+    """ProcessBench F1 of an array of (predicted, gold) first-error indices, one row per solution.
+
+    For the bootstrap: a resample that holds only one class (only erroneous or only correct
+    solutions) has no harmonic mean; its F1 is then the accuracy on the class it holds (the same
+    convention in both arms of a paired comparison). Our choice; ProcessBench always has both."""
+    u = np.asarray(units).reshape(-1, 2)
+    f, a_err, a_cor = processbench_f1([int(x) for x in u[:, 0]], [int(x) for x in u[:, 1]])
+    if math.isnan(a_err):
+        return float(a_cor)
+    if math.isnan(a_cor):
+        return float(a_err)
+    return float(f)
+
+
+def _units(m: Metrics, arm: str, n: int | str) -> list[list[int]]:
+    return [[p, g] for p, g in zip(m["f1"][arm][str(n)]["pred"], m["gold"])]
+
+
+def _judge_preconditions(m: Metrics, arms: tuple[str, ...] = ("code",)) -> dict[str, bool]:
+    n1 = str(m["n_values"][0])
+    pre = {}
+    for arm in arms:
+        pred = m["f1"][arm][n1]["pred"]
+        h = m["health"][arm]
+        pre[f"the {arm} judge ran: at most {MAX_MALFORMED:.0%} of its paths malformed ({h['malformed']}/{h['paths']})"] = \
+            h["paths"] > 0 and h["malformed"] <= MAX_MALFORMED * h["paths"]
+        pre[f"the {arm} judge is not constant at N={n1}: its first-error predictions differ across solutions "
+            f"({len(set(pred))} distinct)"] = len(set(pred)) > 1
+    return pre
+
+
 def _judge_scaling(m: Metrics) -> Judgement:
+    n1, nx = m["n_values"][0], m["n_values"][-1]
+    c = stats.compare_statistic(_units(m, "code", nx), _units(m, "code", n1), f1_of_units, unit="labelled solutions",
+                                direction="greater", margin=0.0, label=f"code-arm F1, N={nx} vs N={n1}")
     f = m["f1"]["code"]
-    lo, hi = f[str(m["n_values"][0])]["f1"], f[str(m["n_values"][-1])]["f1"]
-    ours = f"code-arm F1 at N={m['n_values'][0]}: {_f1_str(lo)}, at N={m['n_values'][-1]}: {_f1_str(hi)}"
-    return Judgement.from_checks(ours, {f"F1 rises from N={m['n_values'][0]} to N={m['n_values'][-1]}": _gt(hi, lo)})
+    ours = (f"code-arm F1 {_f1_str(f[str(n1)]['f1'])} (N={n1}) -> {_f1_str(f[str(nx)]['f1'])} (N={nx}): "
+            f"{100 * c.effect:+.1f} [{100 * c.low:+.1f}, {100 * c.high:+.1f}] over {c.n} labelled solutions ({m['erroneous']} erroneous)")
+    return Judgement.from_headline(ours, c, preconditions=_judge_preconditions(m))
 
 
 def _judge_code(m: Metrics) -> Judgement:
-    checks, parts = {}, []
-    for n in m["n_values"]:
-        c, a = m["f1"]["code"][str(n)]["f1"], m["f1"]["analysis"][str(n)]["f1"]
-        checks[f"N={n}: code F1 > analysis-only F1"] = _gt(c, a)
-        parts.append(f"N={n}: code {_f1_str(c)} vs analysis {_f1_str(a)}")
-    return Judgement.from_checks("; ".join(parts), checks)
+    nx = m["n_values"][-1]
+    c = stats.compare_statistic(_units(m, "code", nx), _units(m, "analysis", nx), f1_of_units, unit="labelled solutions",
+                                direction="greater", margin=0.0, label=f"F1 code vs analysis only, N={nx}")
+    parts = [f"N={n}: code {_f1_str(m['f1']['code'][str(n)]['f1'])} vs analysis {_f1_str(m['f1']['analysis'][str(n)]['f1'])}"
+             for n in m["n_values"]]
+    ours = f"{'; '.join(parts)}; at N={nx} {100 * c.effect:+.1f} [{100 * c.low:+.1f}, {100 * c.high:+.1f}] over {c.n} solutions"
+    ran = m["exec_status"].get("ok", 0)
+    pre = {**_judge_preconditions(m, ARMS), f"the verification code ran: some sandbox run finished ok ({ran})": ran > 0}
+    return Judgement.from_headline(ours, c, preconditions=pre)
 
 
 def _judge_bon(m: Metrics) -> Judgement:
-    checks, parts = {}, []
-    for k, b in m["bon"].items():
-        checks[f"K={k}: PRM best-of-K beats majority voting"] = b["prm"] > b["majority"]
-        parts.append(f"K={k}: PRM {100 * b['prm']:.0f}% vs majority {100 * b['majority']:.0f}% (oracle {100 * b['oracle']:.0f}%)")
-    return Judgement.from_checks("; ".join(parts), checks)
+    kx = str(max(int(k) for k in m["bon"]))
+    b = m["bon"][kx]
+    c = stats.compare_paired(b["prm_right"], b["majority_right"], unit="problems", direction="greater", margin=0.0,
+                             label=f"best-of-{kx}: PRM vs majority vote")
+    parts = [f"K={k}: PRM {100 * v['prm']:.0f}% vs majority {100 * v['majority']:.0f}% (oracle {100 * v['oracle']:.0f}%)"
+             for k, v in m["bon"].items()]
+    ours = f"{'; '.join(parts)}; at K={kx} {100 * c.effect:+.0f} points [{100 * c.low:+.0f}, {100 * c.high:+.0f}] over {c.n} problems"
+    mixed = sum(b["mixed"])
+    pre = {**_judge_preconditions(m),
+           f"the choice matters: on some problem the {kx} candidates are partly right, partly wrong ({mixed} of {len(b['mixed'])})": mixed > 0}
+    return Judgement.from_headline(ours, c, preconditions=pre)
 
 
 @register
@@ -94,13 +154,20 @@ class GenPRMStudy(Study):
     claims = [
         Claim("maj_scaling", "Sampling more verification paths per step (Maj@N) raises first-error F1.",
               "ProcessBench F1: GenPRM-1.5B 57.3 (Maj@1) -> 63.4 (Maj@8); 7B 75.2 -> 80.5",
-              "code-arm F1 at the largest N > F1 at N = 1", _judge_scaling),
+              "unit: labelled solutions. Code-arm F1 at N_max minus at N = 1, by a paired bootstrap of the F1 over the "
+              "solutions (compare_statistic); the 95% interval must lie wholly above a margin of 0. Not testable when "
+              "the judge is constant at N = 1 (the same first-error prediction for every solution) or more than half of "
+              "its paths are malformed", _judge_scaling),
         Claim("code_helps", "Executing the verification code raises F1 over analysis alone at equal N.",
               "ablation: dropping code verification lowers ProcessBench F1",
-              "F1(code) > F1(analysis) at each N (all: reproduced; some: partly)", _judge_code),
+              "unit: labelled solutions. F1 of the code arm minus the analysis-only arm at N_max, paired bootstrap over "
+              "the solutions; the 95% interval must lie wholly above a margin of 0. Not testable when either arm's judge "
+              "is constant at N = 1 or malformed, or no verification code ran", _judge_code),
         Claim("bon_vs_majority", "Best-of-N selection with the PRM beats majority voting of answers at equal N.",
               "GenPRM as a verifier beats majority voting in best-of-N on MATH/AMC/AIME (Fig. 1, Sec. 4.3)",
-              "at each K, PRM best-of-K accuracy > majority-vote accuracy", _judge_bon),
+              "unit: problems. At the largest K, per problem: PRM best-of-K pick right (0/1) minus majority-vote pick "
+              "right, paired (compare_paired); the 95% interval must lie wholly above a margin of 0. Not testable when "
+              "the judge is constant, or no problem has partly right candidates (then every selector ties)", _judge_bon),
     ]
     scales = {
         Scale.SMOKE: GenPRMStudyConfig(model="gemma-3-270m", n_problems=1, candidates=2, p_correct=0.5, n_values=(1, 2),
@@ -110,8 +177,19 @@ class GenPRMStudy(Study):
         Scale.FULL: GenPRMStudyConfig(model="qwen2.5-coder-1.5b", n_problems=2, candidates=4, p_correct=0.35, n_values=(1, 2, 4),
                                       bon_sizes=(2, 4), max_tokens_analyze=96, max_tokens_code=128),
     }
-    version = 1
-    changelog = {1: "first version: toy-policy candidates with exact labels; code vs analysis-only arms; Maj@N by prefix of N_max paths"}
+    version = 2
+    changelog = {
+        1: "first version: toy-policy candidates with exact labels; code vs analysis-only arms; Maj@N by prefix of N_max paths",
+        2: "issue 14: each rule restated as one comparison on reprolab.stats with unit and margin 0: F1 claims by a "
+           "paired bootstrap of the F1 over labelled solutions (N_max vs N = 1; code vs analysis at N_max), best-of-K "
+           "paired over problems at the largest K; preconditions (the judge is not constant at N = 1, at most half "
+           "its paths malformed, the code ran, some problem's candidates disagree) make a claim not testable; v1 "
+           "compared point F1s with no interval (0 -> 25 -> 40 on 8 solutions, one solution a step, was called "
+           "reproduced) and made any passing N or K 'partly'. Metrics keep the gold labels, predictions and "
+           "per-problem picks so `reprolab rejudge genprm` recomputes the verdicts. Scales unchanged (full: 2 "
+           "problems, 8 labelled solutions, the most that fit ~20 min on 2 idle cores with a 1.5B judge at N = 4 in "
+           "two arms)",
+    }
 
     def run(self, config: GenPRMStudyConfig, run: RunDir) -> Metrics:
         from ...llm import load_for_study
@@ -167,16 +245,17 @@ class GenPRMStudy(Study):
                             exec_status[path.execution_status] = exec_status.get(path.execution_status, 0) + 1
         bon = {}
         for kk in config.bon_sizes:
-            prm_ok = maj_ok = oracle = 0
+            prm_right, maj_right, mixed, oracle = [], [], [], 0
             for p, cs in cands:
                 sub = cs[:kk]
                 best = best_index([scores[("code", n_max, tuple(c.steps))].aggregate("min") for c in sub])
                 maj = majority_vote([c.answer_text for c in sub])
-                prm_ok += sub[best].answer == p.answer
-                maj_ok += sub[maj].answer == p.answer
+                prm_right.append(int(sub[best].answer == p.answer))
+                maj_right.append(int(sub[maj].answer == p.answer))
                 oracle += any(c.answer == p.answer for c in sub)
-            bon[str(kk)] = {"prm": prm_ok / len(cands), "majority": maj_ok / len(cands), "oracle": oracle / len(cands),
-                            "problems": len(cands)}
+                mixed.append(len({c.answer == p.answer for c in sub}) > 1)
+            bon[str(kk)] = {"prm": sum(prm_right) / len(cands), "majority": sum(maj_right) / len(cands), "oracle": oracle / len(cands),
+                            "problems": len(cands), "prm_right": prm_right, "majority_right": maj_right, "mixed": mixed}
 
         # the judged rationales, for reading (the cache holds the raw generations)
         atomic_write_json(run.path / "judgements.json", {
@@ -184,7 +263,7 @@ class GenPRMStudy(Study):
                                    "kind": solutions[k][1].kind, "steps": list(k), **scores[(arm, n_max, k)].to_json()}
             for arm in ARMS for i, k in enumerate(keys)})
         metrics: Metrics = {
-            "model": config.model, "n_values": list(config.n_values), "solutions": len(gold),
+            "model": config.model, "n_values": list(config.n_values), "solutions": len(gold), "gold": gold,
             "erroneous": sum(g >= 0 for g in gold), "f1": f1, "bon": bon, "health": health, "exec_status": exec_status,
             "seconds_per_judged_step": {arm: seconds[arm] / max(judged[arm], 1) for arm in ARMS},
             "llm": llm.stats.to_json(),
