@@ -51,6 +51,7 @@ class TextEnv:
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[str, dict]:
         obs, info = self.env.reset(seed=seed, options=options)
+        self.steps = 0
         return self.render(obs), info
 
     def step(self, action: Any) -> tuple[str, float, bool, bool, dict]:

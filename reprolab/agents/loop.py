@@ -137,6 +137,7 @@ class Agent:
         else:
             mental.goals = [task, *mental.goals]
         first = self._perceive(raw, "task" if isinstance(env, QuestionEnv) else "env", mental)
+        mental.notes["first_observation"] = raw if isinstance(raw, str) else first.content
         mental = self.learning.update(mental, None, first)
 
         actions: list[Action] = []

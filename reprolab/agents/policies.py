@@ -221,20 +221,42 @@ class LogProbChoice:
 # ----------------------------------------------------------------------------------- lookahead
 class Lookahead:
     """Depth-``depth`` exhaustive search through ``world_model`` (default: the agent's) from the live env's
-    clone; no model call and no real environment step while searching. ``value`` scores leaves."""
+    clone; no model call and no real environment step while searching. ``value`` scores leaves.
 
-    def __init__(self, depth: int = 2, world_model: Any = None, value: Any = None, gamma: float = 1.0):
+    Choice (the survey names lookahead, not a search): returns are summed rewards plus the leaf value,
+    and each predicted step costs ``revisit_penalty`` x the times its observation was already seen this
+    episode, so neither a no-op move nor a two-state loop looks free (ties: the earlier action)."""
+
+    def __init__(self, depth: int = 2, world_model: Any = None, value: Any = None, gamma: float = 1.0,
+                 revisit_penalty: float = 0.5):
         if depth < 1:
             raise ConfigError("depth", depth, "an int >= 1")
         self.depth, self.world_model, self.value, self.gamma = depth, world_model, value, gamma
+        self.revisit_penalty = revisit_penalty
 
     def decide(self, mental: MentalState, ctx: Context) -> Action:
+        from collections import Counter
+
         from .world_models import lookahead
 
         wm = self.world_model or mental.world_model
         if wm is None or ctx.env is None:
             raise ConfigError("world_model", wm, "a world model and an environment for Lookahead")
-        a, v = lookahead(wm, ctx.env, ctx.action_names, self.depth, self.value, self.gamma)
+        seen = Counter(o.raw if isinstance(o.raw, str) else o.content for _, o in mental.history)
+        if mental.notes.get("first_observation") is not None:
+            seen[mental.notes["first_observation"]] += 1
+        penalty = self.revisit_penalty
+
+        class _Penalised:  # every predicted step costs penalty x (times its observation was seen)
+            def predict(self, state, action):
+                from dataclasses import replace
+
+                p = wm.predict(state, action)
+                return replace(p, reward=p.reward - penalty * seen[p.text]) if penalty else p
+
+        model = _Penalised()
+        value = self.value
+        a, v = lookahead(model, ctx.env, ctx.action_names, self.depth, value, self.gamma)
         return Action("env", content=a, text=f"lookahead depth {self.depth}: {a} (return {v:g})")
 
 
