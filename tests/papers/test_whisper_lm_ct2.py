@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from reprolab.data import speech_text, tts
-from reprolab.errors import ConfigError, NonFiniteError, ShapeError
+from reprolab.errors import ConfigError, MalformedFile, NonFiniteError, ShapeError
 from reprolab.papers.whisper_lm import FusionConfig, build_arpa, load_lm, wer
 
 SENTENCE = "The cat eats fish in the big house."
@@ -87,6 +87,17 @@ def test_bad_audio_and_language_raise_typed_errors(whisper):
         whisper.prompt("es")  # tiny.en is English-only
     with pytest.raises(ConfigError):
         whisper.transcribe(np.zeros(16000, dtype=np.float32), "en", method="greedy")
+
+
+def test_missing_or_undecodable_audio_is_a_typed_error(whisper, tmp_path):
+    with pytest.raises(MalformedFile, match="no such audio file"):
+        whisper.encode(tmp_path / "absent.wav")
+    with pytest.raises(MalformedFile, match="not a regular file"):
+        whisper.encode(tmp_path)
+    bad = tmp_path / "noise.wav"
+    bad.write_bytes(b"RIFF\x00\x01not really a wave file" * 10)
+    with pytest.raises(MalformedFile, match="cannot decode it as audio"):
+        whisper.encode(bad)
 
 
 def test_cli_builds_an_lm_and_transcribes(tmp_path, audio):

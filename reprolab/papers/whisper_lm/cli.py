@@ -32,13 +32,16 @@ def transcribe(
     """Transcribe audio files with Whisper + LM shallow fusion and print one line per file."""
     from ...errors import ConfigError
     from ...runtime import progress_display, track
+    from .language_models import LM_FIX, readable_file
     from .whisper_lm import FusionConfig, WhisperLM
 
     if (alpha or beta) and lm is None and method != "plain":
         raise ConfigError("--lm", None, "a KenLM .arpa/.bin path when --alpha or --beta is non-zero")
+    # every input is checked before the model loads: a missing or unreadable file is a one-line error (exit 2)
     for a in audio:
-        if not a.exists():
-            raise FileNotFoundError(f"{a}: no such audio file")
+        readable_file(a, "audio", "pass the path of a readable audio file")
+    if lm is not None:
+        readable_file(lm, "language-model", LM_FIX)
     wl = WhisperLM(model, lm=lm, config=FusionConfig(alpha=alpha, beta=beta, beam_size=beam_size), cpu_threads=threads or None)
     with progress_display():
         for a in track(audio, f"transcribing ({method})"):
@@ -54,10 +57,14 @@ def build_lm(
     language: Optional[str] = typer.Option(None, "--language", help="Language of the text (the normaliser is the same for all)."),
 ) -> None:
     """Estimate an interpolated modified Kneser-Ney n-gram LM on normalised text and write it as ARPA."""
-    from .language_models import build_arpa
+    from .language_models import build_arpa, readable_file
 
-    if not text.exists():
-        raise FileNotFoundError(f"{text}: no such text file")
-    lines = [line for line in text.read_text(encoding="utf-8").splitlines() if line.strip()]
+    readable_file(text, "text", "pass a readable UTF-8 text file, one sentence per line")
+    try:
+        lines = [line for line in text.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except UnicodeDecodeError as e:
+        from ...errors import MalformedFile
+
+        raise MalformedFile(str(text), f"not UTF-8 text (byte {e.start})", fix="convert it to UTF-8, one sentence per line") from None
     path = build_arpa(lines, out, order=order, language=language)
     console.print(f"{text} ({len(lines)} sentences) -> {path} ({path.stat().st_size / 1e6:.1f} MB, order {order})", markup=False, highlight=False)

@@ -4,7 +4,6 @@ Also used by the benchmark (``prepare_language`` gives it the same audio and LMs
 
 from __future__ import annotations
 
-import hashlib
 import os
 import random
 import time
@@ -15,9 +14,10 @@ from typing import Any
 from ...data import speech_text, tts
 from ...errors import AssetMissing
 from ...runtime import track
+from ...study import run_key
 from .language_models import LanguageModel, build_arpa, load_lm
 from .tuning import tune
-from .whisper_lm import FusionConfig, WhisperLM, relative_error_reduction, wer
+from .whisper_lm import FusionConfig, WhisperLM, relative_error_reduction, wer, word_errors
 
 
 def cache_dir() -> Path:
@@ -33,7 +33,7 @@ class LanguageData:
 
 
 def _lm_file(sentences: list[str], order: int, language: str, tag: str) -> Path:
-    key = hashlib.sha1(("\n".join(sentences) + f"|{order}|{language}|v1").encode()).hexdigest()[:16]
+    key = run_key(sentences, order, language, "v1")  # content-addressed: shared by the study and the benchmark
     path = cache_dir() / "lms" / f"{language}-{tag}-{order}gram-{key}.arpa"
     if not path.exists():
         build_arpa(sentences, path, order=order, language=language)
@@ -80,8 +80,11 @@ def _shared_llm(name: str) -> Any:
 
 
 def run_experiment(config: Any, run: Any) -> dict[str, Any]:
-    metrics: dict[str, Any] = {"claims_decoder": config.claims_decoder, "wer": {}, "rer": {}, "tuned": {}, "fusion_subset": {},
-                               "seconds_per_utterance": {}, "n_words_test": {}, "examples": {}}
+    # "utterances" keeps the raw per-utterance numbers the claims are judged on (reference words and word
+    # errors of every decoder/LM arm, "fusion/<lm>" for the first n_fusion test utterances), so that
+    # `reprolab rejudge` recomputes every verdict from result.json alone; the rest is for display.
+    metrics: dict[str, Any] = {"wer": {}, "rer": {}, "tuned": {}, "fusion_subset": {},
+                               "seconds_per_utterance": {}, "n_words_test": {}, "examples": {}, "utterances": {}}
     surfaces: dict[str, list] = {}
     data = {lang: prepare_language(lang, config, run.seed) for lang in config.languages}
     metrics["skipped_models"] = {}
@@ -111,6 +114,11 @@ def run_experiment(config: Any, run: Any) -> dict[str, Any]:
             timing["plain"].extend(plain_s)
             plain = [h[0].text for h in nb_test]
             w_plain = wer(refs_test, plain, lang)
+
+            def errors(hyps: list[str], refs: list[str] = refs_test) -> list[int]:
+                return [word_errors(r, h, lang)[0] for r, h in zip(refs, hyps)]
+
+            utt = {"words": [word_errors(r, r, lang)[1] for r in refs_test], "errors": {"plain": errors(plain)}}
             res = {"plain": w_plain}
             rer = {}
             tuned = {}
@@ -122,7 +130,7 @@ def run_experiment(config: Any, run: Any) -> dict[str, Any]:
                     cfg = FusionConfig(alpha=alpha, beta=beta)
                     return wer(refs_dev, [wl.rescore(h, cfg)[0].text for h in nb_dev], lang)
 
-                tr = tune(objective, config.n_trials, storage=run.checkpoints / f"optuna-{model_name}-{lang}-{lm_tag}.db",
+                tr = tune(objective, config.n_trials, storage=run.checkpoints / f"optuna-{run.key_with(model_name, lang, lm_tag)}.db",
                           study_name=f"{model_name}-{lang}-{lm_tag}", seed=run.seed)
                 tuned[lm_tag] = {"alpha": tr.alpha, "beta": tr.beta, "dev_wer": tr.dev_wer}
                 surfaces[f"{model_name} {lang} {lm_tag}"] = (tr.trials, (tr.alpha, tr.beta))
@@ -134,6 +142,7 @@ def run_experiment(config: Any, run: Any) -> dict[str, Any]:
                     if lm_tag == "id":
                         timing["rescore"].append(plain_s[len(resc) - 1] + time.perf_counter() - t0)
                 res[f"rescore/{lm_tag}"] = wer(refs_test, resc, lang)
+                utt["errors"][f"rescore/{lm_tag}"] = errors(resc)
                 rer[f"rescore/{lm_tag}"] = relative_error_reduction(res[f"rescore/{lm_tag}"], w_plain)
                 if (lm_tag == "id" or (lm_tag == "ood" and config.fusion_ood)) and model_name in config.fusion_models:
                     n = min(config.n_fusion, len(enc_test))
@@ -148,6 +157,7 @@ def run_experiment(config: Any, run: Any) -> dict[str, Any]:
                     w_fused_n = wer(refs_n, fused, lang)
                     w_resc_n = wer(refs_n, resc[:n], lang)
                     res[f"fusion/{lm_tag}"] = w_fused_n
+                    utt["errors"][f"fusion/{lm_tag}"] = errors(fused, refs_n)
                     res[f"plain_subset/{lm_tag}"] = w_plain_n
                     rer[f"fusion/{lm_tag}"] = relative_error_reduction(w_fused_n, w_plain_n)
                     if lm_tag == "id":
@@ -158,6 +168,7 @@ def run_experiment(config: Any, run: Any) -> dict[str, Any]:
             metrics["wer"].setdefault(model_name, {})[lang] = res
             metrics["rer"].setdefault(model_name, {})[lang] = rer
             metrics["tuned"].setdefault(model_name, {})[lang] = tuned
+            metrics["utterances"].setdefault(model_name, {})[lang] = utt
             if sub:
                 metrics["fusion_subset"].setdefault(model_name, {})[lang] = sub
             metrics["n_words_test"][lang] = sum(len(s.split()) for s in refs_test)

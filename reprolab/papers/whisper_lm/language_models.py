@@ -36,6 +36,25 @@ LANGUAGES = {"es": "basic", "ca": "basic", "eu": "basic", "gl": "basic", "en": "
 """Normaliser per language. The official code uses Whisper's BasicTextNormalizer for all of them."""
 
 
+def readable_file(path: str | Path, what: str, fix: str) -> Path:
+    """``path`` as a Path if it names a file this process can open for reading; else the typed one-line
+    error :class:`MalformedFile` (the CLI exits 2 with it) naming the file, what is wrong and ``fix``."""
+    p = Path(path)
+    if not p.exists():
+        raise MalformedFile(str(p), f"no such {what} file", fix=fix)
+    if not p.is_file():
+        raise MalformedFile(str(p), f"not a regular file, so not a {what} file (a folder or a device?)", fix=fix)
+    try:
+        with open(p, "rb") as f:
+            f.read(1)
+    except OSError as e:
+        raise MalformedFile(str(p), f"cannot read the {what} file ({e.strerror or e})", fix=fix) from None
+    return p
+
+
+LM_FIX = "pass a readable KenLM .arpa or .bin file (`reprolab whisper-lm build-lm` writes one)"
+
+
 def normalise_text(text: str, language: str | None = None) -> str:
     """Whisper's ``BasicTextNormalizer`` (``remove_diacritics=False``), as the official code applies it
     before every LM query: lower case, drop ``[...]``/``<...>`` and ``(...)`` spans, replace marks,
@@ -104,9 +123,7 @@ class ArpaLM(_PrefixStateLM):
     takes ``p(<unk>)``; ``score(text, bos, eos)`` sums ``log10 p`` over the words (and ``</s>``)."""
 
     def __init__(self, path: str | Path):
-        self.path = Path(path)
-        if not self.path.exists():
-            raise FileNotFoundError(f"{self.path}: no such ARPA file")
+        self.path = readable_file(path, "ARPA", LM_FIX)
         self.ngrams: dict[tuple[str, ...], _Entry] = {}
         self.order = 0
         self._read()
@@ -201,9 +218,7 @@ class KenLMScorer(_PrefixStateLM):
             import kenlm
         except ImportError:
             raise MissingExtra("kenlm", "whisper_lm") from None
-        self.path = Path(path)
-        if not self.path.exists():
-            raise FileNotFoundError(f"{self.path}: no such KenLM file")
+        self.path = readable_file(path, "KenLM", LM_FIX)
         try:
             self.model = kenlm.Model(str(self.path))
         except (OSError, RuntimeError) as e:
@@ -225,9 +240,7 @@ class KenLMScorer(_PrefixStateLM):
 
 def load_lm(path: str | Path) -> LanguageModel:
     """A KenLM file (ARPA or binary) through ``kenlm`` if installed, else an ARPA file through :class:`ArpaLM`."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such language-model file (pass a KenLM .arpa or .bin file)")
+    path = readable_file(path, "language-model", LM_FIX)
     try:
         return KenLMScorer(path)
     except MissingExtra:

@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import AssetMissing, ConfigError, MalformedFile, MissingExtra, NonFiniteError, ReprolabError, ShapeError, UnknownName
-from .language_models import LanguageModel, load_lm, normalise_text
+from .language_models import LanguageModel, load_lm, normalise_text, readable_file
 
 SAMPLE_RATE = 16_000
 N_FRAMES = 3000  # Whisper's 30-s window in mel frames
@@ -178,9 +178,14 @@ class WhisperLM:
         from faster_whisper.audio import decode_audio
 
         if isinstance(audio, (str, os.PathLike)):
-            if not Path(audio).exists():
-                raise FileNotFoundError(f"{audio}: no such audio file")
-            audio = decode_audio(str(audio), sampling_rate=SAMPLE_RATE)
+            import av
+
+            fix = "pass a readable audio file (any format ffmpeg/PyAV decodes: wav, flac, mp3, ...)"
+            path = readable_file(audio, "audio", fix)
+            try:
+                audio = decode_audio(str(path), sampling_rate=SAMPLE_RATE)
+            except (av.error.FFmpegError, OSError, ValueError) as e:  # a truncated or non-audio file
+                raise MalformedFile(str(path), f"cannot decode it as audio ({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''})", fix=fix) from None
         audio = np.asarray(audio, dtype=np.float32)
         if audio.ndim != 1:
             raise ShapeError("audio", tuple(audio.shape), "a 1-D array of 16 kHz samples")
