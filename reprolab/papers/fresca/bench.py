@@ -33,7 +33,7 @@ from .fresca import FreScaConfig, fresca_guidance
 
 def _find(pattern: str) -> Path | None:
     for scale in ("full", "quick"):
-        hits = sorted(Path("runs", "fresca", scale, "checkpoints").glob(pattern))
+        hits = sorted(Path("runs", "fresca", scale, "checkpoints").glob(pattern), key=lambda p: p.stat().st_mtime)  # newest last
         if hits:
             return hits[-1]
     return None
@@ -45,7 +45,11 @@ def _models():
     from ...runtime import load_checkpoint
     from .study import FashionClassifier, FreScaStudy, train_classifier
 
-    unet_path, clf_path = _find("*-gen-unet.pt"), _find("*-classifier.pt")
+    unet_path = _find("*-gen-unet.pt")
+    # the classifier of the same run (same RunDir.key prefix): an older version's may have another feature width
+    clf_path = unet_path.with_name(unet_path.name.replace("-gen-unet.pt", "-classifier.pt")) if unet_path is not None else None
+    if clf_path is not None and not clf_path.exists():
+        clf_path = None
     if unet_path is not None and clf_path is not None:
         unet, _, _ = load_model(unet_path)
         clf = FashionClassifier()
