@@ -1,5 +1,6 @@
 """Study ``neuralgs``: does NeuralGS shrink an original 3DGS scene >= 10x at < 0.5 dB PSNR loss, does
-its ablation order hold, and is it smaller than fp16 + zip and pruning + SH VQ at equal PSNR?
+each step of its ablation raise PSNR, and is it smaller than fp16 + zip and pruning + SH VQ at equal
+PSNR?
 
 The paper compresses 3DGS scenes trained on Mip-NeRF 360, Tanks & Temples and Deep Blending (millions
 of Gaussians, GPU hours). None exist offline, so we make one honestly (``reprolab.gaussians``):
@@ -21,16 +22,29 @@ fp16 than the whole quick-scale scene's 493 kB .ply would allow at 10x). The wid
 (Mip-NeRF 360), 3.6-5 per Gaussian, so our budget per Gaussian is 3-4x more generous than the
 paper's, while the 10x size target caps it at ~17. One seed per scale.
 
-Rules fixed in code before the first full run (see ``claims``): PSNR is the mean over held-out views
-of the PSNR of each method's render against the ray-traced ground truth; "loss" is the original
-3DGS's PSNR minus the method's; size is the byte count of each method's file (the .ply for the
-original).
+Rules (version 2, issue 14). The unit of sampling is the held-out view: every method is rendered at
+the same ``test_views`` cameras, so each view gives one paired PSNR difference between two methods
+(PSNR of the render against the ray-traced ground truth, dB). Each claim has one headline comparison
+(``reprolab.stats.compare_paired`` over the views: a t interval below 20 views, a BCa bootstrap from
+20) in the paper's direction with a stated margin:
+
+- ``size_quality``: PSNR(NeuralGS) - PSNR(original) > -0.5 dB per view (non-inferiority margin
+  ``MAX_PSNR_LOSS``); supporting: the file is >= ``MIN_RATIO`` = 10x smaller than the .ply (a byte
+  count: no noise, so it is shown beside the headline, and a miss makes the claim ``partly``).
+- ``clustering``, ``importance``, ``frequency_loss``: each step of the paper's ablation table raises
+  PSNR, PSNR(arm with the part) - PSNR(arm without) > 0 dB per view (margin 0).
+- ``beats_fp16_zip``, ``beats_prune_vq``: PSNR(NeuralGS) - PSNR(peer) > -0.5 dB per view; supporting:
+  the NeuralGS file is smaller than the peer's.
+
+Precondition of every claim: the original 3DGS learned the scene (mean held-out PSNR >=
+``MIN_ORIGINAL_PSNR`` = 20 dB); below it every method compresses a scene that is mostly wrong.
+
+What the interval covers: view-to-view variation of one fitted scene and one training seed per arm;
+it says nothing of how a second seed or scene would move the arms (not afforded here).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -42,12 +56,16 @@ from ...gaussians import GaussianScene, psnr, read_ply, render, scene_to_ply_byt
 from ...gaussians.fit import FitConfig, fit_gaussians, initial_scene
 from ...gaussians.procedural import ProceduralViews, procedural_views, surface_points
 from ...runtime import atomic_write_json, track
+from ... import stats
 from ...study import Claim, Judgement, Metrics, Paper, RunDir, Scale, Study, register
 from .baselines import fp16_unzip, fp16_zip, prune_sh_vq, prune_sh_vq_decode
 from .neuralgs import NeuralGSConfig, NeuralGSFile, compress, decompress, importance_scores
 
 MIN_RATIO = 10.0  # claim (a): at least 10x smaller than the .ply ...
-MAX_PSNR_LOSS = 0.5  # ... at a held-out PSNR loss below 0.5 dB; also "equal PSNR" in claim (c)
+MAX_PSNR_LOSS = 0.5  # ... at a held-out PSNR loss below 0.5 dB; also "equal PSNR" against the peers
+MIN_ORIGINAL_PSNR = 20.0  # precondition: the original 3DGS reproduces the held-out views at all
+UNIT = "held-out views"
+VIEW_RULE = "per held-out view, paired on the same views (unit: held-out views; t interval below 20 views, BCa bootstrap from 20)"
 
 # ablation arms (paper Table 4, Deep Blending): name -> (clusters used?, importance weighting, frequency loss)
 ARMS = {
@@ -83,10 +101,6 @@ class NeuralGSStudyConfig:
     supersampling: int = 3  # rays per pixel side for the ground truth
 
 
-def _key(*parts) -> str:
-    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:12]
-
-
 def _views(config: NeuralGSStudyConfig) -> tuple[ProceduralViews, ProceduralViews]:
     train = procedural_views(config.train_views, config.image_size, heights=(1.0, 1.7, 0.6), ss=config.supersampling)
     test = procedural_views(config.test_views, config.image_size, heights=(1.3, 0.8), phase=0.5 / config.test_views + 0.11, ss=config.supersampling)
@@ -95,8 +109,7 @@ def _views(config: NeuralGSStudyConfig) -> tuple[ProceduralViews, ProceduralView
 
 def original_scene(config: NeuralGSStudyConfig, train: ProceduralViews, run: RunDir, seed: int) -> tuple[GaussianScene, str, float]:
     """The fitted original 3DGS as a .ply (cached per scale/seed); returns (scene, path, fit seconds or 0 if cached)."""
-    key = _key(config.n_gaussians, config.image_size, config.train_views, config.gs_iterations, config.supersampling, seed, "v1")
-    path = run.checkpoints / f"original-3dgs-{key}.ply"
+    path = run.checkpoints / f"original-3dgs-{run.key_with('original 3dgs', seed)}.ply"
     if path.exists():
         return read_ply(path), str(path), 0.0
     t0 = time.perf_counter()
@@ -107,11 +120,14 @@ def original_scene(config: NeuralGSStudyConfig, train: ProceduralViews, run: Run
     return read_ply(path), str(path), time.perf_counter() - t0
 
 
-def evaluate(scene: GaussianScene, views: ProceduralViews) -> dict[str, float]:
+def evaluate(scene: GaussianScene, views: ProceduralViews) -> dict:
+    """Mean PSNR / SSIM over the views, and the per-view PSNRs the rules compare (one per view, in order)."""
     with torch.no_grad():
         imgs = [render(scene, c).image.clamp(0, 1) for c in views.cameras]
+    per_view = [float(psnr(i, t)) for i, t in zip(imgs, views.images)]
     return {
-        "psnr": float(np.mean([psnr(i, t) for i, t in zip(imgs, views.images)])),
+        "psnr": float(np.mean(per_view)),
+        "psnr_views": per_view,
         "ssim": float(np.mean([float(ssim(i, t)) for i, t in zip(imgs, views.images)])),
     }
 
@@ -122,74 +138,117 @@ def _timed(fn, *args):
     return out, time.perf_counter() - t0
 
 
-def _gain(m: Metrics, a: str, b: str) -> float:
-    return m["methods"][b]["psnr"] - m["methods"][a]["psnr"]
+def _preconditions(m: Metrics) -> dict[str, bool]:
+    o = m["methods"]["original"]["psnr"]
+    return {f"the original 3DGS learned the scene (held-out PSNR {o:.2f} >= {MIN_ORIGINAL_PSNR:g} dB)": o >= MIN_ORIGINAL_PSNR}
+
+
+def _compare(m: Metrics, a: str, b: str, margin: float) -> stats.Comparison:
+    """Per held-out view, PSNR(a) - PSNR(b), paired on the same views (the paper's side: a higher)."""
+    return stats.compare_paired(m["methods"][a]["psnr_views"], m["methods"][b]["psnr_views"], unit=UNIT, direction="greater",
+                                margin=margin, label=f"PSNR {LABEL[a]} - {LABEL[b]} (dB)")
+
+
+def _span(c: stats.Comparison) -> str:
+    return f"{c.effect:+.2f} [{c.low:+.2f}, {c.high:+.2f}] dB over {c.n} views"
 
 
 def _judge_size_quality(m: Metrics) -> Judgement:
-    ng = m["methods"]["neuralgs"]
-    return Judgement.from_checks(
-        f"{ng['ratio']:.1f}x smaller ({m['methods']['original']['bytes'] / 1e3:.0f} kB -> {ng['bytes'] / 1e3:.1f} kB), held-out PSNR {m['methods']['original']['psnr']:.2f} -> {ng['psnr']:.2f} dB (loss {ng['psnr_loss']:+.2f} dB)",
-        {f"size ratio >= {MIN_RATIO:g}x": ng["ratio"] >= MIN_RATIO, f"PSNR loss < {MAX_PSNR_LOSS} dB": ng["psnr_loss"] < MAX_PSNR_LOSS},
+    ng, orig = m["methods"]["neuralgs"], m["methods"]["original"]
+    c = _compare(m, "neuralgs", "original", -MAX_PSNR_LOSS)
+    ratio = orig["bytes"] / ng["bytes"]
+    return Judgement.from_headline(
+        f"{ratio:.1f}x smaller ({orig['bytes'] / 1e3:.0f} kB -> {ng['bytes'] / 1e3:.1f} kB), held-out PSNR {orig['psnr']:.2f} -> {ng['psnr']:.2f} dB; NeuralGS - original {_span(c)}",
+        c, supporting={f"size ratio >= {MIN_RATIO:g}x": ratio >= MIN_RATIO}, preconditions=_preconditions(m),
     )
 
 
-def _judge_ablation(m: Metrics) -> Judgement:
-    p = {a: m["methods"][a]["psnr"] for a in ARMS}
-    return Judgement.from_checks(
-        "held-out PSNR: one MLP {single_mlp:.2f} / clustered {clustered:.2f} / + importance {clustered_importance:.2f} / + freq. loss {neuralgs:.2f} dB".format(**p),
-        {
-            "one MLP < clustered": p["single_mlp"] < p["clustered"],
-            "clustered < clustered + importance": p["clustered"] < p["clustered_importance"],
-            "clustered + importance < + frequency loss": p["clustered_importance"] < p["neuralgs"],
-        },
-    )
+def _ablation_judge(with_part: str, without: str):
+    def judge(m: Metrics) -> Judgement:
+        c = _compare(m, with_part, without, 0.0)
+        p = m["methods"]
+        return Judgement.from_headline(f"held-out PSNR {LABEL[without]} {p[without]['psnr']:.2f} -> {LABEL[with_part]} {p[with_part]['psnr']:.2f} dB; difference {_span(c)}",
+                                       c, preconditions=_preconditions(m))
+    return judge
 
 
-def _judge_peers(m: Metrics) -> Judgement:
-    ng = m["methods"]["neuralgs"]
-    checks, parts = {}, []
-    for peer in ("fp16_zip", "prune_vq"):
-        pm = m["methods"][peer]
-        checks[f"smaller than {LABEL[peer]}"] = ng["bytes"] < pm["bytes"]
-        checks[f"PSNR within {MAX_PSNR_LOSS} dB of {LABEL[peer]} or above"] = ng["psnr"] >= pm["psnr"] - MAX_PSNR_LOSS
-        parts.append(f"{LABEL[peer]} {pm['bytes'] / 1e3:.1f} kB at {pm['psnr']:.2f} dB")
-    return Judgement.from_checks(f"NeuralGS {ng['bytes'] / 1e3:.1f} kB at {ng['psnr']:.2f} dB; " + "; ".join(parts), checks)
+def _peer_judge(peer: str):
+    def judge(m: Metrics) -> Judgement:
+        ng, pm = m["methods"]["neuralgs"], m["methods"][peer]
+        c = _compare(m, "neuralgs", peer, -MAX_PSNR_LOSS)
+        return Judgement.from_headline(
+            f"NeuralGS {ng['bytes'] / 1e3:.1f} kB at {ng['psnr']:.2f} dB vs {LABEL[peer]} {pm['bytes'] / 1e3:.1f} kB at {pm['psnr']:.2f} dB; NeuralGS - peer {_span(c)}",
+            c, supporting={f"smaller than {LABEL[peer]}": ng["bytes"] < pm["bytes"]}, preconditions=_preconditions(m),
+        )
+    return judge
 
 
 @register
 class NeuralGSStudy(Study):
     name = "neuralgs"
     paper = Paper("NeuralGS: Bridging Neural Fields and 3D Gaussian Splatting for Compact 3D Representations", arxiv="2503.23162", code="https://github.com/PKU-YuanGroup/NeuralGS")
-    version = 1
-    changelog = {1: "first version: procedural scene, fitted original 3DGS (.ply), NeuralGS + 3 ablations + fp16/zip + pruning/SH-VQ, one seed"}
+    version = 2
+    changelog = {
+        1: "first version: procedural scene, fitted original 3DGS (.ply), NeuralGS + 3 ablations + fp16/zip + pruning/SH-VQ, one seed",
+        2: "issue 14: each claim judged by one headline comparison of per-view PSNR, paired on the same held-out views (unit: "
+           "held-out views; reprolab.stats), in the paper's direction with a stated margin (-0.5 dB non-inferiority against the "
+           "original and the peers, 0 dB for each ablation step); the ablation chain split into three claims (clustering, "
+           "importance, frequency_loss: v1's one claim was lifted to 'partly' by a +0.004 dB step) and the peers claim into "
+           "beats_fp16_zip and beats_prune_vq; size ratios are supporting checks (byte counts, no noise); precondition: the "
+           "original 3DGS reaches 20 dB on the held-out views; more held-out views (smoke 4, quick 12, full 24; were 3/5/8); full "
+           "with 2000 3DGS fitting and 3000 attribute-fitting steps (were 2500 and 4000) to stay within ~20 min on 2 cores "
+           "(v1's full took 1541 s on a shared machine); cache names from RunDir.key. These rules were written after seeing "
+           "version 1's full result (12.6x at -1.47 dB; one MLP 26.00 < clustered 30.19 > + importance 29.88 = + freq. loss 29.88)",
+    }
     claims = [
         Claim(
             "size_quality",
             f"NeuralGS makes an original 3DGS scene at least {MIN_RATIO:g}x smaller at a held-out PSNR loss under {MAX_PSNR_LOSS} dB",
             paper="45x smaller on average at equal quality; Mip-NeRF 360: 754.6 MB -> 8.69 MB, PSNR 27.51 -> 27.53 dB (Table 1)",
-            rule=f"file bytes of the .ply / bytes of the NeuralGS file >= {MIN_RATIO:g} and mean held-out PSNR(original) - PSNR(NeuralGS) < {MAX_PSNR_LOSS} dB",
+            rule=f"PSNR(NeuralGS) - PSNR(original) {VIEW_RULE} > -{MAX_PSNR_LOSS} dB (non-inferiority margin {MAX_PSNR_LOSS} dB); "
+                 f"supporting: .ply bytes / NeuralGS bytes >= {MIN_RATIO:g}; precondition: original >= {MIN_ORIGINAL_PSNR:g} dB",
             judge=_judge_size_quality,
         ),
         Claim(
-            "ablation_order",
-            "Held-out PSNR rises from one MLP to clustered MLPs to importance weighting to the frequency loss",
-            paper="Deep Blending PSNR: one MLP 23.71 < clustered 28.98 < + importance 29.67 < + frequency loss 30.09 (ablation table)",
-            rule="mean held-out PSNR strictly increasing along one MLP < clustered < clustered + importance < + frequency loss (each arm: same pruning, widths and steps; one seed)",
-            judge=_judge_ablation,
+            "clustering",
+            "Clustered MLPs reach a higher held-out PSNR than one MLP for the whole scene",
+            paper="Deep Blending PSNR: one MLP 23.71 -> clustered 28.98 dB (ablation table)",
+            rule=f"PSNR(clustered) - PSNR(one MLP) {VIEW_RULE} > 0 dB (margin 0); same pruning, widths and steps in both arms",
+            judge=_ablation_judge("clustered", "single_mlp"),
         ),
         Claim(
-            "beats_peers",
-            "NeuralGS is smaller than fp16 + zip and than pruning + SH vector quantisation at equal PSNR",
+            "importance",
+            "Importance-weighted clustering and fitting raise held-out PSNR over plain clustering",
+            paper="Deep Blending PSNR: clustered 28.98 -> + importance 29.67 dB (ablation table)",
+            rule=f"PSNR(clustered + importance) - PSNR(clustered) {VIEW_RULE} > 0 dB (margin 0)",
+            judge=_ablation_judge("clustered_importance", "clustered"),
+        ),
+        Claim(
+            "frequency_loss",
+            "The frequency loss in fine-tuning raises held-out PSNR further",
+            paper="Deep Blending PSNR: + importance 29.67 -> + frequency loss 30.09 dB (ablation table)",
+            rule=f"PSNR(NeuralGS) - PSNR(clustered + importance) {VIEW_RULE} > 0 dB (margin 0)",
+            judge=_ablation_judge("neuralgs", "clustered_importance"),
+        ),
+        Claim(
+            "beats_fp16_zip",
+            "NeuralGS is smaller than fp16 + zip of the raw attributes at equal PSNR",
+            paper="NeuralGS 45x smaller than the original; fp16 storage halves it at most (paper's comparison table)",
+            rule=f"PSNR(NeuralGS) - PSNR(fp16 + zip) {VIEW_RULE} > -{MAX_PSNR_LOSS} dB (non-inferiority margin {MAX_PSNR_LOSS} dB); supporting: fewer bytes",
+            judge=_peer_judge("fp16_zip"),
+        ),
+        Claim(
+            "beats_prune_vq",
+            "NeuralGS is smaller than pruning + SH vector quantisation at equal PSNR",
             paper="NeuralGS compresses original 3DGS 45x; LightGaussian-style pruning + VQ reaches ~15x (paper's comparison table)",
-            rule=f"for each peer: NeuralGS bytes < peer bytes and NeuralGS held-out PSNR >= peer PSNR - {MAX_PSNR_LOSS} dB",
-            judge=_judge_peers,
+            rule=f"PSNR(NeuralGS) - PSNR(pruning + SH VQ) {VIEW_RULE} > -{MAX_PSNR_LOSS} dB (non-inferiority margin {MAX_PSNR_LOSS} dB); supporting: fewer bytes",
+            judge=_peer_judge("prune_vq"),
         ),
     ]
     scales = {
-        Scale.SMOKE: NeuralGSStudyConfig(n_gaussians=300, image_size=24, train_views=8, test_views=3, gs_iterations=40, num_clusters=2, mlp_width=16, fit_iterations=60, finetune_iterations=8, vq_codebook=32, supersampling=1),
-        Scale.QUICK: NeuralGSStudyConfig(n_gaussians=2000, image_size=48, train_views=20, test_views=5, gs_iterations=400, num_clusters=4, mlp_width=24, fit_iterations=800, finetune_iterations=100),
-        Scale.FULL: NeuralGSStudyConfig(n_gaussians=6000, image_size=64, train_views=36, test_views=8, gs_iterations=2500, num_clusters=6, mlp_width=36, fit_iterations=4000, finetune_iterations=1000),
+        Scale.SMOKE: NeuralGSStudyConfig(n_gaussians=300, image_size=24, train_views=8, test_views=4, gs_iterations=40, num_clusters=2, mlp_width=16, fit_iterations=60, finetune_iterations=8, vq_codebook=32, supersampling=1),
+        Scale.QUICK: NeuralGSStudyConfig(n_gaussians=2000, image_size=48, train_views=20, test_views=12, gs_iterations=400, num_clusters=4, mlp_width=24, fit_iterations=800, finetune_iterations=100),
+        Scale.FULL: NeuralGSStudyConfig(n_gaussians=6000, image_size=64, train_views=36, test_views=24, gs_iterations=2000, num_clusters=6, mlp_width=36, fit_iterations=3000, finetune_iterations=1000),
     }
 
     def run(self, config: NeuralGSStudyConfig, run: RunDir) -> Metrics:
@@ -233,7 +292,7 @@ class NeuralGSStudy(Study):
                 fit_iterations=config.fit_iterations,
                 finetune_iterations=config.finetune_iterations,
             )
-            key = _key(dataclasses.asdict(cfg), ply_path, run.seed, self.version)
+            key = run.key_with(arm, cfg)
             path, meta_path = run.checkpoints / f"{arm}-{key}.ngs", run.checkpoints / f"{arm}-{key}.json"
             if path.exists() and meta_path.exists():
                 f, meta = NeuralGSFile.load(path), json.loads(meta_path.read_text())
@@ -312,6 +371,19 @@ class NeuralGSStudy(Study):
         ax.legend(loc="upper left", fontsize=8)
         ax2.legend(loc="lower right", fontsize=8)
         run.save_figure(fig, "ablation", "Held-out PSNR of the ablation arms (ours, left axis) beside the paper's Deep Blending numbers (right axis); same pruning, MLP widths and step counts in every arm.")
+
+        pairs = [("neuralgs", "original"), ("clustered", "single_mlp"), ("clustered_importance", "clustered"), ("neuralgs", "clustered_importance"), ("neuralgs", "fp16_zip"), ("neuralgs", "prune_vq")]
+        fig, ax = plt.subplots(figsize=(8, 4))
+        for k, (a, b) in enumerate(pairs):
+            d = np.asarray(methods[a]["psnr_views"]) - np.asarray(methods[b]["psnr_views"])
+            ax.scatter(k + np.linspace(-0.15, 0.15, len(d)), d, s=10, color="tab:blue")
+            ax.plot([k - 0.25, k + 0.25], [d.mean()] * 2, color="black", lw=1.5)
+        ax.axhline(0, color="gray", lw=0.8)
+        ax.axhline(-MAX_PSNR_LOSS, color="gray", ls="--", lw=0.8, label=f"-{MAX_PSNR_LOSS} dB (non-inferiority margin)")
+        ax.set_xticks(range(len(pairs)), [f"{LABEL[a]}\n- {LABEL[b]}" for a, b in pairs], fontsize=6)
+        ax.set(ylabel="PSNR difference per held-out view (dB)", title="Per-view paired differences each claim is judged on")
+        ax.legend(fontsize=7)
+        run.save_figure(fig, "per_view_differences", "PSNR difference per held-out view (dots) and its mean (bar) for each claim's headline comparison; dashed: the 0.5 dB margin of the non-inferiority claims.")
 
 
 def _mlp_params(width: int, layers: int, levels: int, out: int) -> int:
