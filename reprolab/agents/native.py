@@ -36,7 +36,7 @@ class ToolCallingClient:
         self._client = httpx.Client(timeout=timeout_s, trust_env=False, transport=transport)
 
     def chat(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], sampling: Sampling,
-             tool_choice: str = "auto") -> tuple[dict[str, Any], Completion]:
+             tool_choice: Any = "auto") -> tuple[dict[str, Any], Completion]:
         body: dict[str, Any] = {"model": self.model, "messages": messages, "max_tokens": sampling.max_tokens,
                                 "temperature": sampling.temperature, "seed": sampling.seed}
         if tools:
@@ -68,19 +68,24 @@ class ToolCallingClient:
 
 
 class NativeToolCalling:
-    """The server's function calling as the policy (the agent's ``llm`` may be None; this client is metered)."""
+    """The server's function calling as the policy (the agent's ``llm`` may be None; this client is metered).
+
+    ``tool_choice`` forced to one function applies to the first step only (then "auto"), so a forced
+    call cannot loop forever."""
 
     INSTRUCTIONS = "Solve the task. Call a tool when you need one; when you know the result, reply 'Final answer: <answer>'."
 
-    def __init__(self, client: ToolCallingClient):
+    def __init__(self, client: ToolCallingClient, tool_choice: Any = "auto"):
         self.client = client
+        self.tool_choice = tool_choice  # "auto", "none", or {"type": "function", "function": {"name": NAME}} (forced)
 
     def decide(self, mental: MentalState, ctx: Context) -> Action:
         msgs = [{"role": "system", "content": system_prompt(ctx, self.INSTRUCTIONS)},
                 {"role": "user", "content": render_state(mental, ctx)}]
         tools = ctx.tools.openai_tools(ctx.agent) if ctx.tools is not None else []
         ctx.meter.check()
-        msg, c = self.client.chat(msgs, tools, ctx.sampling_now(mental))
+        forced = isinstance(self.tool_choice, dict) and any(a.kind == "tool" for a, _ in mental.history)
+        msg, c = self.client.chat(msgs, tools, ctx.sampling_now(mental), "auto" if forced else self.tool_choice)
         ctx.meter.add(c)
         ctx.trace.log("llm_call", agent=ctx.agent, kind="chat+tools", prompt=msgs, message=msg, prompt_tokens=c.prompt_tokens,
                       completion_tokens=c.completion_tokens, seconds=round(c.seconds, 4))

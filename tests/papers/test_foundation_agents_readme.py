@@ -1,0 +1,15 @@
+"""The README's first usage example runs as written."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+README = Path(__file__).resolve().parents[2] / "reprolab" / "papers" / "foundation_agents" / "README.md"
+
+
+def test_readme_usage_example_runs(capsys):
+    block = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)[0]
+    exec(compile(block, str(README), "exec"), {"__name__": "readme"})
+    out = capsys.readouterr().out.splitlines()
+    assert out == ["['a', 'b']", "5 finished 1 2"]
