@@ -7,9 +7,10 @@ STAMP  := $(VENV)/.installed
 FORCE  ?=
 EXTRAS := zclip,gaussians,vlm_sae,fresca,llm,whisper_lm,grm,agents,dev
 # Debian data and tools: Fashion-MNIST (fresca); espeak-ng, sox and translated help texts (whisper_lm);
-# bubblewrap and libseccomp2 for reprolab.sandbox's namespaces and seccomp filter.
+# bubblewrap and libseccomp2 for reprolab.sandbox's namespaces and seccomp filter;
+# chromium, headless, for the report's browser test (tests/test_report_browser.py, driven by playwright).
 # --no-install-recommends: the help packages otherwise pull in a web browser.
-DEBIAN_ASSETS := dataset-fashion-mnist espeak-ng sox libreoffice-help-es libreoffice-help-ca fortunes-es gimp-help-ca bubblewrap libseccomp2
+DEBIAN_ASSETS := dataset-fashion-mnist espeak-ng sox libreoffice-help-es libreoffice-help-ca fortunes-es gimp-help-ca bubblewrap libseccomp2 chromium
 export REPROLAB_THREADS ?= 2
 
 .PHONY: help setup demo test test-slow report bench assets clean readme
