@@ -196,7 +196,7 @@ class NeuralGSStudy(Study):
            "importance, frequency_loss: v1's one claim was lifted to 'partly' by a +0.004 dB step) and the peers claim into "
            "beats_fp16_zip and beats_prune_vq; size ratios are supporting checks (byte counts, no noise); precondition: the "
            "original 3DGS reaches 20 dB on the held-out views; more held-out views (smoke 4, quick 12, full 24; were 3/5/8); full "
-           "with 2000 3DGS fitting and 3000 attribute-fitting steps (were 2500 and 4000) to stay within ~20 min on 2 cores "
+           "with 1500 3DGS fitting and 3000 attribute-fitting steps (were 2500 and 4000) to stay within ~20 min on 2 cores "
            "(v1's full took 1541 s on a shared machine); cache names from RunDir.key. These rules were written after seeing "
            "version 1's full result (12.6x at -1.47 dB; one MLP 26.00 < clustered 30.19 > + importance 29.88 = + freq. loss 29.88)",
     }
@@ -248,7 +248,7 @@ class NeuralGSStudy(Study):
     scales = {
         Scale.SMOKE: NeuralGSStudyConfig(n_gaussians=300, image_size=24, train_views=8, test_views=4, gs_iterations=40, num_clusters=2, mlp_width=16, fit_iterations=60, finetune_iterations=8, vq_codebook=32, supersampling=1),
         Scale.QUICK: NeuralGSStudyConfig(n_gaussians=2000, image_size=48, train_views=20, test_views=12, gs_iterations=400, num_clusters=4, mlp_width=24, fit_iterations=800, finetune_iterations=100),
-        Scale.FULL: NeuralGSStudyConfig(n_gaussians=6000, image_size=64, train_views=36, test_views=24, gs_iterations=2000, num_clusters=6, mlp_width=36, fit_iterations=3000, finetune_iterations=1000),
+        Scale.FULL: NeuralGSStudyConfig(n_gaussians=6000, image_size=64, train_views=36, test_views=24, gs_iterations=1500, num_clusters=6, mlp_width=36, fit_iterations=3000, finetune_iterations=1000),
     }
 
     def run(self, config: NeuralGSStudyConfig, run: RunDir) -> Metrics:
