@@ -252,6 +252,16 @@ class StudyRow:
         return [r for r in (self.record, self.fresh) if r is not None]
 
     @property
+    def figure_pairs(self) -> list[dict[str, dict[str, str] | None]]:
+        """The runs' figures matched by file name, the record's order first: ``{"record": fig or
+        None, "fresh": fig or None}`` per figure (after :func:`build_report` copied them)."""
+        pairs: dict[str, dict[str, dict[str, str] | None]] = {}
+        for view in self.runs:
+            for f in view.figures:
+                pairs.setdefault(f["name"], {"record": None, "fresh": None})[view.source] = f
+        return list(pairs.values())
+
+    @property
     def result(self) -> Result | None:
         """The fresh run's result (None when there is none)."""
         return self.fresh.result if self.fresh is not None else None
@@ -481,9 +491,9 @@ def _copy_run(view: RunView, name: str, report_dir: Path) -> None:
         if src.exists():
             dst = dst_dir / Path(f.file).name
             shutil.copyfile(src, dst)
-            view.figures.append({"src": f"{name}/{sub}/{dst.name}", "caption": f.caption})
+            view.figures.append({"name": dst.name, "src": f"{name}/{sub}/{dst.name}", "caption": f.caption})
         else:
-            view.figures.append({"src": "", "caption": f"(missing file {f.file}) {f.caption}"})
+            view.figures.append({"name": Path(f.file).name, "src": "", "caption": f"(missing file {f.file}) {f.caption}"})
     src_json = view.folder / RESULT_FILE
     if src_json.exists():
         shutil.copyfile(src_json, dst_dir / RESULT_FILE)

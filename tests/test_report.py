@@ -168,7 +168,10 @@ def test_record_beside_the_fresh_run(toy_study, tmp_path, records):
     for sub in ("record", "quick"):
         assert f'src="toy/{sub}/line.png"' in page and (report / "toy" / sub / "line.png").exists()
         assert f'href="toy/{sub}/result.json"' in page and (report / "toy" / sub / "result.json").exists()
-    assert "Figures of the record (full)" in page and "Figures of the fresh run (quick)" in page
+    # the same figure of both runs side by side, in one row
+    figures = page.split('<table id="figures">')[1].split("</table>")[0]
+    assert "<th>record (full)</th><th>fresh run (quick)</th>" in figures
+    assert any('src="toy/record/line.png"' in tr and 'src="toy/quick/line.png"' in tr for tr in figures.split("<tr>"))
     # the terminal line names both
     (row,) = [r for r in collect(out, study_mod.Scale.QUICK, records) if r.name == "toy"]
     line = summary_line(row)
