@@ -82,15 +82,20 @@ def system_prompt(ctx: Context, instructions: str) -> str:
     return "\n\n".join(p for p in (ctx.system, instructions, spotlight_instructions(ctx.spotlight)) if p)
 
 
-_FINAL = re.compile(r"final answer\s*[:=]\s*(.+)", re.I)
+_FINAL = re.compile(r"final answer\s*(?:is)?\s*[:=]?\s*(.+)", re.I)
+_BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
 
 
 def final_answer(text: str) -> str | None:
-    """The text after the last "Final answer:" (first line, stripped of markup), or None."""
+    """The text after the last "Final answer:" (first line, stripped of markup), else the last ``\\boxed{...}``
+    (what math-tuned models write), else None."""
     hits = _FINAL.findall(text)
-    if not hits:
-        return None
-    return hits[-1].strip().splitlines()[0].strip().strip("*`$ .").strip()
+    if hits:
+        ans = hits[-1].strip().splitlines()[0].strip().strip("*`$ .").strip()
+        boxed = _BOXED.findall(ans)
+        return boxed[-1].strip() if boxed else ans
+    boxed = _BOXED.findall(text)
+    return boxed[-1].strip() if boxed else None
 
 
 # ----------------------------------------------------------------------------------- ReAct
@@ -149,9 +154,9 @@ class CodeAct:
     beside it, before its output was seen, is ignored); a reply with neither is a counted failure
     and an internal ``think`` step."""
 
-    INSTRUCTIONS = ("Solve the task. You may write Python code in a ```python block; it runs in a sandbox and you will "
-                    "see what it prints (print the values you need). When you know the result, write "
-                    "'Final answer: <answer>'.")
+    INSTRUCTIONS = ("Solve the task by writing Python. Reply with one ```python code block that computes the result and "
+                    "prints it; it runs in a sandbox and you will see what it prints. Once you have seen the printed result, "
+                    "reply with one line 'Final answer: <answer>'.")
 
     def __init__(self, tool: str = "python"):
         self.tool = tool

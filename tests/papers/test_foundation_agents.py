@@ -53,7 +53,7 @@ def test_code_arm_uses_the_sandbox_and_cot_does_not():
     expr = task.answer  # a model that computes the answer in code, but guesses wrong without it
 
     def respond(p, s):
-        if "You may write Python" in p:
+        if "Solve the task by writing Python" in p:
             return f"Final answer: {expr}" if "Steps so far" in p else f"```python\nprint({expr})\n```"
         return "Final answer: 0"
 
