@@ -22,6 +22,7 @@ from .multi import Chain, ManagerWorkers, MultiResult, Vote
 from .native import NativeToolCalling, ToolCallingClient
 from .policies import ChainOfThought, CodeAct, Context, Lookahead, LogProbChoice, PlanThenAct, ReAct, final_answer
 from .reflexion import TrialsResult, reflect, reflexion, resample
+from .server import llama_server
 from .state import (Action, DefaultLearning, Emotion, EmotionState, ExtrinsicReward, Learning, Memory, MentalState, Observation,
                     Perception, Prediction, Reasoning, Reward, TextPerception, ValenceEmotion, WorldModel)
 from .structured import FailureCounter, Structured, ask_structured, check_structured, extract_json
@@ -37,6 +38,6 @@ __all__ = [
     "Prediction", "QuestionEnv", "ReAct", "Reasoning", "Reward", "RunResult", "SimulatorWorldModel", "Structured", "TextEnv",
     "TextPerception", "Tool", "ToolBox", "ToolCallingClient", "ToolResult", "Trace", "TrialsResult", "ValenceEmotion", "Vote",
     "WorkingMemory", "WorldModel", "approx_tokens", "ask_structured", "check_structured", "extract_json", "final_answer",
-    "function_schema", "lookahead", "next_state_accuracy", "python_tool", "reflect", "reflexion", "resample", "spotlight",
+    "function_schema", "llama_server", "lookahead", "next_state_accuracy", "python_tool", "reflect", "reflexion", "resample", "spotlight",
     "spotlight_instructions", "validate",
 ]

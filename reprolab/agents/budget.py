@@ -140,12 +140,20 @@ class Trace:
     @staticmethod
     def read(path: str | os.PathLike) -> list[dict[str, Any]]:
         """Events of a JSONL trace file (a truncated last line, from a killed run, is dropped)."""
+        from ..errors import MalformedFile
+
+        p = Path(path)
+        if not p.is_file():
+            raise MalformedFile(str(p), "no such trace file", fix="pass the path given to Agent.run(trace=...)")
+        lines = p.read_text(encoding="utf-8").splitlines()
         out = []
-        for line in Path(path).read_text(encoding="utf-8").splitlines():
+        for i, line in enumerate(lines):
             try:
                 out.append(json.loads(line))
             except json.JSONDecodeError:
-                break
+                if i == len(lines) - 1:  # the last line of a killed run
+                    break
+                raise MalformedFile(str(p), f"line {i + 1} is not JSON", fix="pass a JSONL trace written by reprolab.agents") from None
         return out
 
 

@@ -34,8 +34,10 @@ class MultiResult:
 
     @property
     def usage(self) -> dict[str, float]:
+        """Summed over the members' runs and, for :class:`ManagerWorkers`, the manager's own calls."""
         keys = ("calls", "prompt_tokens", "completion_tokens", "tokens", "seconds")
-        return {k: sum(r.usage.get(k, 0) for r in self.runs) for k in keys}
+        manager = self.detail.get("manager_usage", {})
+        return {k: sum(r.usage.get(k, 0) for r in self.runs) + manager.get(k, 0) for k in keys}
 
 
 def normalise_answer(a: Any) -> str:

@@ -67,6 +67,13 @@ def test_react_answers_and_reports_usage(tmp_path):
     assert [e["event"] for e in events][0] == "start" and events[-1]["event"] == "summary"
     call = next(e for e in events if e["event"] == "llm_call")
     assert call["completion_tokens"] > 0 and "seconds" in call
+    (tmp_path / "bad.jsonl").write_text('{"event": "start"}\nnot json\n{"event": "x"}\n')
+    from reprolab.errors import MalformedFile
+
+    with pytest.raises(MalformedFile):
+        Trace.read(tmp_path / "bad.jsonl")
+    with pytest.raises(MalformedFile):
+        Trace.read(tmp_path / "missing.jsonl")
 
 
 def test_internal_actions_never_reach_the_environment():
@@ -302,6 +309,7 @@ def test_chain_vote_and_manager_workers():
     workers = {"adder": Agent(ReAct(), script('{"answer": 5}')), "doubler": Agent(ReAct(), script('{"answer": 10}'))}
     out = ManagerWorkers(manager, workers).run("double the sum of 2 and 3")
     assert out.answer == "10" and [r.answer for r in out.runs] == [5, 10]
+    assert out.usage["calls"] == 4  # two manager calls (plan, synthesis) + one per worker
     bad = ManagerWorkers(script('[{"worker": "nobody", "task": "x"}]'), workers).run("t")
     assert bad.answer is None and "schema" in bad.detail["error"]
 

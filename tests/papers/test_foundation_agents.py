@@ -170,4 +170,11 @@ def test_smoke_study_runs(tmp_path):
     m = result.metrics
     assert sum(m["tools"]["code_tool_calls"]) > 0 and sum(m["learning"]["reflections"]) > 0
     assert [f.file for f in result.figures] == ["figures/ablations.png"]
+    from reprolab.agents import Trace
+
+    traces = tmp_path / "foundation_agents" / "smoke" / "checkpoints" / "traces"
+    assert sorted(p.name for p in traces.glob("*.jsonl")) == ["learning.jsonl", "memory.jsonl", "safety.jsonl", "tools.jsonl",
+                                                               "world_model.jsonl"]
+    events = Trace.read(traces / "tools.jsonl")
+    assert any(e["event"] == "tool" for e in events) and all("seconds" in e for e in events if e["event"] == "llm_call")
     assert (tmp_path / "foundation_agents" / "smoke" / "figures" / "ablations.png").stat().st_size > 1000

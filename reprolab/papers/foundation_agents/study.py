@@ -174,14 +174,19 @@ class FoundationAgentsStudy(Study):
             llm = load_for_study(config.model, n_ctx=config.n_ctx, cache=run.checkpoints / "llm.sqlite")
         seed = run.seed
         m: dict[str, Any] = {"model": config.model}
+        traces = run.checkpoints / "traces"  # one JSONL trace per claim: every call, tool run, tokens and seconds
+        traces.mkdir(parents=True, exist_ok=True)
+        for old in traces.glob("*.jsonl"):
+            old.unlink()
 
         tasks = math_tasks(config.n_math, seed=seed)
-        outs = {arm: [solve_math(llm, t, arm) for t in tasks] for arm in ("code", "cot")}
+        outs = {arm: [solve_math(llm, t, arm, trace=traces / "tools.jsonl") for t in tasks] for arm in ("code", "cot")}
         m["tools"] = {"code": [float(o["correct"]) for o in outs["code"]], "cot": [float(o["correct"]) for o in outs["cot"]],
                       "code_tool_calls": [o["tool_calls"] for o in outs["code"]], "usage": _usage(outs)}
 
         code = humaneval_tasks(config.n_code, seed=seed)
-        outs = {arm: [solve_code(llm, t, arm, attempts=config.attempts) for t in code] for arm in ("reflexion", "resample")}
+        outs = {arm: [solve_code(llm, t, arm, attempts=config.attempts, trace=traces / "learning.jsonl") for t in code]
+                for arm in ("reflexion", "resample")}
         m["learning"] = {"reflexion": [float(o["passed"]) for o in outs["reflexion"]],
                          "resample": [float(o["passed"]) for o in outs["resample"]],
                          "reflections": [o["reflections"] for o in outs["reflexion"]],
@@ -189,7 +194,8 @@ class FoundationAgentsStudy(Study):
 
         lo, hi = config.sokoban_moves
         levels = sokoban_tasks(config.n_sokoban, seed=seed, min_moves=lo, max_moves=hi)
-        outs = {arm: [solve_sokoban(llm, lv, arm, steps=config.sokoban_steps) for lv in levels] for arm in ("lookahead", "reactive")}
+        outs = {arm: [solve_sokoban(llm, lv, arm, steps=config.sokoban_steps, trace=traces / "world_model.jsonl") for lv in levels]
+                for arm in ("lookahead", "reactive")}
         acc, n_acc = world_model_accuracy(llm, sokoban_tasks(config.n_wm, seed=seed, split="calibration", min_moves=lo, max_moves=hi))
         m["world"] = {"lookahead": [float(o["solved"]) for o in outs["lookahead"]], "reactive": [float(o["solved"]) for o in outs["reactive"]],
                       "reactive_calls": [o["calls"] for o in outs["reactive"]],
@@ -197,11 +203,12 @@ class FoundationAgentsStudy(Study):
                       "llm_wm_accuracy": None if math.isnan(acc) else acc, "llm_wm_n": n_acc, "usage": _usage(outs)}
 
         qa = memory_qa(config.n_facts, config.n_memory, seed=seed)
-        outs = {arm: answer_from_memory(llm, qa, arm, window_tokens=config.window_tokens) for arm in ("retrieval", "recency", "none")}
+        outs = {arm: answer_from_memory(llm, qa, arm, window_tokens=config.window_tokens, trace=traces / "memory.jsonl")
+                for arm in ("retrieval", "recency", "none")}
         m["memory"] = {arm: [float(o["correct"]) for o in outs[arm]] for arm in outs} | {"usage": _usage(outs)}
 
         inj = injection_suite(config.n_injection, seed=seed)
-        outs = {arm: [run_injection(llm, t, arm) for t in inj] for arm in ("defended", "undefended")}
+        outs = {arm: [run_injection(llm, t, arm, trace=traces / "safety.jsonl") for t in inj] for arm in ("defended", "undefended")}
         m["safety"] = {"attack_defended": [float(o["attacked"]) for o in outs["defended"]],
                        "attack_undefended": [float(o["attacked"]) for o in outs["undefended"]],
                        "task_defended": [float(o["task_success"]) for o in outs["defended"]],
