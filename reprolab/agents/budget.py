@@ -132,6 +132,14 @@ class Trace:
     def of(self, event: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e["event"] == event]
 
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write every event kept in memory to a JSONL file (atomically), e.g. for a run traced without a path."""
+        from ..runtime import atomic_write_text
+
+        p = Path(path)
+        atomic_write_text(p, "".join(json.dumps(e, default=_jsonable, ensure_ascii=False) + "\n" for e in self.events))
+        return p
+
     def close(self) -> None:
         if self._fh is not None:
             self._fh.close()

@@ -330,3 +330,19 @@ def test_minilm_retrieval_finds_a_paraphrased_fact():
     for r in store.records:
         bm25.write(r.text)
     assert not bm25.retrieve("How often does it try again after an error?", k=1)
+
+
+def test_seconds_budget_and_saving_an_in_memory_trace(tmp_path):
+    import time as _time
+
+    def slow(prompt, s):
+        _time.sleep(0.2)
+        return '{"action": "left"}'
+
+    res = Agent(ReAct(), ScriptedLLM(slow), max_steps=100).run("go", CountingEnv(), budget=Budget(max_seconds=0.5))
+    # checked before each call: the run stops within one call (0.2 s) of the limit, plus scheduling slack
+    assert res.status == "budget:max_seconds" and 1 <= res.usage["calls"] <= 3 and res.usage["seconds"] < 0.5 + 0.2 + 0.5
+    path = res.trace.save(tmp_path / "saved.jsonl")
+    events = Trace.read(path)
+    assert events[-1]["event"] == "summary" and events[-1]["status"] == "budget:max_seconds"
+    assert sum(e["event"] == "llm_call" for e in events) == res.usage["calls"]
