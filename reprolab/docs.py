@@ -100,7 +100,7 @@ def record_block(name: str, records: Path | None = None) -> str:
                 f"(commit `results/{name}/`).")
     wall = res.wall_seconds
     lines = [
-        f"**{overall_verdict(res.claims).value}** (study v{res.version}, `{res.command}`, commit `{res.commit[:12] or '?'}`, "
+        f"**{overall_verdict(res.claims).value}** (study v{res.version}, `{res.command}`, commit `{(res.commit[:12] + ('+dirty' if res.commit.endswith('+dirty') else '')) if res.commit else '?'}`, "
         f"{wall / 60:.1f} min on {res.timings.get('threads', '?')} threads, {res.machine.get('cpu_count', '?')} CPUs, "
         f"{res.machine.get('cuda') or 'no GPU'}, {res.timings.get('started', '?')}). "
         f"Effects are in the paper's direction (positive = the paper's side); the verdict is the headline's interval against its margin.",
