@@ -168,8 +168,8 @@ def train_mllm(model, processor: ShapesVQAProcessor, data: VQADataset, cfg: Trai
 
 
 @torch.no_grad()
-def answer_accuracy(model, processor: ShapesVQAProcessor, data: VQADataset, batch: int = 64) -> dict[str, float]:
-    """Exact-match accuracy of the first generated token (greedy), overall and per question kind."""
+def answer_correct(model, processor: ShapesVQAProcessor, data: VQADataset, batch: int = 64) -> np.ndarray:
+    """Per question: does the first generated token (greedy) equal the one-word answer? (N,) bool."""
     model.eval()
     tok = processor.tokenizer
     targets = answer_ids(tok, data.answers)
@@ -178,11 +178,21 @@ def answer_accuracy(model, processor: ShapesVQAProcessor, data: VQADataset, batc
         enc = processor(images=list(data.images[i : i + batch]), text=data.questions[i : i + batch])
         enc = {k: v.to(next(model.parameters()).device) for k, v in enc.items()}
         preds.append(model(**enc, logits_to_keep=1).logits[:, -1].argmax(-1).cpu())
-    hit = (torch.cat(preds) == targets).numpy()
+    return (torch.cat(preds) == targets).numpy()
+
+
+def answer_accuracy(model, processor: ShapesVQAProcessor, data: VQADataset, batch: int = 64) -> dict[str, float]:
+    """Exact-match accuracy of the first generated token (greedy), overall and per question kind."""
+    return accuracy_by_kind(answer_correct(model, processor, data, batch), data.kinds)
+
+
+def accuracy_by_kind(hit: np.ndarray, kinds: list[str]) -> dict[str, float]:
+    """``{"all": mean, kind: mean over that kind's questions}`` of a per-question correctness array."""
+    hit = np.asarray(hit, dtype=bool)
     out = {"all": float(hit.mean())}
-    kinds = np.array(data.kinds)
-    for k in sorted(set(data.kinds)):
-        out[k] = float(hit[kinds == k].mean())
+    k_arr = np.array(kinds)
+    for k in sorted(set(kinds)):
+        out[k] = float(hit[k_arr == k].mean())
     return out
 
 
