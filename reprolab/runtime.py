@@ -200,6 +200,26 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any] | None:
     return torch.load(path, map_location="cpu", weights_only=False)
 
 
+def readable_file(path: str | os.PathLike, what: str, fix: str) -> Path:
+    """``path`` as a Path if it names a regular file this process can open for reading; else the
+    typed one-line error :class:`~reprolab.errors.MalformedFile` (the CLI exits 2 with it) naming
+    the file, what is wrong (missing, a folder, unreadable) and ``fix``. For every input file a
+    user passes on the command line or to a loader."""
+    from .errors import MalformedFile
+
+    p = Path(path)
+    if not p.exists():
+        raise MalformedFile(str(p), f"no such {what} file", fix=fix)
+    if not p.is_file():
+        raise MalformedFile(str(p), f"not a regular file, so not a {what} file (a folder or a device?)", fix=fix)
+    try:
+        with open(p, "rb") as f:
+            f.read(1)
+    except OSError as e:
+        raise MalformedFile(str(p), f"cannot read the {what} file ({e.strerror or e})", fix=fix) from None
+    return p
+
+
 def ensure_writable_dir(path: str | os.PathLike) -> Path:
     """Create ``path`` if needed and prove it is writable, else raise :class:`OutputNotWritable`."""
     from .errors import OutputNotWritable

@@ -243,3 +243,16 @@ def test_bench_rows_give_medians_and_ratios_to_the_baseline():
     assert [r.name for r in rows] == ["base (step)", "ours (step)"]
     assert [r.seconds for r in rows] == [2.0, 4.0] and [r.ratio for r in rows] == [1.0, 2.0]
     assert rows[1].spread == 2.0 and rows[1].note == "a note" and rows[0].note == ""
+
+
+def test_readable_file_gives_a_typed_error_naming_the_file(tmp_path):
+    from reprolab.errors import MalformedFile
+    from reprolab.runtime import readable_file
+
+    good = tmp_path / "x.txt"
+    good.write_text("hi")
+    assert readable_file(good, "text", "fix") == good
+    with pytest.raises(MalformedFile, match="no such text file"):
+        readable_file(tmp_path / "missing.txt", "text", "pass one")
+    with pytest.raises(MalformedFile, match="not a regular file"):
+        readable_file(tmp_path, "text", "pass one")

@@ -92,5 +92,5 @@ def test_missing_or_unreadable_input_is_a_one_line_error_exit_2(tmp_path, which,
     assert r.returncode == 2, r.stderr
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and str(bad) in lines[0], r.stderr
-    assert ("no such" if problem == "missing" else "cannot be read") in lines[0]
+    assert ("no such" if problem == "missing" else "not a regular file") in lines[0]
     assert "Traceback" not in r.stderr

@@ -13,22 +13,10 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from ...runtime import readable_file
+
 app = typer.Typer(help="NeuralGS (arXiv 2503.23162): compress original 3DGS .ply scenes with per-cluster neural fields.", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 console = Console(soft_wrap=True)
-
-
-def _readable(path: Path, kind: str, fix: str) -> Path:
-    """``path`` if it is a file this process can read; else a typed one-line error (the CLI exits 2)."""
-    from ...errors import MalformedFile
-
-    if not path.exists():
-        raise MalformedFile(str(path), f"no such {kind} file", fix=fix)
-    try:
-        with open(path, "rb") as fh:
-            fh.read(1)
-    except OSError as e:
-        raise MalformedFile(str(path), f"cannot be read as a {kind} file ({e.strerror or type(e).__name__})", fix=fix) from None
-    return path
 
 
 @app.command()
@@ -52,8 +40,8 @@ def compress(
     from .neuralgs import NeuralGSConfig
     from .neuralgs import compress as ngs_compress
 
-    scene = read_ply(_readable(ply, ".ply", "pass the path of an existing, readable 3DGS .ply (e.g. `reprolab neuralgs example demo/` writes one)"))
-    cams, images = load_views(_readable(views, "views .npz", "pass the .npz of training views (`reprolab.gaussians.save_views` writes one)"))
+    scene = read_ply(readable_file(ply, ".ply", "pass the path of an existing, readable 3DGS .ply (e.g. `reprolab neuralgs example demo/` writes one)"))
+    cams, images = load_views(readable_file(views, "views .npz", "pass the .npz of training views (`reprolab.gaussians.save_views` writes one)"))
     torch.set_num_threads(max(1, threads))
     cfg = NeuralGSConfig(num_clusters=clusters, mlp_width=width, fit_iterations=fit_iterations, finetune_iterations=finetune_iterations, prune_ratio=prune_ratio)
     with progress_display():
@@ -73,7 +61,7 @@ def decompress(
     from ...gaussians import write_ply
     from .neuralgs import decompress as ngs_decompress
 
-    scene = ngs_decompress(_readable(ngs, "NeuralGS", "pass a file written by `reprolab neuralgs compress`"))
+    scene = ngs_decompress(readable_file(ngs, "NeuralGS", "pass a file written by `reprolab neuralgs compress`"))
     out = out or ngs.with_suffix(".decoded.ply")
     write_ply(out, scene)
     console.print(f"{ngs} -> {out} ({scene.num_gaussians} Gaussians, SH degree {scene.sh_degree})", markup=False, highlight=False)

@@ -29,27 +29,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ...errors import ConfigError, MalformedFile, MissingExtra
-from ...runtime import atomic_write_text
+from ...runtime import atomic_write_text, readable_file
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 LANGUAGES = {"es": "basic", "ca": "basic", "eu": "basic", "gl": "basic", "en": "basic"}
 """Normaliser per language. The official code uses Whisper's BasicTextNormalizer for all of them."""
-
-
-def readable_file(path: str | Path, what: str, fix: str) -> Path:
-    """``path`` as a Path if it names a file this process can open for reading; else the typed one-line
-    error :class:`MalformedFile` (the CLI exits 2 with it) naming the file, what is wrong and ``fix``."""
-    p = Path(path)
-    if not p.exists():
-        raise MalformedFile(str(p), f"no such {what} file", fix=fix)
-    if not p.is_file():
-        raise MalformedFile(str(p), f"not a regular file, so not a {what} file (a folder or a device?)", fix=fix)
-    try:
-        with open(p, "rb") as f:
-            f.read(1)
-    except OSError as e:
-        raise MalformedFile(str(p), f"cannot read the {what} file ({e.strerror or e})", fix=fix) from None
-    return p
 
 
 LM_FIX = "pass a readable KenLM .arpa or .bin file (`reprolab whisper-lm build-lm` writes one)"
