@@ -150,21 +150,12 @@ def compare_paired(
     return _mean_comparison(d, unit=unit, direction=direction, margin=margin, label=label, confidence=confidence, method=method)
 
 
-def compare_to_value(
-    a: Sequence[float],
-    reference: float,
-    *,
-    unit: str,
-    direction: Direction = "greater",
-    margin: float = 0.0,
-    label: str = "",
-    confidence: float = CONFIDENCE,
-    method: Literal["auto", "t", "bootstrap"] = "auto",
-) -> Comparison:
-    """Mean of ``a_i - reference`` over the units (one arm against a fixed value, e.g. chance)."""
+def compare_to_value(a: Sequence[float], reference: float, **options: Any) -> Comparison:
+    """Mean of ``a_i - reference`` over the units (one arm against a fixed value, e.g. chance):
+    :func:`compare_paired` against a constant arm, with the same keyword options (``unit``,
+    ``direction``, ``margin``, ``label``, ``confidence``, ``method``)."""
     (x,) = _arrays(a)
-    d = _oriented(x - float(reference), direction)
-    return _mean_comparison(d, unit=unit, direction=direction, margin=margin, label=label, confidence=confidence, method=method)
+    return compare_paired(x, np.full_like(x, float(reference)), **options)
 
 
 def compare_unpaired(
