@@ -17,7 +17,8 @@ sandbox, permissions, spotlighting), :mod:`.structured` (validated JSON with one
 from .budget import Budget, BudgetExceeded, Meter, MeteredLLM, Trace
 from .envs import Env, QuestionEnv, TextEnv
 from .loop import Agent, RunResult
-from .memory import AgentMemory, BM25Retriever, LongTermMemory, MemoryRecord, MiniLMRetriever, WorkingMemory, approx_tokens
+from .memory import (AgentMemory, BM25Retriever, LongTermMemory, MemoryRecord, MiniLMRetriever, WorkingMemory, approx_tokens,
+                     llm_summariser)
 from .multi import Chain, ManagerWorkers, MultiResult, Vote
 from .native import NativeToolCalling, ToolCallingClient
 from .policies import ChainOfThought, CodeAct, Context, Lookahead, LogProbChoice, PlanThenAct, ReAct, final_answer
@@ -38,6 +39,6 @@ __all__ = [
     "Prediction", "QuestionEnv", "ReAct", "Reasoning", "Reward", "RunResult", "SimulatorWorldModel", "Structured", "TextEnv",
     "TextPerception", "Tool", "ToolBox", "ToolCallingClient", "ToolResult", "Trace", "TrialsResult", "ValenceEmotion", "Vote",
     "WorkingMemory", "WorldModel", "approx_tokens", "ask_structured", "check_structured", "extract_json", "final_answer",
-    "function_schema", "llama_server", "lookahead", "next_state_accuracy", "python_tool", "reflect", "reflexion", "resample", "spotlight",
+    "function_schema", "llama_server", "llm_summariser", "lookahead", "next_state_accuracy", "python_tool", "reflect", "reflexion", "resample", "spotlight",
     "spotlight_instructions", "validate",
 ]

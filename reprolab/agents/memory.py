@@ -118,6 +118,12 @@ class BM25Retriever:
         floor = self.epsilon * (sum(idf.values()) / len(idf)) if idf else 0.0
         self._idf = {w: (v if v >= 0 else floor) for w, v in idf.items()}
 
+    def overlaps(self, query: str) -> list[bool]:
+        """Whether each document shares a word with ``query`` (scores alone cannot say: with very few
+        documents every idf is floored negative)."""
+        q = set(tokenize(query))
+        return [bool(q & c.keys()) for c in self._docs]
+
     def scores(self, query: str) -> list[float]:
         q = tokenize(query)
         out = []
@@ -208,8 +214,8 @@ class LongTermMemory:
         return rec
 
     def retrieve(self, query: str, k: int = 3, kind: str | None = None) -> list[MemoryRecord]:
-        """The ``k`` records most relevant to ``query`` (ties: the newer first); zero-score records are left out
-        for BM25 (no shared word), never for embeddings."""
+        """The ``k`` records most relevant to ``query`` (ties: the newer first); for BM25 a record sharing no word
+        with the query is left out, for embeddings never."""
         pool = [r for r in self.records if kind is None or r.kind == kind]
         if not pool or k <= 0:
             return []
@@ -220,7 +226,8 @@ class LongTermMemory:
         by_id = {r.rid: s for r, s in zip(self.records, scores)}
         ranked = sorted(pool, key=lambda r: (-by_id[r.rid], -r.t))
         if isinstance(self.retriever, BM25Retriever):
-            ranked = [r for r in ranked if by_id[r.rid] > 0]
+            shared = {r.rid for r, o in zip(self.records, self.retriever.overlaps(query)) if o}
+            ranked = [r for r in ranked if r.rid in shared]
         return ranked[:k]
 
     def forget(self, *, keep: int | None = None, older_than: int | None = None, ids: Iterable[int] = ()) -> int:
@@ -254,6 +261,20 @@ class LongTermMemory:
 
     def __len__(self) -> int:
         return len(self.records)
+
+
+def llm_summariser(llm: Any, max_tokens: int = 96) -> Callable[[list[str]], str]:
+    """A ``summarise`` callable for :meth:`LongTermMemory.summarise` that asks ``llm`` (any :mod:`reprolab.llm`
+    backend) for one short paragraph keeping every name and number of the records."""
+    from ..llm.base import Sampling
+
+    def summarise(texts: list[str]) -> str:
+        msgs = [{"role": "system", "content": "Summarise these notes in one short paragraph. Keep every name and number."},
+                {"role": "user", "content": "\n".join(f"- {t}" for t in texts)}]
+        out = llm.chat(msgs, Sampling(max_tokens=max_tokens))[0].text.strip()
+        return out or " ".join(texts)  # an empty summary would lose the records
+
+    return summarise
 
 
 # ----------------------------------------------------------------------------------- the agent's memory

@@ -346,3 +346,15 @@ def test_seconds_budget_and_saving_an_in_memory_trace(tmp_path):
     events = Trace.read(path)
     assert events[-1]["event"] == "summary" and events[-1]["status"] == "budget:max_seconds"
     assert sum(e["event"] == "llm_call" for e in events) == res.usage["calls"]
+
+
+def test_llm_summary_replaces_records():
+    from reprolab.agents import llm_summariser
+
+    s = LongTermMemory()
+    ids = [s.write(t).rid for t in ("Ana owns 3 cats.", "Ana's cats are called Mo, Li and Po.")]
+    seen = []
+    llm = ScriptedLLM(lambda p, _s: seen.append(p) or "Ana owns 3 cats: Mo, Li and Po.")
+    rec = s.summarise(ids, llm_summariser(llm))
+    assert rec.text == "Ana owns 3 cats: Mo, Li and Po." and len(s) == 1 and "- Ana owns 3 cats." in seen[0]
+    assert s.retrieve("what are the cats called")[0] is rec
