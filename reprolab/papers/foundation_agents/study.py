@@ -16,7 +16,7 @@ calibration split (:mod:`.tasks`), never on evaluation items.
 
 Scales: smoke = a scripted model (:class:`reprolab.llm.fake.ScriptedLLM`; proves the code path only),
 quick = Qwen2.5-Coder 0.5B, 2-3 items per claim (memory: 2 questions over 50 facts; about 2 minutes on 2
-idle cores, a code-path check with a real model more than a verdict), full = Qwen2.5-Coder 0.5B, 25-40
+idle cores, a code-path check with a real model more than a verdict), full = Qwen2.5-Coder 0.5B, 24-40
 items per claim. Every model call is cached on disk (an interrupted run resumes).
 """
 
@@ -156,8 +156,9 @@ class FoundationAgentsStudy(Study):
                               n_facts=20, n_memory=3, window_tokens=128, n_injection=3),
         Scale.QUICK: FAConfig("qwen2.5-coder-0.5b", n_math=2, n_code=2, attempts=2, n_sokoban=3, sokoban_steps=10,
                               sokoban_moves=(3, 6), n_wm=3, n_facts=50, n_memory=2, window_tokens=128, n_injection=2),
-        Scale.FULL: FAConfig("qwen2.5-coder-0.5b", n_math=40, n_code=30, attempts=3, n_sokoban=40, sokoban_steps=12,
-                             sokoban_moves=(3, 6), n_wm=12, n_facts=50, n_memory=25, window_tokens=128, n_injection=40),
+        # full: sized from per-call timings of quick probes (about 28 min estimated on 2 idle cores; not yet measured)
+        Scale.FULL: FAConfig("qwen2.5-coder-0.5b", n_math=40, n_code=24, attempts=3, n_sokoban=40, sokoban_steps=12,
+                             sokoban_moves=(3, 6), n_wm=12, n_facts=50, n_memory=25, window_tokens=128, n_injection=30),
     }
 
     def run(self, config: FAConfig, run: RunDir) -> Metrics:
