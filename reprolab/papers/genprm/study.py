@@ -69,6 +69,13 @@ def _f1_str(x: float | None) -> str:
     return "nan" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}"
 
 
+def _interval(c: stats.Comparison, digits: int = 1) -> str:
+    """The headline's effect and 95% interval in points (x100); an unbounded side (one unit) reads as such."""
+    def f(x: float) -> str:
+        return ("-inf" if x < 0 else "+inf") if abs(x) >= 1e299 else f"{100 * x:+.{digits}f}"
+    return f"{f(c.effect)} [{f(c.low)}, {f(c.high)}]"
+
+
 # ----------------------------------------------------------------------------- the rules
 # F1 claims: the unit of sampling is the labelled solution. F1 is a statistic of the whole set, so
 # the arms are compared by a paired bootstrap of F1(a) - F1(b) over the solutions
@@ -116,7 +123,7 @@ def _judge_scaling(m: Metrics) -> Judgement:
                                 direction="greater", margin=0.0, label=f"code-arm F1, N={nx} vs N={n1}")
     f = m["f1"]["code"]
     ours = (f"code-arm F1 {_f1_str(f[str(n1)]['f1'])} (N={n1}) -> {_f1_str(f[str(nx)]['f1'])} (N={nx}): "
-            f"{100 * c.effect:+.1f} [{100 * c.low:+.1f}, {100 * c.high:+.1f}] over {c.n} labelled solutions ({m['erroneous']} erroneous)")
+            f"{_interval(c)} over {c.n} labelled solutions ({m['erroneous']} erroneous)")
     return Judgement.from_headline(ours, c, preconditions=_judge_preconditions(m))
 
 
@@ -126,7 +133,7 @@ def _judge_code(m: Metrics) -> Judgement:
                                 direction="greater", margin=0.0, label=f"F1 code vs analysis only, N={nx}")
     parts = [f"N={n}: code {_f1_str(m['f1']['code'][str(n)]['f1'])} vs analysis {_f1_str(m['f1']['analysis'][str(n)]['f1'])}"
              for n in m["n_values"]]
-    ours = f"{'; '.join(parts)}; at N={nx} {100 * c.effect:+.1f} [{100 * c.low:+.1f}, {100 * c.high:+.1f}] over {c.n} solutions"
+    ours = f"{'; '.join(parts)}; at N={nx} {_interval(c)} over {c.n} solutions"
     ran = m["exec_status"].get("ok", 0)
     pre = {**_judge_preconditions(m, ARMS), f"the verification code ran: some sandbox run finished ok ({ran})": ran > 0}
     return Judgement.from_headline(ours, c, preconditions=pre)
@@ -139,7 +146,7 @@ def _judge_bon(m: Metrics) -> Judgement:
                              label=f"best-of-{kx}: PRM vs majority vote")
     parts = [f"K={k}: PRM {100 * v['prm']:.0f}% vs majority {100 * v['majority']:.0f}% (oracle {100 * v['oracle']:.0f}%)"
              for k, v in m["bon"].items()]
-    ours = f"{'; '.join(parts)}; at K={kx} {100 * c.effect:+.0f} points [{100 * c.low:+.0f}, {100 * c.high:+.0f}] over {c.n} problems"
+    ours = f"{'; '.join(parts)}; at K={kx} {_interval(c, 0)} points over {c.n} problems"
     mixed = sum(b["mixed"])
     pre = {**_judge_preconditions(m),
            f"the choice matters: on some problem the {kx} candidates are partly right, partly wrong ({mixed} of {len(b['mixed'])})": mixed > 0}

@@ -173,8 +173,8 @@ def _judge_scaling(m: Metrics) -> Judgement:
     kx = m["k_max"]
     a1, ax = _per_pair(m, "vote", 1, "acc"), _per_pair(m, "vote", kx, "acc")
     c = stats.compare_paired(ax, a1, unit="pairs", direction="greater", margin=0.0, label=f"voting accuracy, k={kx} vs k=1")
-    ours = (f"accuracy {_pct(np.mean(a1))} (k=1) -> {_pct(np.mean(ax))} (k={kx}), {c.effect * 100:+.1f} points "
-            f"[{c.low * 100:+.1f}, {c.high * 100:+.1f}] over {c.n} HumanEval pairs, judge {m['model']}")
+    ours = (f"accuracy {_pct(np.mean(a1))} (k=1) -> {_pct(np.mean(ax))} (k={kx}), {_interval(c)} points "
+            f"over {c.n} HumanEval pairs, judge {m['model']}")
     return Judgement.from_headline(ours, c, preconditions=_judge_preconditions(m))
 
 
@@ -184,8 +184,8 @@ def _judge_meta(m: Metrics) -> Judgement:
     c = stats.compare_paired(me, v, unit="pairs", direction="greater", margin=META_MARGIN,
                              label=f"meta-RM voting vs voting, k={kx}")
     mr = m["meta_rm"]
-    ours = (f"k={kx}: meta-RM voting {_pct(np.mean(me))} vs voting {_pct(np.mean(v))}, {c.effect * 100:+.1f} points "
-            f"[{c.low * 100:+.1f}, {c.high * 100:+.1f}] over {c.n} pairs (meta RM trained on {mr['train_samples']} judgements, "
+    ours = (f"k={kx}: meta-RM voting {_pct(np.mean(me))} vs voting {_pct(np.mean(v))}, {_interval(c)} points "
+            f"over {c.n} pairs (meta RM trained on {mr['train_samples']} judgements, "
             f"{mr['train_positive']} right)")
     pre = {**_judge_preconditions(m),
            "the meta RM learned: both label classes in its training judgements": not mr["degenerate"],
@@ -198,13 +198,20 @@ def _judge_spread(m: Metrics) -> Judgement:
     kx = m["k_max"]
     t1, tx = _per_pair(m, "vote", 1, "ties"), _per_pair(m, "vote", kx, "ties")
     c = stats.compare_paired(tx, t1, unit="pairs", direction="less", margin=0.0, label=f"tied pairs, k={kx} vs k=1")
-    ours = (f"tied pairs {_pct(np.mean(t1))} (k=1) -> {_pct(np.mean(tx))} (k={kx}), {c.effect * 100:.1f} points fewer "
-            f"[{c.low * 100:.1f}, {c.high * 100:.1f}] over {c.n} pairs")
+    ours = (f"tied pairs {_pct(np.mean(t1))} (k=1) -> {_pct(np.mean(tx))} (k={kx}), {_interval(c)} points fewer "
+            f"over {c.n} pairs")
     return Judgement.from_headline(ours, c, preconditions=_judge_preconditions(m))
 
 
 def _pct(x: float) -> str:
     return f"{100 * float(x):.1f}%"
+
+
+def _interval(c: stats.Comparison, digits: int = 1) -> str:
+    """The headline's effect and 95% interval in points (x100); an unbounded side (one unit) reads as such."""
+    def f(x: float) -> str:
+        return ("-inf" if x < 0 else "+inf") if abs(x) >= 1e299 else f"{100 * x:+.{digits}f}"
+    return f"{f(c.effect)} [{f(c.low)}, {f(c.high)}]"
 
 
 @register
