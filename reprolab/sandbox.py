@@ -563,7 +563,9 @@ def _python_layout(python: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     probe = ("import json, sys; print(json.dumps({'prefixes': [sys.prefix, sys.base_prefix, sys.exec_prefix, "
              "sys.base_exec_prefix], 'path': sys.path, 'exe': sys.executable}))")
     bare = "import json, sys; print(json.dumps(sys.path))"
-    if os.path.realpath(python) == os.path.realpath(sys.executable):
+    # Only this very interpreter path may skip the probe: two virtual environments share one
+    # real interpreter binary (their bin/python are links to it) but not their prefixes.
+    if os.path.abspath(python) == os.path.abspath(sys.executable):
         info = {"prefixes": [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix],
                 "path": [p for p in sys.path if p], "exe": sys.executable}
     else:
@@ -887,7 +889,7 @@ class Sandbox:
                 args += ["--symlink", os.readlink(top), top]
             elif os.path.isdir(top):
                 binds.append(top)
-        made, bound = {"/"}, []
+        made, bound = {"/", "/tmp", "/dev", "/dev/shm", "/proc"}, []  # the last four are mounted before these binds
         for path in binds + list(self._roots):
             if any(path == b or path.startswith(b + os.sep) for b in bound):
                 continue  # already inside a bound tree
@@ -917,11 +919,14 @@ class Sandbox:
                 args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
         else:
             args += ["--unshare-user", "--disable-userns"]
-        args += self._bwrap_fs
+        # The private /tmp and /dev/shm come first, the read-only binds after them: an interpreter or
+        # virtual environment that lives under /tmp (a CI checkout in /tmp/...) must stay visible
+        # above the fresh tmpfs, not be hidden by it.
         args += ["--proc", "/proc", "--dev", "/dev",
                  "--perms", "1777", "--size", size, "--tmpfs", "/tmp",
-                 "--perms", "1777", "--size", size, "--tmpfs", "/dev/shm",
-                 "--bind", tmp, tmp, "--chdir", "/", "--"]  # the bootstrap enters tmp as the fresh uid
+                 "--perms", "1777", "--size", size, "--tmpfs", "/dev/shm"]
+        args += self._bwrap_fs
+        args += ["--bind", tmp, tmp, "--chdir", "/", "--"]  # the bootstrap enters tmp as the fresh uid
         return args
 
     def _landlock_rules(self, tmp: str) -> list[tuple[str, int]]:

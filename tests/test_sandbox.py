@@ -475,3 +475,15 @@ def test_summary_is_short():
     s = r.summary(max_lines=3)
     assert s == "...\n997\n998\n999"
     assert len(r.summary(max_chars=50)) <= 50
+
+
+def test_an_interpreter_under_tmp_stays_visible_in_the_box(tmp_path):
+    """A checkout (and its virtual environment) under /tmp, as CI clones make: the box's private
+    /tmp must not hide the interpreter (it did: `bwrap: execvp ...: No such file or directory`)."""
+    import subprocess
+    import sys
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    r = Sandbox(SandboxLimits(timeout_s=20), python=str(venv / "bin" / "python")).run("print(6 * 7)")
+    assert r.status == SandboxStatus.OK and r.stdout == "42\n", r.stderr
