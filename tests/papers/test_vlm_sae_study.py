@@ -111,6 +111,12 @@ def test_steering(claims):
     weak = judge(steering_metrics(sae_gain=0.15, dm_gain=0.0))  # beats DiffMean but barely moves the probe
     assert weak.verdict == Verdict.PARTLY
     assert judge(steering_metrics(probe_acc=0.3)).verdict == Verdict.NOT_TESTABLE  # probes near chance
+    # a weak probe that no steered latent is read with does not block the claim (all steered concepts are colours)
+    m = steering_metrics(sae_gain=0.4, dm_gain=0.1)
+    m["steering"]["probe_test_correct"]["position"] = 100
+    assert judge(m).verdict == Verdict.REPRODUCED
+    m["steering"]["probe_test_correct"]["colour"] = 100
+    assert judge(m).verdict == Verdict.NOT_TESTABLE
     assert judge(steering_metrics(n_latents=1)).verdict == Verdict.NOT_TESTABLE
     assert judge(steering_metrics(n_latents=0)).verdict == Verdict.NOT_TESTABLE
 

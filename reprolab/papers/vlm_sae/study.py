@@ -55,8 +55,8 @@ comparison per claim on :mod:`reprolab.stats`, the others shown.
     least 20 points above the unsteered one.
 Preconditions ("not testable" otherwise): the SAEs compared reconstruct (eval FVU <= MAX_FVU) and
 each arm has >= MIN_UNITS defined units; for (d) >= 3 SAEs with a defined correlation; for (e)
->= 2 latents steered and every attribute probe recognises its attribute above chance by more than
-30 points (exact binomial lower bound on the test split).
+>= 2 latents steered and the probe of each steered latent's attribute recognises it above chance by
+more than 30 points (exact binomial lower bound on the test split).
 """
 
 from __future__ import annotations
@@ -351,7 +351,8 @@ def _judge_steering(m: Metrics) -> Judgement:
     s = m["steering"]
     n_test = s["probe_test_n"]
     pre = {f"{len(s['latents'])} latents with purity >= {PURITY_FOR_STEERING:g} steered (>= 2)": len(s["latents"]) >= 2}
-    for a in ATTRIBUTES:
+    read = sorted({lat["concept"].split("=")[0] for lat in s["latents"]})  # the probes insertion is measured with
+    for a in read:
         k = s["probe_test_correct"][a]
         chance = 1 / len(VOCAB[a])
         c = stats.compare_proportion(k, n_test, chance, unit="test images", margin=PROBE_MARGIN)
@@ -386,7 +387,9 @@ class VLMSAEStudy(Study):
             "margin 0. (d): per-SAE Spearman correlations against 0 (t interval over SAEs), was median >= 0.3. (e): per "
             "steered latent, paired, SAE minus DiffMean insertion. Preconditions (not testable): SAEs reconstruct (FVU "
             "<= 0.5) with >= 10 defined units; probes above chance by > 30 points. result.json keeps every defined unit's "
-            "MS and the probes' correct counts. Checkpoints keyed by RunDir.key"
+            "MS and the probes' correct counts. Checkpoints keyed by RunDir.key. Changed after the first v2 quick run (before any "
+            "v2 full run): the probe precondition covers only the probes of the steered latents' attributes (was every "
+            "probe; quick was not testable because of the position probe, which no steered latent is read with)"
         ),
     }
     claims = [
@@ -419,8 +422,8 @@ class VLMSAEStudy(Study):
               paper="Sec. 5, LLaVA steering: insertion 42.4 vs 35.8 (DiffMean), suppression 52.5 vs 33.3",
               rule=("unit: steered latents (paired); headline: per latent, insertion averaged over the non-zero strengths, SAE minus "
                     "DiffMean > 0 (margin 0), t interval below 20 latents. Supporting: mean SAE insertion at the largest strength >= "
-                    f"unsteered + {STEER_LIFT * 100:g} points. Not testable unless >= 2 latents were steered and every attribute probe "
-                    f"is above chance by > {PROBE_MARGIN * 100:g} points (exact binomial lower bound on the test split)"),
+                    f"unsteered + {STEER_LIFT * 100:g} points. Not testable unless >= 2 latents were steered and the probe of each steered "
+                    f"latent's attribute is above chance by > {PROBE_MARGIN * 100:g} points (exact binomial lower bound on the test split)"),
               judge=_judge_steering),
     ]
     scales = {
