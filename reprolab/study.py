@@ -486,8 +486,8 @@ def run_study(
 ) -> tuple[Result, bool]:
     """Run one study (or reuse its finished result). Returns ``(result, reused)``.
 
-    The result is reused when ``result.json`` exists for the same scale, seed and study
-    version and ``force`` is false; ``force`` also discards the study's checkpoints. The new ``result.json`` is written atomically after the
+    A finished (not skipped) result is reused when its key (study, config, version, seed; see
+    :func:`reusable_result`) is unchanged and ``force`` is false; ``force`` also discards the study's checkpoints. The new ``result.json`` is written atomically after the
     study returns; an interrupted run leaves the previous result (or none) in place.
     """
     cls = get_study(name)
