@@ -137,17 +137,6 @@ class Judgement:
         """The claim is not measured at this scale or on this machine (say why)."""
         return cls(Verdict.NOT_RUN, why)
 
-    @classmethod
-    def from_checks(cls, ours: str, checks: Mapping[str, bool]) -> Judgement:
-        """Legacy (before issue 14), kept only while studies move to :meth:`from_headline`:
-        all checks hold -> reproduced, none -> not reproduced, some -> partly."""
-        checks = {k: bool(v) for k, v in checks.items()}
-        if not checks:
-            raise ValueError("a rule needs at least one check")
-        n = sum(checks.values())
-        verdict = Verdict.REPRODUCED if n == len(checks) else Verdict.NOT_REPRODUCED if n == 0 else Verdict.PARTLY
-        return cls(verdict, ours, checks)
-
 
 Metrics = dict[str, Any]
 
