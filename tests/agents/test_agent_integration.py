@@ -7,10 +7,6 @@ by the server's grammar), not the model's skill."""
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
 
 import pytest
 
@@ -43,30 +39,10 @@ def gemma_path():
 
 @pytest.fixture(scope="module")
 def server(gemma_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(gemma_path), "--host", "127.0.0.1",
-                             "--port", str(port), "--n_ctx", "2048", "--n_threads", "1", "--verbose", "False",
-                             "--chat_format", "chatml-function-calling"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    import httpx
+    from reprolab.llm.server import llama_server
 
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"llama_cpp.server exited: {proc.stderr.read().decode()[-500:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail("llama_cpp.server did not come up in 60 s")
-    yield f"http://127.0.0.1:{port}/v1"
-    proc.terminate()
-    proc.wait(10)
+    with llama_server(gemma_path, n_ctx=2048, n_threads=1, startup_s=60, chat_format="chatml-function-calling") as url:
+        yield url
 
 
 def _agent(llm):

@@ -60,8 +60,9 @@ def calculator(expression: str) -> str:
 class UsageCounter:
     """Sums ``usage`` of every chat/completions HTTP response (sync and async httpx hooks)."""
 
-    def __init__(self) -> None:
+    def __init__(self, timeout_s: float = 90.0) -> None:
         self.prompt = self.completion = self.calls = 0
+        self.timeout_s = timeout_s  # per HTTP request: a request past it is a measured failure of that task
 
     def _add(self, body: bytes) -> None:
         try:
@@ -88,8 +89,8 @@ class UsageCounter:
         import httpx
 
         if asynchronous:
-            return httpx.AsyncClient(event_hooks={"response": [self.ahook]}, trust_env=False, timeout=300)
-        return httpx.Client(event_hooks={"response": [self.hook]}, trust_env=False, timeout=300)
+            return httpx.AsyncClient(event_hooks={"response": [self.ahook]}, trust_env=False, timeout=self.timeout_s)
+        return httpx.Client(event_hooks={"response": [self.hook]}, trust_env=False, timeout=self.timeout_s)
 
 
 def runners(url: str, model: str, counter: UsageCounter, max_steps: int = 4) -> tuple[dict[str, Callable[[QATask], Any]], dict[str, str]]:
@@ -102,12 +103,12 @@ def runners(url: str, model: str, counter: UsageCounter, max_steps: int = 4) -> 
     missing: dict[str, str] = {}
     s = Sampling(max_tokens=256)
 
-    http = OpenAICompatLLM(url, model=model, timeout_s=300)
+    http = OpenAICompatLLM(url, model=model, timeout_s=counter.timeout_s, retries=0)  # as the peers: a timeout fails the task
     http._client = counter.client()  # the same usage counter as the peers (their responses go through the same hook)
     code_agent = Agent(CodeAct(), http, tools=ToolBox([python_tool(timeout_s=5)]), max_steps=max_steps, sampling=s)
     out["ours CodeAct"] = lambda t: code_agent.run(t.question).answer
 
-    client = ToolCallingClient(url, model=model, timeout_s=300)
+    client = ToolCallingClient(url, model=model, timeout_s=counter.timeout_s)
     client._client = counter.client()
     native = Agent(NativeToolCalling(client), tools=ToolBox([Tool.from_function(calculator)]), max_steps=max_steps, sampling=s,
                    system=SYSTEM)
@@ -160,24 +161,29 @@ def answer_of(x: Any) -> str:
     return nums[-1] if nums else str(x)
 
 
-def run_side_by_side(url: str, model: str, tasks: list[QATask], max_steps: int = 4) -> dict[str, dict[str, list[float]]]:
+def run_side_by_side(url: str, model: str, tasks: list[QATask], max_steps: int = 4,
+                     timeout_s: float = 90.0) -> dict[str, dict[str, list[float]]]:
     """Per runner: success, tokens and seconds per task, interleaved by task (load drift hits all alike).
-    A runner that raises on a task scores a failure with its time and tokens."""
-    counter = UsageCounter()
+    A runner that raises on a task (a request past ``timeout_s`` included) scores a failure with its time
+    and tokens."""
+    from ...runtime import track
+
+    counter = UsageCounter(timeout_s)
     run, missing = runners(url, model, counter, max_steps)
     res: dict[str, dict[str, list[float]]] = {n: {"success": [], "tokens": [], "seconds": [], "errors": []} for n in run}
-    for t in tasks:
-        for name, fn in run.items():
-            tok0 = counter.tokens
-            t0 = time.perf_counter()
-            try:
-                ans, err = fn(t), 0.0
-            except Exception:  # noqa: BLE001 - a peer failing on a task is a measured failure
-                ans, err = None, 1.0
-            res[name]["seconds"].append(time.perf_counter() - t0)
-            res[name]["tokens"].append(float(counter.tokens - tok0))
-            res[name]["success"].append(float(ans is not None and t.check(answer_of(ans))))
-            res[name]["errors"].append(err)
+    pairs = [(t, name) for t in tasks for name in run]
+    for t, name in track(pairs, "tasks x runners"):
+        fn = run[name]
+        tok0 = counter.tokens
+        t0 = time.perf_counter()
+        try:
+            ans, err = fn(t), 0.0
+        except Exception:  # noqa: BLE001 - a peer failing on a task is a measured failure
+            ans, err = None, 1.0
+        res[name]["seconds"].append(time.perf_counter() - t0)
+        res[name]["tokens"].append(float(counter.tokens - tok0))
+        res[name]["success"].append(float(ans is not None and t.check(answer_of(ans))))
+        res[name]["errors"].append(err)
     res["_missing"] = missing  # type: ignore[assignment]
     return res
 
