@@ -39,6 +39,11 @@ class StatusRow:
     benchmark: str
 
 
+
+def _rejudged(res) -> str:
+    """", verdicts by the v3 rules" when `reprolab rejudge --write` re-judged an older run."""
+    return f", verdicts by the v{res.judged_by} rules (`reprolab rejudge`)" if res.judged_by else ""
+
 def read_status(path: Path = STATUS) -> list[StatusRow]:
     rows = []
     for line in path.read_text().splitlines():
@@ -100,7 +105,7 @@ def record_block(name: str, records: Path | None = None) -> str:
                 f"(commit `results/{name}/`).")
     wall = res.wall_seconds
     lines = [
-        f"**{overall_verdict(res.claims).value}** (study v{res.version}, `{res.command}`, commit `{(res.commit[:12] + ('+dirty' if res.commit.endswith('+dirty') else '')) if res.commit else '?'}`, "
+        f"**{overall_verdict(res.claims).value}** (study v{res.version}{_rejudged(res)}, `{res.command}`, commit `{(res.commit[:12] + ('+dirty' if res.commit.endswith('+dirty') else '')) if res.commit else '?'}`, "
         f"{wall / 60:.1f} min on {res.timings.get('threads', '?')} threads, {res.machine.get('cpu_count', '?')} CPUs, "
         f"{res.machine.get('cuda') or 'no GPU'}, {res.timings.get('started', '?')}). "
         f"Effects are in the paper's direction (positive = the paper's side); the verdict is the headline's interval against its margin.",
@@ -124,7 +129,7 @@ def status_cell(name: str, records: Path | None = None) -> str:
     if res is None:
         return "no record yet (study rules changed; full rerun pending)"
     parts = [f"{c.key} {c.verdict.value} ({_cell(c.ours)})" for c in res.claims]
-    return f"{overall_verdict(res.claims).value} (record, study v{res.version}): " + "; ".join(parts)
+    return f"{overall_verdict(res.claims).value} (record, study v{res.version}{_rejudged(res)}): " + "; ".join(parts)
 
 
 def render_status(text: str, cells: dict[str, str]) -> str:

@@ -143,17 +143,28 @@ def compare_paired(
     label: str = "",
     confidence: float = CONFIDENCE,
     method: Literal["auto", "t", "bootstrap"] = "auto",
+    unit_range: float | None = None,
 ) -> Comparison:
-    """Mean of the per-unit differences ``a_i - b_i`` (sign-flipped for ``direction="less"``)."""
+    """Mean of the per-unit differences ``a_i - b_i`` (sign-flipped for ``direction="less"``).
+
+    ``unit_range``: the most one unit's difference can move (1 for per-item accuracies or 0/1
+    outcomes). It matters only when every unit shows the same difference: the t and bootstrap
+    intervals then collapse to a point, which would let e.g. 24 unchanged pairs prove
+    non-inferiority at any margin. With ``unit_range`` the interval is instead
+    ``effect +- unit_range * p``, where ``p = 1 - ((1 - confidence) / 2) ** (1 / n)`` is the exact
+    (Clopper-Pearson) upper bound on the share of units that could depart from the common value
+    when none of the n did. Without it the point is kept (right for deterministic quantities).
+    """
     x, y = _arrays(a, b, paired=True)
     d = _oriented(x - y, direction)
-    return _mean_comparison(d, unit=unit, direction=direction, margin=margin, label=label, confidence=confidence, method=method)
+    return _mean_comparison(d, unit=unit, direction=direction, margin=margin, label=label, confidence=confidence, method=method,
+                            unit_range=unit_range)
 
 
 def compare_to_value(a: Sequence[float], reference: float, **options: Any) -> Comparison:
     """Mean of ``a_i - reference`` over the units (one arm against a fixed value, e.g. chance):
     :func:`compare_paired` against a constant arm, with the same keyword options (``unit``,
-    ``direction``, ``margin``, ``label``, ``confidence``, ``method``)."""
+    ``direction``, ``margin``, ``label``, ``confidence``, ``method``, ``unit_range``)."""
     (x,) = _arrays(a)
     return compare_paired(x, np.full_like(x, float(reference)), **options)
 
@@ -336,13 +347,18 @@ def _oriented(d: np.ndarray, direction: Direction) -> np.ndarray:
 
 
 def _mean_comparison(d: np.ndarray, *, unit: str, direction: Direction, margin: float, label: str, confidence: float,
-                     method: str) -> Comparison:
+                     method: str, unit_range: float | None = None) -> Comparison:
     from scipy import stats as st
 
     n = len(d)
     effect = float(d.mean())
     sd = float(d.std(ddof=1)) if n > 1 else None
-    if n < 2 or np.ptp(d) == 0:
+    if unit_range is not None and not (math.isfinite(unit_range) and unit_range > 0):
+        raise ValueError(f"unit_range must be a positive finite number, got {unit_range!r}")
+    if n >= 2 and np.ptp(d) == 0 and unit_range is not None:
+        half = unit_range * (1.0 - ((1.0 - confidence) / 2.0) ** (1.0 / n))
+        low, high, name = effect - half, effect + half, "no variation: exact bound on departing units"
+    elif n < 2 or np.ptp(d) == 0:
         low, high, name = _degenerate(effect, d)
     elif method == "t" or (method == "auto" and n < BOOTSTRAP_MIN_N):
         ci = st.ttest_1samp(d, 0.0).confidence_interval(confidence)

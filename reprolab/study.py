@@ -201,6 +201,7 @@ class Result:
     command: str
     key: str = ""  # RunDir.key: hash of (study, config, version, seed); a saved result is reused only on the same key
     commit: str = ""  # the git commit of the code that produced it ("" outside a git checkout)
+    judged_by: int = 0  # the study version whose rules gave the verdicts, when `reprolab rejudge` changed it (0: ``version``)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -596,7 +597,7 @@ def rejudge(result: Result) -> Result:
     if result.status != "ok":
         return result
     cls = get_study(result.study)
-    return dataclasses.replace(result, claims=cls.judge(result.metrics))
+    return dataclasses.replace(result, claims=cls.judge(result.metrics), judged_by=0 if cls.version == result.version else cls.version)
 
 
 def run_bench(name: str, quick: bool = True, out: str | Path = "runs") -> BenchResult:

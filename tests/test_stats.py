@@ -131,6 +131,25 @@ def test_edge_cases_are_honest():
         stats.compare_paired([1.0], [0.0], unit="seeds", direction="up")  # type: ignore[arg-type]
 
 
+def test_no_variation_with_a_unit_range_gets_the_exact_bound_not_a_point():
+    # 24 pairs that all agree: without a range the interval is the point and proves any non-inferiority margin
+    point = stats.compare_paired([1.0] * 24, [1.0] * 24, unit="pairs", margin=-0.05)
+    assert (point.low, point.high, point.outcome) == (0.0, 0.0, Outcome.HOLDS)
+    # with it: the share of pairs that could depart when 0 of 24 did, 1 - 0.025 ** (1/24) (Clopper-Pearson)
+    bound = stats.compare_paired([1.0] * 24, [1.0] * 24, unit="pairs", margin=-0.05, unit_range=1.0)
+    p = 1 - 0.025 ** (1 / 24)
+    assert bound.low == pytest.approx(-p) and bound.high == pytest.approx(p) and bound.outcome == Outcome.UNRESOLVED
+    assert p == pytest.approx(st.binomtest(0, 24).proportion_ci(0.95, method="exact").high)
+    # enough agreeing units resolve it; a constant non-zero difference keeps its sign
+    assert stats.compare_paired([1.0] * 100, [1.0] * 100, unit="pairs", margin=-0.05, unit_range=1.0).outcome == Outcome.HOLDS
+    assert stats.compare_paired([1.0] * 10, [0.0] * 10, unit="items", unit_range=1.0).outcome == Outcome.HOLDS
+    # varying units are untouched by the range
+    a, b = [0.3, 0.5, 0.9, 0.2], [0.1, 0.5, 0.4, 0.3]
+    assert stats.compare_paired(a, b, unit="items", unit_range=1.0) == stats.compare_paired(a, b, unit="items")
+    with pytest.raises(ValueError, match="unit_range"):
+        stats.compare_paired([1.0, 1.0], [1.0, 1.0], unit="items", unit_range=0.0)
+
+
 def test_comparison_round_trips_through_json():
     import json
 

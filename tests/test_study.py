@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 
 import pytest
@@ -204,6 +206,9 @@ def test_rejudge_recomputes_the_same_verdicts_from_the_saved_metrics(toy_study, 
     again = study_mod.rejudge(Result.load(tmp_path / "toy" / "quick" / "result.json"))
     assert [c.verdict for c in again.claims] == [c.verdict for c in res.claims]
     assert [c.headline for c in again.claims] == [c.headline for c in res.claims]
+    assert again.judged_by == 0  # same version: nothing to say
+    older = dataclasses.replace(res, version=res.version - 1)
+    assert study_mod.rejudge(older).judged_by == res.version  # an older run judged by today's rules says so
 
 
 def test_record_copies_the_full_run_and_refuses_a_skip(toy_study, tmp_path):

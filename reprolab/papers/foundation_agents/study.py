@@ -60,7 +60,8 @@ def _mean(x: list[float]) -> float:
 
 
 def _head(a: list[float], b: list[float], unit: str, label: str) -> stats.Comparison:
-    return stats.compare_paired(a, b, unit=unit, direction="greater", margin=0.0, label=label, confidence=CONFIDENCE)
+    return stats.compare_paired(a, b, unit=unit, direction="greater", margin=0.0, label=label, confidence=CONFIDENCE,
+                                unit_range=1.0)
 
 
 def _ours(name_a: str, a: list[float], name_b: str, b: list[float], c: stats.Comparison) -> str:
@@ -122,7 +123,9 @@ class FoundationAgentsStudy(Study):
     paper = Paper("Advances and Challenges in Foundation Agents (modular brain-inspired agent framework)", arxiv="2504.01990",
                   code="https://github.com/FoundationAgents/awesome-foundation-agents")
     version = 1
-    changelog = {1: "first version: five ablations (tools, learning, world model, memory, safety) on exact offline tasks"}
+    changelog = {1: "first version: five ablations (tools, learning, world model, memory, safety) on exact offline tasks. Before "
+                    "its first full run: paired rules pass unit_range=1 (per-item 0/1 success), so identical arms on every "
+                    "item get the exact bound on departing items, not a zero-width interval"}
     claims = [
         Claim("tools", "Tools and code extend reasoning: a code-tool agent beats chain-of-thought alone on word problems.",
               "no number (survey argument, Sec. 7-8)",

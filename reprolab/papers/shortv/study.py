@@ -104,7 +104,7 @@ def _judge_lc(m: Metrics) -> Judgement:
 
 def _judge_freeze(m: Metrics) -> Judgement:
     base, lc = _items(m, "baseline"), _items(m, "lc_half")
-    c = stats.compare_paired(lc, base, unit="test questions", direction="greater", margin=-ACC_MARGIN,
+    c = stats.compare_paired(lc, base, unit="test questions", direction="greater", margin=-ACC_MARGIN, unit_range=1.0,
                              label=f"accuracy, ShortV (lowest-LC {m['n_frozen']} of {m['layers']} layers) - unmodified")
     f = m["flops"]
     ours = (
@@ -120,7 +120,7 @@ def _judge_random(m: Metrics) -> Judgement:
     lc = _items(m, "lc_half")
     draws = len(m["accuracy"]["random_half"])
     rand = _items(m, "random_half_correct_count") / draws  # per question: the fraction of random layer sets that answer it
-    c = stats.compare_paired(lc, rand, unit="test questions", direction="greater", margin=0.0,
+    c = stats.compare_paired(lc, rand, unit="test questions", direction="greater", margin=0.0, unit_range=1.0,
                              label=f"accuracy, LC-chosen - random layer sets (mean of {draws} draws), N={m['n_frozen']}")
     accs = np.asarray(m["accuracy"]["random_half"])
     beaten = float(np.mean(lc.mean() >= accs))
@@ -152,7 +152,7 @@ def trained_model(cfg: ShortVStudyConfig, run: RunDir):
 class ShortVStudy(Study):
     name = "shortv"
     paper = Paper("ShortV: Efficient Multimodal Large Language Models by Freezing Visual Tokens in Ineffective Layers", arxiv="2504.00502", code="https://github.com/icip-cas/ShortV")
-    version = 2
+    version = 3
     changelog = {1: "first version: tiny Llava trained on shapes VQA; LC, ShortV with the lowest-LC half, random layer sets, FastV. "
                     "Before the first full run, after the first quick run, the vision tower went from two layers to one: with two, "
                     "the projector did all the visual work (freezing every layer cost nothing), so claim (c) could not be tested. "
@@ -165,7 +165,10 @@ class ShortVStudy(Study):
                     "all layers costs > 2 points (new: else no layer choice can matter). The FLOPs identity left the claims (a unit "
                     "test). Metrics keep per-question correctness of every arm; random draws at N = L/2: quick 12 (was 6), full 30 "
                     "(was 10); the accuracy-vs-N figure uses curve_draws (quick 4, full 5; was random_draws). The checkpoint is named "
-                    "by RunDir.key (the study's own hash is gone), so the model is retrained for v2."}
+                    "by RunDir.key (the study's own hash is gone), so the model is retrained for v2.",
+                 3: "rules (b) and (c) pass unit_range=1 (per-question correctness) to reprolab.stats: questions that all show "
+                    "the same difference get the exact bound on departing questions, not a zero-width interval. Cannot move "
+                    "the v2 record (2000 questions, differences vary); re-judged (`reprolab rejudge shortv --write`), not rerun"}
     claims = [
         Claim("lc_small", "Visual tokens' Layer Contribution is small in many layers and below the text tokens'",
               paper="Fig. 2: LLaVA-1.5-7B, many layers with visual LC near zero, text LC large in every layer",
