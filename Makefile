@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
 FORCE  ?=
-EXTRAS := zclip,gaussians,vlm_sae,fresca,llm,whisper_lm,grm,agents,agents_peers,distributed,dev
+EXTRAS := zclip,gaussians,vlm_sae,fresca,llm,whisper_lm,grm,agents,agents_peers,distributed,ts_select,ts_select_data,dev
 # Debian data and tools: Fashion-MNIST (fresca); espeak-ng, sox and translated help texts (whisper_lm);
 # bubblewrap and libseccomp2 for reprolab.sandbox's namespaces and seccomp filter;
 # chromium, headless, for the report's browser test (tests/test_report_browser.py, driven by playwright).
@@ -28,6 +28,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install --quiet -c constraints.txt -e '.[$(EXTRAS)]'
 	# The official Whisper-LM LogitsProcessor, for the parity test only: its declared deps (openai-whisper) do not build offline.
 	$(PIP) install --quiet --no-deps whisper-lm-transformers==0.2.0
+	# ts_select: statsforecast 2.1.1 and its stack declare pandas<3 but run under our pandas 3.1.1 (tested): --no-deps.
+	$(PIP) install --quiet --no-deps -c constraints.txt statsforecast==2.1.1 coreforecast==0.0.20 utilsforecast==0.2.17 fugue==0.9.7 triad==1.0.4 adagio==0.2.6
 	$(PY) -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 	touch $(STAMP)
 
