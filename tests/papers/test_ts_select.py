@@ -171,6 +171,12 @@ def test_parse_answer_exact_fuzzy_mentioned_invalid():
     assert parse_answer("I would use Naive[season=1,repr=raw] here").candidate.name == "Naive[season=1,repr=raw]"
     assert parse_answer("ANSWER: Prophet").status == "invalid" and parse_answer("ANSWER: Prophet").candidate is None
     assert parse_answer("").status == "invalid"
+    # models write the period they were told: season=12 on a monthly series is season=m, never season=1
+    p = parse_answer("ANSWER: AutoARIMA[season=12,repr=log]", m=12)
+    assert p.status == "exact" and p.candidate.name == "AutoARIMA[season=m,repr=log]"
+    assert parse_answer("ANSWER: AutoARIMA[season=12,repr=log]", m=4).status == "invalid"
+    assert parse_answer("AutoETS[model = AAN, season = 4, repr = raw] fits best", m=4).status == "invalid"  # AAN has no season=m
+    assert parse_answer("so AutoTheta[season = 4, repr = raw] fits best", m=4).candidate.name == "AutoTheta[season=m,repr=raw]"
 
 
 def test_prompt_puts_the_fixed_part_first_and_differs_by_structure(air):

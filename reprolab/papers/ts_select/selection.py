@@ -13,9 +13,9 @@ cache for that prefix; the user message then gives the meta-features (types 2, 4
 ``max_values`` values at 3 significant digits (oldest first), and the answer request (a bare
 ``ANSWER: <name>`` line for types 1-2; "Let's think step by step" then the ANSWER line for 3-4).
 
-Parsing (ours, documented): the last ``ANSWER:`` line is matched to a candidate name after removing
+Parsing (ours, documented): ``season=<the series' m>`` is read as ``season=m``; the last ``ANSWER:`` line is matched to a candidate name after removing
 spaces, quotes, backticks and ``*``; if it matches no name exactly, a name within difflib ratio
->= 0.9 is accepted and counted as ``fuzzy``; with no ANSWER line, the last candidate name written
+>= 0.9 with the same numbers is accepted and counted as ``fuzzy``; with no ANSWER line, the last candidate name written
 anywhere in the reply is taken (counted as ``mentioned``). Anything else is ``invalid``: a miss
 in hit@k, counted per prompt type, never replaced by a default model.
 
@@ -69,7 +69,8 @@ SYSTEM = (
     "series' seasonal period m (only for m >= 2); repr=raw fits the values as they are, repr=log fits their logarithm "
     "and exponentiates the forecast (only for positive series).\n"
     "Candidate configurations:\n{candidates}\n"
-    "Your reply must end with one line of the form\nANSWER: <configuration name copied exactly from the list>"
+    "Your reply must end with one line of the form\nANSWER: <configuration name copied exactly from the list, with the letter m, "
+    "not its value>"
 )
 
 
@@ -108,23 +109,39 @@ def _norm(s: str) -> str:
     return _STRIP.sub("", s).lower()
 
 
+def _norm_spaces(s: str) -> str:
+    """Remove spaces inside brackets (``AutoETS[model = AAN, season = 1]``) so names can be found in free text."""
+    return re.sub(r"\[[^\]\n]*\]", lambda mt: re.sub(r"\s+", "", mt.group(0)), s)
+
+
 @dataclass(frozen=True)
 class ParsedAnswer:
     candidate: Candidate | None
     status: str  # "exact" | "fuzzy" | "mentioned" | "invalid"
 
 
-def parse_answer(text: str, candidates: Sequence[Candidate] = CANDIDATES, *, fuzzy_cutoff: float = 0.9) -> ParsedAnswer:
-    """Match a reply to a candidate (see the module docstring for the rule)."""
+def _symbolic_season(s: str, m: int | None) -> str:
+    """``season=<m's value>`` -> ``season=m`` (models often write the number they were told, e.g. season=12)."""
+    if m is None or m < 2:
+        return s
+    return re.sub(rf"season={m}(?!\d)", "season=m", s)
+
+
+def parse_answer(text: str, candidates: Sequence[Candidate] = CANDIDATES, *, m: int | None = None,
+                 fuzzy_cutoff: float = 0.9) -> ParsedAnswer:
+    """Match a reply to a candidate (see the module docstring for the rule); ``m``: the series' period, so that
+    ``season=12`` written for a monthly series reads as ``season=m``."""
     by_norm = {_norm(c.name): c for c in candidates}
-    lines = [ln for ln in str(text).splitlines() if "answer:" in ln.lower()]
+    text = _symbolic_season(_norm_spaces(str(text)), m)
+    lines = [ln for ln in text.splitlines() if "answer:" in ln.lower()]
     if lines:
         tail = lines[-1][lines[-1].lower().rindex("answer:") + len("answer:"):]
         key = _norm(tail).rstrip(".")
         if key in by_norm:
             return ParsedAnswer(by_norm[key], "exact")
-        close = difflib.get_close_matches(key, list(by_norm), n=1, cutoff=fuzzy_cutoff)
-        if close:
+        digits = re.findall(r"\d+", key)
+        close = [c for c in difflib.get_close_matches(key, list(by_norm), n=3, cutoff=fuzzy_cutoff) if re.findall(r"\d+", c) == digits]
+        if close:  # a typo in a word, never a different number (season=12 is not season=1)
             return ParsedAnswer(by_norm[close[0]], "fuzzy")
         return ParsedAnswer(None, "invalid")
     flat = _norm(text)
@@ -225,7 +242,7 @@ def select(series: Any, llm: LLM, prompt: str = "values+meta", *, m: int | None 
                 {"role": "user", "content": user_prompt(values, m, h, template, features=features, max_values=max_values)}]
     tokens = max_tokens or (384 if template.cot else 48)
     (c,) = llm.chat(messages, Sampling(max_tokens=tokens, temperature=0.0, seed=seed))
-    parsed = parse_answer(c.text, candidates)
+    parsed = parse_answer(c.text, candidates, m=m)
     seconds = (time.perf_counter() - t0) if not c.cached else (c.seconds + (time.perf_counter() - t0))
     return Selection(parsed.candidate, parsed.status, c.text, prompt, c.prompt_tokens, c.completion_tokens, seconds, m, h)
 

@@ -83,7 +83,7 @@ class TSSelectConfig:
     n_synthetic: int = 12
     candidates: tuple[str, ...] | None = None  # None: the full space of 50
     cot_tokens: int = 384  # generation budget with CoT (spec: up to 384)
-    max_values: int = 128  # values shown to the LLM (the last ones)
+    max_values: int = 64  # values shown to the LLM, the last ones (spec: at most 128; 64 halves the prompt on 2 cores)
     n_ctx: int = 4096
 
 
@@ -264,7 +264,7 @@ class TSSelectStudy(Study):
                                     ablation_series=4, sources=("synthetic",), n_synthetic=4, candidates=SMOKE_CANDIDATES,
                                     cot_tokens=64),
         Scale.QUICK: TSSelectConfig(model="qwen2.5-coder-0.5b", prompts_all=("values+meta", "values+meta+cot"), prompts_ablation=(),
-                                    n_series=8, ablation_series=8, cot_tokens=128, max_values=96),
+                                    n_series=8, ablation_series=8, cot_tokens=128),
         Scale.FULL: TSSelectConfig(model="qwen2.5-coder-1.5b", prompts_all=("values+meta",),
                                    prompts_ablation=("values", "values+cot", "values+meta+cot"), n_series=None,
                                    ablation_series=30, cot_tokens=256),
