@@ -167,3 +167,14 @@ def test_smoke_study_runs(tmp_path):
     assert m["llm_parsed"]["named"] == 1  # the scripted model answers the kinetic-energy task only
     figs = tmp_path / "ags" / "smoke" / "figures"
     assert (figs / "discoveries.png").stat().st_size > 1000 and (figs / "exponents.png").stat().st_size > 1000
+
+
+def test_bench_recovery_side_by_side(monkeypatch):
+    pytest.importorskip("pyoperon")
+    from reprolab.papers.ags import bench
+
+    monkeypatch.setattr(bench, "methods", lambda: ({"ours": bench._ours, "pyoperon alone": bench._pyoperon}, {"gplearn": "skipped"}))
+    res = bench.recover(("kinetic_energy",))
+    assert res.pop("_missing") == {"gplearn": "skipped"}
+    assert res["ours"]["recovered"] == [1.0] and len(res["pyoperon alone"]["seconds"]) == 1
+    assert "m*v**2" in res["ours"]["expr"][0]

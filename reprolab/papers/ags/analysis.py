@@ -519,6 +519,12 @@ def _prune(expr: sp.Expr, d: _Data, rel: float = 1e-3) -> sp.Expr:
     return sp.Add(*keep) if keep else expr
 
 
+def prune_terms(expr: sp.Expr, X: np.ndarray, y: np.ndarray, names: Sequence[str], rel: float = 1e-3) -> sp.Expr:
+    """``expr`` expanded, without the additive terms whose largest magnitude over the data ``X`` is below ``rel`` x the
+    largest |y| (the clean-up we apply to symbolic-regression output, offered to any SR expression)."""
+    return canonical(_prune(sp.expand(sp.sympify(expr)), _Data(X, y, names, {}, 1.0), rel))
+
+
 def _round_constants(expr: sp.Expr, digits: int = 6) -> sp.Expr:
     return expr.xreplace({f: sp.Float(float(f"{float(f):.{digits}g}")) for f in expr.atoms(sp.Float)})
 
@@ -682,4 +688,4 @@ def disagreement(hyps: Sequence[Hypothesis], X: np.ndarray, sigma: float, window
 
 
 __all__ = ["AnalysisConfig", "Hypothesis", "PRIOR_ODDS", "analyse", "canonical", "disagreement", "is_discovery", "parametrise",
-           "refit", "skeleton", "symbolic_regression"]
+           "prune_terms", "refit", "skeleton", "symbolic_regression"]
