@@ -42,3 +42,22 @@ def test_gpt_errors():
     model = GPT(GPTConfig(block_size=4, n_layer=1, n_embd=8, n_head=2))
     with pytest.raises(ValueError, match="block_size"):
         model(torch.zeros(1, 5, dtype=torch.long))
+
+
+def test_qk_layernorm_is_off_by_default_and_makes_attention_logits_scale_free():
+    """Off by default (other papers' results do not move). On, it normalises queries and keys, so
+    growing the query/key weights (Wortsman et al.'s attention-logit growth) changes nothing."""
+    x = torch.randint(0, 20, (2, 8), generator=torch.Generator().manual_seed(1))
+    for qk in (False, True):
+        torch.manual_seed(0)
+        m = GPT(GPTConfig(vocab_size=20, block_size=8, n_layer=1, n_head=2, n_embd=16, qk_layernorm=qk))
+        assert (m.blocks[0].attn.q_ln is not None) == qk
+        before = m(x)[0]
+        with torch.no_grad():
+            m.blocks[0].attn.qkv.weight[:32] *= 30  # the query and key rows
+        after = m(x)[0]
+        if qk:
+            torch.testing.assert_close(after, before, rtol=1e-3, atol=1e-3)
+        else:
+            assert not torch.allclose(after, before, rtol=1e-3, atol=1e-3)
+    assert GPTConfig().qk_layernorm is False

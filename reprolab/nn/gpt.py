@@ -32,6 +32,8 @@ class GPTConfig:
     positions: Literal["rotary", "learned"] = "rotary"
     rope_base: float = 10000.0  # RoFormer's base
     tie_weights: bool = True  # share token embedding and output projection (Press & Wolf, 2017)
+    qk_layernorm: bool = False  # LayerNorm on queries and keys per head (Dehghani et al. 2023; Wortsman et al. 2023, arXiv
+    # 2309.14322, Sec. 3.1: it stops attention-logit growth, a cause of high-lr instability); off = the layout above
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
@@ -69,9 +71,14 @@ class CausalSelfAttention(nn.Module):
         self.qkv = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias)
         self.proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
         self.resid_dropout = nn.Dropout(cfg.dropout)
+        head = cfg.n_embd // cfg.n_head
+        self.q_ln = nn.LayerNorm(head, bias=cfg.bias) if cfg.qk_layernorm else None
+        self.k_ln = nn.LayerNorm(head, bias=cfg.bias) if cfg.qk_layernorm else None
 
     def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
         q, k, v = rearrange(self.qkv(x), "b t (three h d) -> three b h t d", three=3, h=self.cfg.n_head)
+        if self.q_ln is not None:
+            q, k = self.q_ln(q), self.k_ln(k)
         if rope is not None:
             q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self.cfg.dropout if self.training else 0.0)

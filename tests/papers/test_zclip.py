@@ -257,3 +257,30 @@ def test_parity_with_official_package(kw):
             assert ours.mean == pytest.approx(theirs.mean, rel=1e-5)
             assert ours.var == pytest.approx(theirs.var, rel=1e-4)
     assert n_clipped >= 2  # the comparison exercised clipping, not just pass-through
+
+
+def test_step_on_something_that_is_not_parameters_is_a_typed_error():
+    z = ZClip()
+    for bad in (42, "model", None, [1.0, 2.0]):
+        with pytest.raises(ConfigError, match="parameters"):
+            z.step(bad)
+    assert z.steps == 0
+
+
+def test_load_state_dict_refuses_missing_keys_and_nonfinite_statistics(p):
+    z = warmed(p)
+    good = z.state_dict()
+    for key in ("config", "steps", "warmup_norms", "mean", "var"):
+        broken = {k: v for k, v in good.items() if k != key}
+        with pytest.raises(ConfigError, match=repr(key)):
+            ZClip().load_state_dict(broken)
+    for value in (float("nan"), float("inf")):
+        with pytest.raises(NonFiniteError, match="mean"):
+            ZClip().load_state_dict({**good, "mean": value})
+    with pytest.raises(ConfigError, match="var"):
+        ZClip().load_state_dict({**good, "var": -1.0})
+    with pytest.raises(ConfigError, match="ZClip state"):
+        ZClip().load_state_dict([("mean", 1.0)])
+    fresh = ZClip()
+    fresh.load_state_dict(good)  # nothing was changed by the refused loads, and a good state loads
+    assert fresh.mean == z.mean and fresh.steps == z.steps

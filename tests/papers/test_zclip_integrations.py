@@ -76,3 +76,77 @@ def test_hf_trainer_callback_warns_about_fixed_clipping(tmp_path):
     args = transformers.TrainingArguments(output_dir=str(tmp_path), max_grad_norm=1.0, report_to=[], use_cpu=True)
     with pytest.warns(UserWarning, match="max_grad_norm=0"):
         ZClipTrainerCallback().on_train_begin(args, None, None)
+
+
+def _hf_trainer(tmp, cb, out, max_steps=8, **kw):
+    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("accelerate")
+    cfg = transformers.GPT2Config(vocab_size=50, n_positions=16, n_embd=16, n_layer=1, n_head=2)
+    torch.manual_seed(0)
+    model = transformers.GPT2LMHeadModel(cfg)
+    ids = torch.randint(0, 50, (32, 16), generator=torch.Generator().manual_seed(1))
+    dataset = [{"input_ids": row, "labels": row} for row in ids]
+    args = transformers.TrainingArguments(
+        output_dir=str(out), per_device_train_batch_size=4, max_steps=max_steps, max_grad_norm=0.0, learning_rate=3e-2,
+        report_to=[], save_strategy="steps", save_steps=3, logging_strategy="no", use_cpu=True, disable_tqdm=True, seed=0, **kw,
+    )
+    return transformers.Trainer(model=model, args=args, train_dataset=dataset, callbacks=[cb])
+
+
+def _quiet(fn):
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*(pin_memory|deprecated|torch_dtype|checkpoint).*")
+        return fn()
+
+
+@pytest.mark.parametrize("resume", ["path", "true"])
+def test_hf_trainer_resume_continues_zclip_exactly(tmp_path, resume):
+    """A run resumed from checkpoint-3 (mid warm-up is over: warm-up 2 steps) ends with the same ZClip
+    statistics and the same weights as the uninterrupted run; without the restored state it would not."""
+    import shutil
+
+    from reprolab.papers.zclip import ZClipTrainerCallback
+
+    full_cb = ZClipTrainerCallback(warmup_steps=2, max_grad_norm=None)
+    full = _hf_trainer(tmp_path, full_cb, tmp_path / "full")
+    _quiet(full.train)
+    assert full_cb.zclip.steps == 8 and full_cb.zclip.initialized
+
+    ckpt = tmp_path / "full" / "checkpoint-3"
+    resumed_cb = ZClipTrainerCallback(warmup_steps=2, max_grad_norm=None)
+    if resume == "path":
+        resumed = _hf_trainer(tmp_path, resumed_cb, tmp_path / "resumed")
+        _quiet(lambda: resumed.train(resume_from_checkpoint=str(ckpt)))
+    else:
+        shutil.copytree(ckpt, tmp_path / "resumed" / "checkpoint-3")
+        resumed = _hf_trainer(tmp_path, resumed_cb, tmp_path / "resumed")
+        _quiet(lambda: resumed.train(resume_from_checkpoint=True))
+    assert resumed_cb.restored_from == "trainer_state.json"
+    a, b = full_cb.zclip.state_dict(), resumed_cb.zclip.state_dict()
+    assert b["steps"] == a["steps"] == 8
+    assert b["mean"] == pytest.approx(a["mean"], rel=1e-6) and b["var"] == pytest.approx(a["var"], rel=1e-6)
+    for (n, p), q in zip(full.model.named_parameters(), resumed.model.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6, msg=n)
+
+    # The control: the same resume with ZClip's saved state removed restarts ZClip's warm-up.
+    import json
+
+    bare = tmp_path / "bare" / "checkpoint-3"
+    shutil.copytree(ckpt, bare)
+    state_file = bare / "trainer_state.json"
+    data = json.loads(state_file.read_text())
+    data["stateful_callbacks"]["ZClipTrainerCallback"]["attributes"] = {}
+    state_file.write_text(json.dumps(data))
+    bare_cb = ZClipTrainerCallback(warmup_steps=2, max_grad_norm=None)
+    _quiet(lambda: _hf_trainer(tmp_path, bare_cb, tmp_path / "bare_out").train(resume_from_checkpoint=str(bare)))
+    assert bare_cb.restored_from is None
+    assert bare_cb.zclip.steps == 5 and bare_cb.zclip.mean != pytest.approx(a["mean"], rel=1e-6)
+
+
+def test_hf_trainer_callback_rejects_missing_model_and_optimizer():
+    pytest.importorskip("transformers")
+    from reprolab.errors import ConfigError
+    from reprolab.papers.zclip import ZClipTrainerCallback
+
+    with pytest.raises(ConfigError, match="optimizer or model"):
+        ZClipTrainerCallback().on_pre_optimizer_step(None, None, None)

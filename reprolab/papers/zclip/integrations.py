@@ -12,7 +12,13 @@ Hugging Face::
 Both call :meth:`ZClip.step` exactly once per optimizer step, after gradients are final
 (after accumulation and, with AMP, after unscaling), and before ``optimizer.step()``.
 Their ZClip statistics are saved in checkpoints (Lightning: the callback's state_dict;
-HF: ``zclip_state.pt`` in each checkpoint folder) and restored on resume.
+HF: the callback's entry in ``trainer_state.json``) and restored on resume.
+
+Distributed: under DDP (Lightning ``strategy="ddp"``, the HF Trainer under ``torchrun``) each
+rank's gradients are already averaged when the hooks run, so every rank's ZClip sees the same
+global norm, scales by the same factor and keeps the same statistics. Lightning's FSDP
+strategy: the callback passes the root FSDP module's process group, so the norm is summed over
+the shards; the HF Trainer's FSDP (through Accelerate) is not tested here.
 """
 
 from __future__ import annotations
@@ -21,8 +27,10 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ...errors import MissingExtra
-from .zclip import ZClip, ZClipConfig
+from ...errors import ConfigError, MissingExtra
+import torch
+
+from .zclip import ZClip, ZClipConfig, _sharded_group
 
 
 def _lightning():
@@ -78,7 +86,11 @@ def _make_lightning_callback_class():
             except (ValueError, AttributeError):
                 index = 0
             zclip = self.zclips.setdefault(index, ZClip(self.config))
-            self.last_step = zclip.step(optimizer)
+            # Lightning's FSDP strategy shards gradients: sum the squared norms over its process group
+            # (under DDP the gradients are already averaged, every rank sees the global norm).
+            root = getattr(getattr(trainer, "strategy", None), "model", None)
+            group = _sharded_group(root) if isinstance(root, torch.nn.Module) else None
+            self.last_step = zclip.step(optimizer, process_group=group)
             if pl_module is not None and hasattr(pl_module, "log") and getattr(trainer, "_logger_connector", None) is not None:
                 try:
                     pl_module.log(f"zclip/grad_norm_{index}", self.last_step.grad_norm.float(), on_step=True, prog_bar=False)
@@ -100,18 +112,33 @@ def _make_lightning_callback_class():
 def _make_trainer_callback_class():
     transformers = _transformers()
 
-    class ZClipTrainerCallback(transformers.TrainerCallback):
+    class ZClipTrainerCallback(transformers.TrainerCallback, transformers.trainer_callback.ExportableState):
         """Applies ZClip in ``on_pre_optimizer_step`` of a ``transformers.Trainer``.
 
         The Trainer clips to ``args.max_grad_norm`` *before* this hook; set it to 0 to run
         ZClip alone (a warning says so otherwise).
+
+        Resume: ZClip's statistics are saved with every checkpoint in ``trainer_state.json``
+        (the Trainer's ``stateful_callbacks``, as ``ExportableState``), and restored in
+        ``on_train_begin`` from the state the Trainer loaded, so
+        ``trainer.train(resume_from_checkpoint=path)`` and ``resume_from_checkpoint=True``
+        both continue ZClip exactly where the checkpoint left it (the Trainer loads the state
+        before ``on_train_begin``). One ZClipTrainerCallback per Trainer. Under DDP every rank
+        holds the same (averaged) gradients, so every rank's ZClip takes the same decision.
         """
 
-        STATE_FILE = "zclip_state.pt"
+        STATE_FILE = "zclip_state.pt"  # written by earlier versions; still read on resume when present
 
         def __init__(self, config: ZClipConfig | None = None, **overrides: Any):
             self.zclip = ZClip(config, **overrides)
             self.last_step = None
+            self.restored_from: str | None = None  # where the statistics came from on resume
+
+        def state(self) -> dict[str, Any]:
+            """What the Trainer saves in ``trainer_state.json`` (JSON: floats round-trip exactly)."""
+            import dataclasses
+
+            return {"args": dataclasses.asdict(self.zclip.config), "attributes": {"_saved_zclip_state": self.zclip.state_dict()}}
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             if getattr(args, "max_grad_norm", 0) and args.max_grad_norm > 0:
@@ -119,22 +146,29 @@ def _make_trainer_callback_class():
                     f"TrainingArguments(max_grad_norm={args.max_grad_norm}) clips before ZClip does; set max_grad_norm=0 to use ZClip alone",
                     stacklevel=2,
                 )
-            resume = getattr(args, "resume_from_checkpoint", None)
-            if isinstance(resume, str) and (Path(resume) / self.STATE_FILE).exists():
+            saved = getattr(self, "_saved_zclip_state", None)  # set by the Trainer's restore_callback_states_from_checkpoint
+            stored = (getattr(state, "stateful_callbacks", None) or {}).get(type(self).__name__) if state is not None else None
+            if isinstance(stored, list):
+                if len(stored) > 1:
+                    raise ConfigError("ZClipTrainerCallback", f"{len(stored)} saved states in the checkpoint", "one ZClipTrainerCallback per Trainer")
+                stored = stored[0] if stored else None
+            if saved is None and isinstance(stored, dict):
+                saved = stored.get("attributes", {}).get("_saved_zclip_state")
+            if saved is not None:
+                self.zclip.load_state_dict(saved)
+                self.restored_from = "trainer_state.json"
+                self._saved_zclip_state = None
+                return
+            resume = getattr(args, "resume_from_checkpoint", None)  # checkpoints written before the state moved
+            if state is not None and getattr(state, "global_step", 0) > 0 and isinstance(resume, str) and (Path(resume) / self.STATE_FILE).exists():
                 self.load(Path(resume) / self.STATE_FILE)
+                self.restored_from = str(Path(resume) / self.STATE_FILE)
 
         def on_pre_optimizer_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             target = kwargs.get("optimizer") or kwargs.get("model")
             if target is None:
-                raise RuntimeError("the Trainer passed neither optimizer nor model to on_pre_optimizer_step")
+                raise ConfigError("on_pre_optimizer_step arguments", sorted(kwargs), "the Trainer's optimizer or model (transformers >= 4.41 passes both)")
             self.last_step = self.zclip.step(target)
-
-        def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            import torch
-
-            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-            if folder.exists():
-                torch.save(self.zclip.state_dict(), folder / self.STATE_FILE)
 
         def load(self, path: str | Path) -> None:
             import torch

@@ -46,6 +46,7 @@ Where the paper and the code differ, or both are silent, we chose (each also fla
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -107,17 +108,57 @@ class ZClipStep:
 ParamsLike = torch.nn.Module | torch.optim.Optimizer | Iterable[Tensor] | Tensor
 
 
-def _gradients(parameters: ParamsLike) -> list[Tensor]:
-    """The existing gradients of a module, an optimizer's param groups, or an iterable of tensors."""
+def _parameters(parameters: ParamsLike) -> list[Tensor]:
+    """The parameters of a module, an optimizer's param groups, a tensor, or an iterable of tensors."""
     if isinstance(parameters, torch.nn.Module):
-        params: Iterable[Tensor] = parameters.parameters()
-    elif isinstance(parameters, torch.optim.Optimizer):
-        params = (p for group in parameters.param_groups for p in group["params"])
-    elif isinstance(parameters, Tensor):
-        params = [parameters]
-    else:
-        params = parameters
-    return [p.grad for p in params if p.grad is not None]
+        return list(parameters.parameters())
+    if isinstance(parameters, torch.optim.Optimizer):
+        return [p for group in parameters.param_groups for p in group["params"]]
+    if isinstance(parameters, Tensor):
+        return [parameters]
+    if isinstance(parameters, (str, bytes)) or not isinstance(parameters, Iterable):
+        raise ConfigError("parameters", _short(parameters), "a torch.nn.Module, a torch.optim.Optimizer, a tensor, or an iterable of tensors (e.g. model.parameters())")
+    params = list(parameters)
+    bad = next((p for p in params if not isinstance(p, Tensor)), None)
+    if bad is not None:
+        raise ConfigError("parameters", f"an iterable holding {_short(bad)}", "an iterable of tensors (e.g. model.parameters())")
+    return params
+
+
+def _short(x: object) -> str:
+    text = repr(x)
+    return f"{type(x).__name__} {text[:60]}{'...' if len(text) > 60 else ''}"
+
+
+def _gradients(parameters: ParamsLike) -> list[Tensor]:
+    """The existing gradients of ``parameters`` (see :func:`_parameters`)."""
+    return [p.grad for p in _parameters(parameters) if p.grad is not None]
+
+
+def _sharded_group(parameters: ParamsLike):
+    """The process group over which ``parameters``' gradients are sharded (FSDP1), or None.
+
+    Under FSDP1 (``FullyShardedDataParallel``) each rank holds a shard of every flat parameter's
+    gradient, so the total norm is sqrt(sum over ranks of the local squared norms), all-reduced
+    over the FSDP process group (the official ZClip does the same). Under FSDP2 (``fully_shard``)
+    gradients are DTensors and :func:`total_grad_norm` reduces them itself; under DDP every rank
+    holds the full, already averaged gradient, so the local norm is the global one.
+    """
+    if isinstance(parameters, torch.nn.Module):
+        try:
+            from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+        except ImportError:  # a torch built without distributed
+            return None
+        for m in parameters.modules():
+            if isinstance(m, FSDP) and m.sharding_strategy.name != "NO_SHARD":
+                return m.process_group
+        return None
+    for p in _parameters(parameters):  # an optimizer over FSDP1 flat parameters (use_orig_params=False)
+        if getattr(p, "_is_flat_param", False) and getattr(p, "_sharded_size", None) != getattr(p, "_unpadded_unsharded_size", None):
+            import torch.distributed as dist
+
+            return dist.group.WORLD
+    return None
 
 
 def scale_gradients_(grads: list[Tensor], scale: Tensor) -> None:
@@ -129,12 +170,25 @@ def scale_gradients_(grads: list[Tensor], scale: Tensor) -> None:
         torch._foreach_mul_(group, scale.to(device=device, dtype=torch.float32))
 
 
-def total_grad_norm(grads: list[Tensor]) -> Tensor:
-    """L2 norm over all gradients (any devices), as ``clip_grad_norm_`` computes it; float64."""
-    norm = torch.nn.utils.get_total_norm(grads, norm_type=2.0, error_if_nonfinite=False)
-    if hasattr(norm, "full_tensor"):  # a DTensor under FSDP2: all-reduce to the global norm
-        norm = norm.full_tensor()
-    return norm.to(torch.float64)
+def total_grad_norm(grads: list[Tensor], group: Any = None) -> Tensor:
+    """L2 norm over all gradients (any devices), as ``clip_grad_norm_`` computes it; float64.
+
+    DTensor gradients (FSDP2) are reduced to the global norm; with ``group`` (a process group,
+    FSDP1's shards) the local squared norms are summed over its ranks first.
+    """
+    if not grads:
+        local = torch.zeros((), dtype=torch.float64)
+    else:
+        local = torch.nn.utils.get_total_norm(grads, norm_type=2.0, error_if_nonfinite=False)
+    if hasattr(local, "full_tensor"):  # a DTensor under FSDP2: all-reduce to the global norm
+        local = local.full_tensor()
+    if group is None:
+        return local.to(torch.float64)
+    import torch.distributed as dist
+
+    squared = local.to(torch.float64) ** 2
+    dist.all_reduce(squared, op=dist.ReduceOp.SUM, group=group)
+    return squared.sqrt()
 
 
 class ZClip:
@@ -175,16 +229,27 @@ class ZClip:
 
     # -- the algorithm --------------------------------------------------------------------
     @torch.no_grad()
-    def step(self, parameters: ParamsLike) -> ZClipStep:
-        """Clip the gradients of ``parameters`` in place and update the statistics once."""
+    def step(self, parameters: ParamsLike, *, process_group: Any = None) -> ZClipStep:
+        """Clip the gradients of ``parameters`` in place and update the statistics once.
+
+        Under torch.distributed every rank must call ``step`` at the same optimizer step. The norm
+        is the global one: DDP's gradients are already averaged over ranks; FSDP2's are DTensors
+        (reduced here); FSDP1's flat shards are found from the module (or its flat parameters)
+        and their squared norms summed over the FSDP process group. Pass ``process_group`` when
+        the gradients are sharded in a way ZClip cannot see (e.g. an optimizer over FSDP1's
+        ``use_orig_params=True`` views): the local squared norms are then summed over it.
+        """
         cfg = self.config
         grads = _gradients(parameters)
-        if not grads:
+        group = process_group if process_group is not None else _sharded_group(parameters)
+        if group is not None:  # sharded: every rank must join the all-reduce, even one without local gradients
+            g = total_grad_norm(grads, group)
+        elif not grads:
             zero = torch.zeros((), dtype=torch.float64)
             nan = torch.full((), float("nan"), dtype=torch.float64)
             return ZClipStep(zero, zero, nan, torch.tensor(False), torch.tensor(True), not self.initialized)
-
-        g = total_grad_norm(grads)  # g_t
+        else:
+            g = total_grad_norm(grads)  # g_t (global under DDP and FSDP2, see _sharded_group)
         finite = torch.isfinite(g)
         if cfg.on_nonfinite == "raise" and not bool(finite):
             raise NonFiniteError("gradient norm", float(g), fix="lower the learning rate, check the loss for NaN, or use on_nonfinite='skip' with AMP")
@@ -258,17 +323,42 @@ class ZClip:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore statistics (and config) saved by :meth:`state_dict`; the next step continues exactly."""
+        """Restore statistics (and config) saved by :meth:`state_dict`; the next step continues exactly.
+
+        A state that is not a mapping, lacks a key, or holds a non-finite or negative statistic
+        is refused with a typed error before anything changes.
+        """
+        if not isinstance(state, dict):
+            raise ConfigError("ZClip state", _short(state), "the dict returned by ZClip.state_dict()")
         if state.get("version") != STATE_VERSION:
             raise ConfigError("state_dict version", state.get("version"), f"{STATE_VERSION} (a state saved by this ZClip)")
-        self.config = ZClipConfig(**state["config"])
+        missing = [k for k in ("config", "steps", "warmup_norms", "mean", "var") if k not in state]
+        if missing:
+            raise ConfigError("ZClip state", f"a dict without {', '.join(repr(k) for k in missing)}",
+                              "the complete dict returned by ZClip.state_dict() (the checkpoint is truncated or from another object)")
+        try:
+            config = ZClipConfig(**state["config"])
+        except TypeError as e:
+            raise ConfigError("ZClip state 'config'", state["config"], f"the ZClipConfig fields saved by state_dict() ({e})") from None
+        if (state["mean"] is None) != (state["var"] is None):
+            raise ConfigError("ZClip state 'mean'/'var'", (state["mean"], state["var"]), "both None (warming up) or both numbers")
+        for key in ("mean", "var"):
+            value = state[key]
+            if value is not None and not math.isfinite(float(value)):
+                raise NonFiniteError(f"ZClip state {key!r}", value, fix="load a checkpoint saved before training diverged, or start ZClip afresh")
+        if state["var"] is not None and float(state["var"]) < 0:
+            raise ConfigError("ZClip state 'var'", state["var"], "a non-negative variance")
+        norms = [float(x) for x in state["warmup_norms"]]
+        if not all(math.isfinite(x) for x in norms):
+            raise NonFiniteError("ZClip state 'warmup_norms'", norms, fix="load a checkpoint saved before training diverged, or start ZClip afresh")
+        self.config = config
         self.steps = int(state["steps"])
-        self._warmup_norms = [float(x) for x in state["warmup_norms"]]
+        self._warmup_norms = norms
         if state["mean"] is None:
             self._mean = self._var = None
         else:
-            self._mean = torch.tensor(state["mean"], dtype=torch.float64)
-            self._var = torch.tensor(state["var"], dtype=torch.float64)
+            self._mean = torch.tensor(float(state["mean"]), dtype=torch.float64)
+            self._var = torch.tensor(float(state["var"]), dtype=torch.float64)
 
     def __repr__(self) -> str:
         stats = f"mean={self.mean:.4g}, std={self.var ** 0.5:.4g}" if self.initialized else f"warming up {len(self._warmup_norms)}/{self.config.warmup_steps}"
