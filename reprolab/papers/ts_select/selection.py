@@ -80,7 +80,8 @@ def system_prompt(candidates: Sequence[Candidate] = CANDIDATES) -> str:
 
 
 def _sig3(x: float) -> str:
-    return f"{x:.3g}"
+    """3 significant digits, never in scientific notation (1234.5 -> "1230", 0.012345 -> "0.0123")."""
+    return np.format_float_positional(float(x), precision=3, unique=False, fractional=False, trim="-")
 
 
 def user_prompt(values: Sequence[float], m: int, h: int, template: PromptTemplate, *, features: dict[str, float] | None = None,

