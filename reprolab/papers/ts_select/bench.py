@@ -8,12 +8,14 @@ forecast of the test window, selection included:
 - ``meta_learner``: meta-features + k-NN over the other series' matrix rows + one fit (the matrix
   itself is not timed: it is the meta-learner's training cost, reported in ``extra``);
 - ``autoarima``: one fit of ``AutoARIMA[season=m,repr=raw]``.
-hit@10 and relative MSE come from the performance matrix of the same series (cached under
-``runs/bench/ts_select/matrix``). The 0.5B model keeps ``reprolab bench`` in minutes; the study uses 1.5B at full.
+hit@10 and relative MSE come from the performance matrix of the same series: the full study's 36 series,
+whose rows are read from ``runs/ts_select/full/checkpoints/matrix`` when that run exists (else computed and
+cached there). Same model as the study's full scale (0.5B), one llama.cpp thread.
 """
 
 from __future__ import annotations
 
+import random
 import time
 from pathlib import Path
 
@@ -37,17 +39,17 @@ class TSSelectBench(Benchmark):
         from ...llm import load_for_study
         from ...runtime import library_versions, machine_info
 
-        series, note = load_collection(n_synthetic=6, seed=0)
-        rng = np.random.default_rng(7)
-        pick = sorted(rng.choice(len(series), size=min(len(series), 20 if quick else 40), replace=False))
+        # the full study's 36 series (same collection and seeded draw), so the study's cached matrix rows serve here too
+        series, note = load_collection(n_synthetic=12, seed=0)
+        pick = sorted(random.Random(1).sample(range(len(series)), min(36, len(series))))
         series = [series[i] for i in pick]
-        timed = 4 if quick else 12  # series timed end to end; the rest train the meta-learner
+        timed = 4 if quick else 12  # series timed end to end; all of them train the meta-learner (leave-one-out)
         t0 = time.perf_counter()
-        mat = performance_matrix(series, CANDIDATES, cache_dir=Path("runs") / "bench" / "ts_select" / "matrix")
+        mat = performance_matrix(series, CANDIDATES, cache_dir=Path("runs") / "ts_select" / "full" / "checkpoints" / "matrix")
         matrix_s = time.perf_counter() - t0
         names = list(mat.candidates)
         F = np.stack([feature_vector(meta_features(s.train_for_test, s.m)) for s in series])
-        llm = load_for_study(MODEL, n_ctx=4096)
+        llm = load_for_study(MODEL, n_ctx=4096, n_threads=1)  # one thread: see TSSelectConfig.llm_threads
         variants = ["exhaustive", "llm", "meta_learner", "autoarima"]
         times: dict[str, list[float]] = {v: [] for v in variants}
         chosen: dict[str, list[int | None]] = {v: [] for v in variants}
