@@ -329,7 +329,7 @@ class TSSelectStudy(Study):
                 choices[arm][i] = names.index(sel.name) if sel.valid else None
                 status[arm][i], seconds[arm][i], ran[arm][i] = sel.status, sel.seconds, True
                 raw[arm][i], tokens[arm][i] = sel.raw, sel.prompt_tokens + sel.completion_tokens
-            llm_stats = llm.stats.to_json()
+            llm_stats = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in llm.stats.to_json().items()}
             generated = llm.stats.calls > 0 or llm.stats.cache_hits > 0
         finally:
             llm.close()
