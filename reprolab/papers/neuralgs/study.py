@@ -32,7 +32,8 @@ the same ``test_views`` cameras, so each view gives one paired PSNR difference b
   ``MAX_PSNR_LOSS``); supporting: the file is >= ``MIN_RATIO`` = 10x smaller than the .ply (a byte
   count: no noise, so it is shown beside the headline, and a miss makes the claim ``partly``).
 - ``clustering``, ``importance``, ``frequency_loss``: each step of the paper's ablation table raises
-  PSNR, PSNR(arm with the part) - PSNR(arm without) > 0 dB per view (margin 0).
+  PSNR, PSNR(arm with the part) - PSNR(arm without) > 0.1 dB per view (``ABLATION_MIN_GAIN``, a quarter
+  of the paper's smallest step; version 2 had margin 0, see the changelog of version 3).
 - ``beats_fp16_zip``, ``beats_prune_vq``: PSNR(NeuralGS) - PSNR(peer) > -0.5 dB per view; supporting:
   the NeuralGS file is smaller than the peer's.
 
@@ -64,6 +65,9 @@ from .neuralgs import NeuralGSConfig, NeuralGSFile, compress, decompress, import
 MIN_RATIO = 10.0  # claim (a): at least 10x smaller than the .ply ...
 MAX_PSNR_LOSS = 0.5  # ... at a held-out PSNR loss below 0.5 dB; also "equal PSNR" against the peers
 MIN_ORIGINAL_PSNR = 20.0  # precondition: the original 3DGS reproduces the held-out views at all
+# v3: an ablation step must raise PSNR by at least a quarter of the paper's smallest step (+0.42 dB, the
+# frequency loss on Deep Blending), not merely by more than 0: v2's margin 0 called +0.004 dB "reproduced".
+ABLATION_MIN_GAIN = 0.1
 UNIT = "held-out views"
 VIEW_RULE = "per held-out view, paired on the same views (unit: held-out views; t interval below 20 views, BCa bootstrap from 20)"
 
@@ -165,7 +169,7 @@ def _judge_size_quality(m: Metrics) -> Judgement:
 
 def _ablation_judge(with_part: str, without: str):
     def judge(m: Metrics) -> Judgement:
-        c = _compare(m, with_part, without, 0.0)
+        c = _compare(m, with_part, without, ABLATION_MIN_GAIN)
         p = m["methods"]
         return Judgement.from_headline(f"held-out PSNR {LABEL[without]} {p[without]['psnr']:.2f} -> {LABEL[with_part]} {p[with_part]['psnr']:.2f} dB; difference {_span(c)}",
                                        c, preconditions=_preconditions(m))
@@ -187,7 +191,7 @@ def _peer_judge(peer: str):
 class NeuralGSStudy(Study):
     name = "neuralgs"
     paper = Paper("NeuralGS: Bridging Neural Fields and 3D Gaussian Splatting for Compact 3D Representations", arxiv="2503.23162", code="https://github.com/PKU-YuanGroup/NeuralGS")
-    version = 2
+    version = 3
     changelog = {
         1: "first version: procedural scene, fitted original 3DGS (.ply), NeuralGS + 3 ablations + fp16/zip + pruning/SH-VQ, one seed",
         2: "issue 14: each claim judged by one headline comparison of per-view PSNR, paired on the same held-out views (unit: "
@@ -199,6 +203,12 @@ class NeuralGSStudy(Study):
            "with 1500 3DGS fitting and 3000 attribute-fitting steps (were 2500 and 4000) to stay within ~20 min on 2 cores "
            "(v1's full took 1541 s on a shared machine); cache names from RunDir.key. These rules were written after seeing "
            "version 1's full result (12.6x at -1.47 dB; one MLP 26.00 < clustered 30.19 > + importance 29.88 = + freq. loss 29.88)",
+        3: "rule change after the v2 full run (said here, as the lab requires): the three ablation claims need a gain of at "
+           "least 0.1 dB per view (a quarter of the paper's smallest ablation step, +0.42 dB for the frequency loss), not "
+           "> 0. The v2 record had frequency_loss at +0.004 [+0.00, +0.01] dB over 24 views, 'reproduced' under margin 0: "
+           "a real but negligible effect, 100x below the paper's, exactly the kind of verdict issue 14 names. Under v3 it "
+           "is not reproduced, importance (-0.02 [-0.10, +0.06] dB) also not reproduced (a gain of 0.1 dB is excluded), "
+           "clustering (+3.31 dB) unchanged. The v2 record is re-judged (`reprolab rejudge neuralgs --write`), not rerun",
     }
     claims = [
         Claim(
@@ -213,21 +223,21 @@ class NeuralGSStudy(Study):
             "clustering",
             "Clustered MLPs reach a higher held-out PSNR than one MLP for the whole scene",
             paper="Deep Blending PSNR: one MLP 23.71 -> clustered 28.98 dB (ablation table)",
-            rule=f"PSNR(clustered) - PSNR(one MLP) {VIEW_RULE} > 0 dB (margin 0); same pruning, widths and steps in both arms",
+            rule=f"PSNR(clustered) - PSNR(one MLP) {VIEW_RULE} > {ABLATION_MIN_GAIN:g} dB (margin: a quarter of the paper's smallest ablation step); same pruning, widths and steps in both arms",
             judge=_ablation_judge("clustered", "single_mlp"),
         ),
         Claim(
             "importance",
             "Importance-weighted clustering and fitting raise held-out PSNR over plain clustering",
             paper="Deep Blending PSNR: clustered 28.98 -> + importance 29.67 dB (ablation table)",
-            rule=f"PSNR(clustered + importance) - PSNR(clustered) {VIEW_RULE} > 0 dB (margin 0)",
+            rule=f"PSNR(clustered + importance) - PSNR(clustered) {VIEW_RULE} > {ABLATION_MIN_GAIN:g} dB (margin: a quarter of the paper's smallest ablation step)",
             judge=_ablation_judge("clustered_importance", "clustered"),
         ),
         Claim(
             "frequency_loss",
             "The frequency loss in fine-tuning raises held-out PSNR further",
             paper="Deep Blending PSNR: + importance 29.67 -> + frequency loss 30.09 dB (ablation table)",
-            rule=f"PSNR(NeuralGS) - PSNR(clustered + importance) {VIEW_RULE} > 0 dB (margin 0)",
+            rule=f"PSNR(NeuralGS) - PSNR(clustered + importance) {VIEW_RULE} > {ABLATION_MIN_GAIN:g} dB (margin: a quarter of the paper's smallest ablation step)",
             judge=_ablation_judge("neuralgs", "clustered_importance"),
         ),
         Claim(
