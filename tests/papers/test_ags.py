@@ -228,7 +228,7 @@ def test_proposal_module_asks_the_model_and_parses_named_and_anonymised_forms():
 
     def respond(prompt, s):
         seen.append(prompt)
-        return '{"formulas": ["E_k = 0.5*m*v**2", "x1*x2**2", "not a formula ((("]}'
+        return '{"formulas": ["E_k = 0.5*m*v^2", "x1*np.exp(0)*x2**2", "not a formula ((("]}'
 
     llm = ScriptedLLM(respond)
     named = Scientist("a", Lab([law]), KnowledgeBase(), Autonomy(llm_prior=True, sr="none"), llm=llm)

@@ -119,7 +119,7 @@ def _fdr_metrics(false_off, false_on, seeds=5):
     def arm(false_per_seed):
         return [_outs([12] * 8, [i >= f for i in range(8)]) for f in false_per_seed]
 
-    return {"single": {"no_reflection": arm(false_off), "active": arm(false_on)}}
+    return {"single": {"hasty": arm(false_off), "hasty_reflection": arm(false_on)}}
 
 
 def test_reflection_identical_arms_do_not_reproduce():
@@ -163,7 +163,7 @@ def test_smoke_study_runs(tmp_path):
     assert {c.key for c in result.claims} == {"closed_loop", "flywheel", "scaling", "reflection", "literature"}
     assert all(c.verdict != Verdict.NOT_RUN for c in result.claims)
     m = result.metrics
-    assert set(m["single"]) == {"active", "grid", "no_reflection", "llm_named", "llm_anonymised"}
+    assert set(m["single"]) == {"active", "grid", "hasty", "hasty_reflection", "llm_named", "llm_anonymised"}
     assert m["llm_parsed"]["named"] == 1  # the scripted model answers the kinetic-energy task only
     figs = tmp_path / "ags" / "smoke" / "figures"
     assert (figs / "discoveries.png").stat().st_size > 1000 and (figs / "exponents.png").stat().st_size > 1000

@@ -209,7 +209,9 @@ class Scientist:
         local = {n: v.symbol for n, v in zip(names, law.inputs)}
         exprs = []
         for text in self.proposals_cache[key]:
-            text = text.split("=")[-1]
+            text = str(text).split("=")[-1].replace("^", "**")  # small models write "^" for powers
+            for prefix in ("math.", "np.", "numpy.", "sympy.", "sp."):
+                text = text.replace(prefix, "")
             try:
                 e = sp.sympify(text, locals={**local, "e": sp.E, "E": sp.E, "pi": sp.pi})
             except (sp.SympifyError, TypeError, SyntaxError, ValueError, AttributeError):

@@ -22,8 +22,10 @@ Rules (fixed in code before the first quick or full run; every headline is a boo
   set (>= 80% of it discovered in some seed) or discovers nothing. Capability scaling (SR budget, LLM prior) is
   reported beside it, not judged.
 - reflection: per seed, the false-discovery rate among published laws without reflection minus with it (single-law
-  investigations, active design); reproduced when the interval lies wholly above 0; the extra experiments of the
-  replications are reported. Not testable when no false discovery is made without reflection (nothing to lower).
+  investigations, active design, by a "hasty" scientist who publishes as soon as the best law fits at the noise level:
+  no agreement or precision requirement, so that reflection is the only safeguard; the careful stopping rule of the
+  other arms leaves reflection nothing to catch); reproduced when the interval lies wholly above 0; the extra
+  experiments of the replications are reported. Not testable when no false discovery is made without reflection.
 - literature: per seed, log(median experiments to discovery with the LLM prior / without) over the laws both
   discovered, variables named; reproduced when wholly below 0; supporting (the control): with anonymised variables
   the same interval is not wholly below 0. Not run without a language model (quick); not testable when the model
@@ -47,7 +49,8 @@ from ...study import Claim, Judgement, Metrics, Paper, RunDir, Scale, Study, reg
 from .lab import Lab, catalogue_subset
 from .scientist import Autonomy, Community, KnowledgeBase, Scientist
 
-ARMS = ("active", "grid", "no_reflection", "llm_named", "llm_anonymised")
+ARMS = ("active", "grid", "hasty", "hasty_reflection", "llm_named", "llm_anonymised")
+HASTY = {"precision": 1.0, "agree": 1e6}  # the reflection claim's scientist: publishes once the best law fits the noise
 
 
 @dataclass(frozen=True)
@@ -172,11 +175,11 @@ def _fdr(outs: list[dict]) -> tuple[float, int, int]:
 
 
 def judge_reflection(m: Metrics) -> Judgement:
-    off = [_fdr(s) for s in m["single"]["no_reflection"]]
-    on = [_fdr(s) for s in m["single"]["active"]]
+    off = [_fdr(s) for s in m["single"]["hasty"]]
+    on = [_fdr(s) for s in m["single"]["hasty_reflection"]]
     c = stats.compare_paired([x[0] for x in off], [x[0] for x in on], unit="seeds", direction="greater", method="bootstrap",
                              label="false-discovery rate, without - with reflection")
-    reps = [o["replications"] for s in m["single"]["active"] for o in s if o["status"] == "published"]
+    reps = [o["replications"] for s in m["single"]["hasty_reflection"] for o in s if o["status"] == "published"]
     ours = (f"false-discovery rate {100 * np.mean([x[0] for x in off]):.1f}% without reflection vs "
             f"{100 * np.mean([x[0] for x in on]):.1f}% with ({sum(x[1] for x in off)} / {sum(x[2] for x in off)} vs "
             f"{sum(x[1] for x in on)} / {sum(x[2] for x in on)} published), difference {100 * c.effect:+.1f} points "
@@ -203,8 +206,12 @@ class AGSStudy(Study):
     name = "ags"
     paper = Paper("Scaling Laws in Scientific Discovery with AI and Robot Scientists (Autonomous Generalist Scientist)",
                   arxiv="2503.22444")
-    version = 1
-    changelog = {1: "first version: closed loop, flywheel, scaling, reflection and literature prior on simulated labs"}
+    version = 2
+    changelog = {1: "first version: closed loop, flywheel, scaling, reflection and literature prior on simulated labs",
+                 2: "after the first quick run (before any full run): the reflection claim's arms became a 'hasty' scientist "
+                    "(publishes once the best law fits the noise), because the careful stopping rule made no false discovery "
+                    "(0 of 10), leaving reflection nothing to lower; rounds 10 -> 8 (full) and 6 -> 5 (quick) so that the "
+                    "largest community does not saturate the law set (quick N = 4 found 69% of it in 6 rounds)"}
     claims = [
         Claim("closed_loop", "A closed loop cuts the resources per discovery: active design needs fewer experiments per "
               "discovery than a grid design.", "hypothesis (i), no number (Sec. 1, 3)",
@@ -224,7 +231,8 @@ class AGSStudy(Study):
               "the largest community saturates the law set", judge_scaling),
         Claim("reflection", "Reflection makes results more reliable: replication and an extrapolation check before "
               "publishing lower the false-discovery rate.", "hypothesis (iv), no number",
-              "unit: seeds. Per seed, false-discovery rate without - with reflection (single-law investigations); "
+              "unit: seeds. Per seed, false-discovery rate without - with reflection (single-law investigations by a "
+              "scientist who publishes once the best law fits the noise, no precision or agreement requirement); "
               "bootstrap, 95%, wholly > 0; the replications' extra experiments are reported", judge_reflection),
         Claim("literature", "A literature prior (an LLM's candidate forms from names and units) saves experiments, and not "
               "when the variables are anonymised.", "Sec. 3, literature review and proposal; our control",
@@ -235,8 +243,8 @@ class AGSStudy(Study):
     scales = {
         Scale.SMOKE: AGSConfig(("kinetic_energy", "arrhenius"), ("kinetic_energy", "boltzmann_factor", "michaelis_menten"),
                                seeds=2, agents=(1, 2), rounds=3, llm="scripted", sr_generations=5, capability=False),
-        Scale.QUICK: AGSConfig(QUICK_LAWS[:5], QUICK_LAWS, seeds=2, agents=(1, 4), rounds=6, llm="none", capability=False),
-        Scale.FULL: AGSConfig(SINGLE_ALL, tuple(law.name for law in catalogue_subset()), seeds=5, agents=(1, 2, 4, 8), rounds=10,
+        Scale.QUICK: AGSConfig(QUICK_LAWS[:5], QUICK_LAWS, seeds=2, agents=(1, 4), rounds=5, llm="none", capability=False),
+        Scale.FULL: AGSConfig(SINGLE_ALL, tuple(law.name for law in catalogue_subset()), seeds=5, agents=(1, 2, 4, 8), rounds=8,
                               llm="qwen2.5-coder-0.5b"),
     }
 
@@ -254,7 +262,8 @@ class AGSStudy(Study):
         def auto(**kw: Any) -> Autonomy:  # L4 without the LLM prior unless asked (the prior has its own claim)
             return Autonomy.level(4, **{"llm_prior": False, "sr_generations": config.sr_generations, **kw})
 
-        arms = {"active": auto(), "grid": auto(design="grid"), "no_reflection": auto(reflection=False)}
+        arms = {"active": auto(), "grid": auto(design="grid"), "hasty": auto(reflection=False, **HASTY),
+                "hasty_reflection": auto(**HASTY)}
         if llm is not None:
             arms["llm_named"] = auto(llm_prior=True)
             arms["llm_anonymised"] = auto(llm_prior=True, anonymise=True)
