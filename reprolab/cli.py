@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -70,10 +71,22 @@ def _print_result(name: str, scale: str, result, tag: str, quiet: bool = False) 
             console.print(f"  {c.key}: ours {c.ours} | paper {c.paper} -> {c.verdict.value}", markup=False, highlight=False)
 
 
+@dataclass
+class Dispatch:
+    """How studies are run: ``executor`` local or ray, the Ray address, CPUs per Ray task, and a
+    timeout per unit of work."""
+
+    executor: str = "local"
+    ray_address: Optional[str] = None
+    cpus_per_unit: int = 2
+    unit_timeout_s: Optional[float] = None
+
+
 def _run_many(names: list[str], scale: str, seed: int, force: bool, out: Path, in_process: bool = False, command: str = "",
-              quiet: bool = False) -> None:
-    """Run studies one after the other, each in a process of its own (see reprolab.executor), or
-    all in this process with ``in_process`` (what each child does)."""
+              quiet: bool = False, fresh: bool = False, dispatch: Optional[Dispatch] = None) -> None:
+    """Run studies one after the other, each (and each of its units) in a process of its own, locally
+    or as Ray tasks (see reprolab.executor); or all in this process with ``in_process`` (what each
+    child does)."""
     from . import runtime
     from .study import Scale, get_study, run_study
 
@@ -85,24 +98,40 @@ def _run_many(names: list[str], scale: str, seed: int, force: bool, out: Path, i
     if in_process:
         with runtime.progress_display():
             for n in runtime.track(names, f"studies ({sc.value})"):
-                result, reused = run_study(n, sc, seed=seed, force=force, out=out, command=command)
+                result, reused = run_study(n, sc, seed=seed, force=force, out=out, command=command, reuse=not fresh)
                 _print_result(n, sc.value, result, "reused" if reused else f"{result.wall_seconds:.0f} s", quiet)
         return
 
-    from .executor import run_in_process
+    from .executor import RayPool, run_in_process
 
+    d = dispatch or Dispatch()
+    pool = RayPool(d.ray_address, d.cpus_per_unit) if d.executor == "ray" else None
     failed = []
-    for i, n in enumerate(names, 1):
-        if len(names) > 1:
-            console.print(f"[{i}/{len(names)}] {n} ({sc.value})", markup=False, highlight=False)
-        done = run_in_process(n, sc, seed, force, out, command)
-        if done.result is None:
-            failed.append(f"{n} (exit {done.returncode})")
-            continue
-        _print_result(n, sc.value, done.result, "reused" if done.reused else f"{done.result.wall_seconds:.0f} s")
+    try:
+        for i, n in enumerate(names, 1):
+            if len(names) > 1:
+                console.print(f"[{i}/{len(names)}] {n} ({sc.value})", markup=False, highlight=False)
+            done = run_in_process(n, sc, seed, force, out, command, executor=d.executor, pool=pool, unit_timeout_s=d.unit_timeout_s,
+                                  on_unit=lambda s, u: console.print(f"  unit {u}", markup=False, highlight=False))
+            if done.failed_units:
+                for f in done.failed_units:
+                    err_console.print(f"{n}: unit {f.unit} failed: {f.error}", markup=False, highlight=False)
+                failed.append(f"{n} ({len(done.failed_units)} units missing; rerun to run only those)")
+                continue
+            if done.result is None:
+                failed.append(f"{n} (exit {done.returncode})")
+                continue
+            _print_result(n, sc.value, done.result, "reused" if done.reused else f"{done.result.wall_seconds:.0f} s")
+    finally:
+        if pool is not None:
+            pool.close()
     if failed:
         raise ReprolabError(f"{len(failed)} of {len(names)} studies failed: {', '.join(failed)}",
                             fix="see each study's error above; the others' results are saved")
+
+
+EXECUTOR_HELP = ("local: each study (and each unit of a study) in a process of its own on this machine; ray: the same "
+                 "processes as Ray tasks (pip install 'reprolab\\[distributed]').")
 
 
 @app.command()
@@ -115,14 +144,24 @@ def run(
     out: Path = typer.Option(Path("runs"), "--out", help=OUT_HELP),
     in_process: bool = typer.Option(False, "--in-process", help="Run in this process instead of one process per study "
                                     "(each study then shares native thread pools with the ones before it)."),
+    executor: str = typer.Option("local", "--executor", help=EXECUTOR_HELP),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="A running Ray cluster (default: $RAY_ADDRESS, "
+                                              "else a local instance started for this command)."),
+    cpus_per_unit: int = typer.Option(2, "--cpus-per-unit", help="Ray: num_cpus (and threads) of each task."),
+    unit_timeout: Optional[float] = typer.Option(None, "--unit-timeout", help="Seconds a unit of work may run before it "
+                                                 "is killed and recorded as failed."),
     command: str = typer.Option("", "--command", hidden=True),
     quiet: bool = typer.Option(False, "--quiet", hidden=True),
+    fresh: bool = typer.Option(False, "--fresh", hidden=True, help="Run even if a result could be reused, keeping units."),
 ) -> None:
     """Reproduce papers' claims: run studies and write runs/<name>/<scale>/result.json with figures.
 
-    Each study runs in a process of its own, with its thread counts fixed before any library loads.
+    Each study runs in a process of its own, with its thread counts fixed before any library loads; a
+    study that declares independent units (seeds, arms) runs each unit in a process of its own, and a
+    failed unit does not stop the others: rerunning the same command runs only the missing units.
     A finished result with the same config, study version and seed is reused unless --force.
-    Example: `reprolab run zclip --scale full --seed 1`.
+    Examples: `reprolab run zclip --scale full --seed 1`; `reprolab run --all --executor ray` (a local
+    Ray instance, or the cluster at $RAY_ADDRESS).
     """
     from .study import studies
 
@@ -130,7 +169,28 @@ def run(
         names = list(studies())
     if not names:
         raise ReprolabError("no study named", fix="pass one or more names (`reprolab list`) or --all")
-    _run_many(names, scale, seed, force, out, in_process=in_process, command=command, quiet=quiet)
+    _run_many(names, scale, seed, force, out, in_process=in_process, command=command, quiet=quiet, fresh=fresh,
+              dispatch=Dispatch(executor, ray_address, cpus_per_unit, unit_timeout))
+
+
+@app.command("run-unit", hidden=True)
+def run_unit_cmd(
+    name: str = typer.Argument(..., help="Study name."),
+    unit: str = typer.Argument(..., help="One of the study's units."),
+    scale: str = typer.Option("quick", "--scale", "-s"),
+    seed: int = typer.Option(0, "--seed"),
+    out: Path = typer.Option(Path("runs"), "--out", help=OUT_HELP),
+) -> None:
+    """Run one unit of a study here and save it under runs/<name>/<scale>/units/<unit>/ (what the executors start)."""
+    from .errors import StudySkipped
+    from .study import run_unit
+
+    try:
+        res = run_unit(name, unit, scale, seed, out)
+    except StudySkipped as e:
+        console.print(f"{name}/{unit}: skipped ({e.message})", markup=False, highlight=False)
+        return
+    console.print(f"{name}/{unit}: done in {res.wall_s:.0f} s", markup=False, highlight=False)
 
 
 @app.command()
@@ -235,6 +295,10 @@ def demo(
     scale: str = typer.Option("quick", "--scale", help="smoke | quick | full."),
     force: bool = typer.Option(False, "--force", help="Rerun studies that already have results."),
     out: Path = typer.Option(Path("runs"), "--out", help=OUT_HELP),
+    executor: str = typer.Option("local", "--executor", help=EXECUTOR_HELP),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="A running Ray cluster (default: $RAY_ADDRESS, "
+                                              "else a local instance started for this command)."),
+    cpus_per_unit: int = typer.Option(2, "--cpus-per-unit", help="Ray: num_cpus (and threads) of each task."),
 ) -> None:
     """Run every registered study (default: quick scale), each in its own process, and write the report.
     What `make demo` runs. A study that fails does not stop the others; the command then exits 2."""
@@ -243,7 +307,7 @@ def demo(
 
     failure = None
     try:
-        _run_many(list(studies()), scale, 0, force, out)
+        _run_many(list(studies()), scale, 0, force, out, dispatch=Dispatch(executor, ray_address, cpus_per_unit))
     except ReprolabError as e:  # report what did run, then fail
         failure = e
     sc = Scale.parse(scale)

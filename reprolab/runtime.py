@@ -17,10 +17,12 @@ import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 T = TypeVar("T")
 
@@ -29,6 +31,8 @@ T = TypeVar("T")
 
 def seed_everything(seed: int) -> torch.Generator:
     """Seed Python, NumPy and torch; return a torch Generator seeded the same way."""
+    import torch
+
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -39,6 +43,8 @@ def set_threads(n: int | None = None) -> int:
     """Use ``n`` intra-op threads (default: the ``REPROLAB_THREADS`` variable, else all cores)."""
     if n is None:
         n = int(os.environ.get("REPROLAB_THREADS", os.cpu_count() or 1))
+    import torch
+
     torch.set_num_threads(max(1, n))
     return torch.get_num_threads()
 
@@ -55,6 +61,8 @@ def pyplot() -> Any:
 
 def default_device() -> torch.device:
     """CUDA when present, else CPU (override with ``REPROLAB_DEVICE``)."""
+    import torch
+
     if "REPROLAB_DEVICE" in os.environ:
         return torch.device(os.environ["REPROLAB_DEVICE"])
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -139,12 +147,18 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def _is_tensor(obj: Any) -> bool:
+    """A torch tensor, without importing torch (a process that never loaded it holds none)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(obj, torch.Tensor)
+
+
 def _json_default(obj: Any) -> Any:
     if isinstance(obj, (np.floating, np.integer)):
         return obj.item()
     if isinstance(obj, np.ndarray):
         return obj.tolist()
-    if isinstance(obj, torch.Tensor):
+    if _is_tensor(obj):
         return obj.detach().cpu().tolist()
     if isinstance(obj, Path):
         return str(obj)
@@ -158,7 +172,7 @@ def plain_tree(obj: Any, where: str = "result") -> Any:
     Python ones, refusing NaN or infinity of any type (JSON has no honest spelling for them)."""
     from .errors import NonFiniteError
 
-    if isinstance(obj, torch.Tensor):
+    if _is_tensor(obj):
         obj = obj.detach().cpu().numpy()
     if isinstance(obj, np.ndarray):
         obj = obj.tolist()
@@ -187,6 +201,8 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     """Save a torch checkpoint atomically (a crash mid-save leaves the previous one intact)."""
     import io
 
+    import torch
+
     buf = io.BytesIO()
     torch.save(state, buf)
     return atomic_write_bytes(path, buf.getvalue())
@@ -197,6 +213,8 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any] | None:
     path = Path(path)
     if not path.exists():
         return None
+    import torch
+
     return torch.load(path, map_location="cpu", weights_only=False)
 
 
@@ -275,6 +293,8 @@ def git_commit(path: str | os.PathLike | None = None) -> str:
 
 
 def machine_info() -> dict[str, Any]:
+    import torch
+
     info: dict[str, Any] = {
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),

@@ -18,7 +18,9 @@ from __future__ import annotations
 import dataclasses
 import enum
 import importlib
+import importlib.util
 import json
+import os
 import pkgutil
 import shutil
 import time
@@ -230,13 +232,15 @@ class RunDir:
     run resumes.
     """
 
-    def __init__(self, root: Path, scale: Scale, seed: int, config: Any = None, study: str = "", version: int = 1):
+    def __init__(self, root: Path, scale: Scale, seed: int, config: Any = None, study: str = "", version: int = 1,
+                 checkpoint_root: Path | None = None):
         self.path = Path(root)
         self.scale = scale
         self.seed = seed
         self.staging = self.path / ".partial"
         self.figures: list[FigureRecord] = []
         self.key = run_key(study, config, version, seed)
+        self._checkpoint_root = Path(checkpoint_root) if checkpoint_root is not None else self.path  # a unit shares its study's
 
     def key_with(self, *extra: Any) -> str:
         """The run's key extended by inputs the config does not name (a corpus hash, a model
@@ -246,7 +250,7 @@ class RunDir:
 
     @property
     def checkpoints(self) -> Path:
-        p = self.path / "checkpoints"
+        p = self._checkpoint_root / "checkpoints"
         p.mkdir(parents=True, exist_ok=True)
         return p
 
@@ -292,8 +296,36 @@ class Study:
     version: ClassVar[int] = 1
     changelog: ClassVar[dict[int, str]] = {1: "first version"}
 
-    def run(self, config: Any, run: RunDir) -> Metrics:  # pragma: no cover - abstract
-        raise NotImplementedError
+    def run(self, config: Any, run: RunDir) -> Metrics:
+        """Do the work and return the metrics. A study that declares :meth:`units` need not
+        override this: the default runs every unit here, in order, then :meth:`combine`."""
+        names = self.units(config)
+        if not names:
+            raise NotImplementedError(f"study {self.name!r} defines neither run() nor units()")
+        return self.combine(config, {u: self.run_unit(config, u, run) for u in names}, run)
+
+    # Independent units of work (issue 22). A study whose work splits into parts that share nothing
+    # while they run (seeds, arms, claims) names them; the executors then run each unit in a process
+    # of its own, or as a Ray task, rerun only the units that failed, and call combine() once all
+    # are in. Every unit sees the same RunDir key, so checkpoints named by it are shared.
+
+    def units(self, config: Any) -> list[str]:
+        """Names of the independent units at this config (``[]``: the study is one unit)."""
+        return []
+
+    def run_unit(self, config: Any, unit: str, run: RunDir) -> Metrics:  # pragma: no cover - abstract
+        raise NotImplementedError(f"study {self.name!r} declares units but no run_unit()")
+
+    def combine(self, config: Any, parts: dict[str, Metrics], run: RunDir) -> Metrics:
+        """The study's metrics from its units' (in :meth:`units` order). Default: the union of the
+        parts' keys; a key two units both return must hold the same value."""
+        out: Metrics = {}
+        for unit, part in parts.items():
+            for k, v in part.items():
+                if k in out and out[k] != v:
+                    raise ValueError(f"units of {self.name!r} disagree on metric {k!r} (unit {unit!r}); override combine()")
+                out[k] = v
+        return out
 
     @classmethod
     def config_for(cls, scale: Scale) -> Any:
@@ -413,6 +445,10 @@ def discover() -> None:
             if importlib.util.find_spec(modname) is not None:
                 importlib.import_module(modname)
     importlib.import_module("reprolab.sandbox_bench")  # the shared rooms' benchmarks
+    # Studies outside the package (a user's own, a test's): modules named in REPROLAB_PLUGINS
+    # (comma-separated), imported in every process, so the executors' children find them too.
+    for mod in filter(None, (m.strip() for m in os.environ.get("REPROLAB_PLUGINS", "").split(","))):
+        importlib.import_module(mod)
     _discovered = True
 
 
@@ -427,6 +463,13 @@ def benches() -> dict[str, type[Benchmark]]:
 
 
 def get_study(name: str) -> type[Study]:
+    """The study registered as ``name``. Imports only that paper's module when it exists, so a
+    process that runs one study loads none of the others' libraries; else every paper's."""
+    if name not in _STUDIES and name.isidentifier() and importlib.util.find_spec(f"reprolab.papers.{name}") is not None:
+        if importlib.util.find_spec(f"reprolab.papers.{name}.study") is not None:
+            importlib.import_module(f"reprolab.papers.{name}.study")
+    if name in _STUDIES:
+        return _STUDIES[name]
     all_ = studies()
     if name not in all_:
         raise UnknownName("study", name, list(all_))
@@ -466,6 +509,108 @@ def reusable_result(name: str, scale: Scale | str, seed: int = 0, out: str | Pat
     return None
 
 
+UNITS_DIR = "units"
+UNIT_FILE = "unit.json"
+FAILED_FILE = "failed.json"
+
+
+def unit_folder(out: str | Path, name: str, scale: Scale | str, unit: str) -> Path:
+    """``<out>/<study>/<scale>/units/<unit>/``: a unit's metrics, figures and (if it failed) traceback."""
+    safe = "".join(ch if ch.isalnum() or ch in "-_.=" else "_" for ch in unit)
+    return Path(out) / name / Scale.parse(scale).value / UNITS_DIR / safe
+
+
+@dataclass
+class UnitResult:
+    """What one unit of a study left on disk (``unit.json``)."""
+
+    study: str
+    unit: str
+    key: str  # the study run's key: a unit is reused only by a run with the same key
+    metrics: Metrics
+    figures: list[FigureRecord]
+    wall_s: float
+
+    @classmethod
+    def load(cls, path: Path) -> UnitResult:
+        d = json.loads(path.read_text())
+        return cls(d["study"], d["unit"], d["key"], d["metrics"], [FigureRecord(**f) for f in d["figures"]], d["wall_s"])
+
+
+def load_unit(out: str | Path, name: str, scale: Scale | str, unit: str, key: str) -> UnitResult | None:
+    """A finished unit of this run (same key) with all its figures on disk, else None."""
+    folder = unit_folder(out, name, scale, unit)
+    try:
+        res = UnitResult.load(folder / UNIT_FILE)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if res.key != key or res.unit != unit or any(not (folder / f.file).exists() for f in res.figures):
+        return None
+    return res
+
+
+def unit_failure(out: str | Path, name: str, scale: Scale | str, unit: str) -> dict[str, Any] | None:
+    """The failure a unit's process recorded (``failed.json``: error and traceback), if any."""
+    p = unit_folder(out, name, scale, unit) / FAILED_FILE
+    try:
+        return json.loads(p.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def run_unit(name: str, unit: str, scale: Scale | str = Scale.QUICK, seed: int = 0, out: str | Path = "runs") -> UnitResult:
+    """Run one unit of a study here and save it (``units/<unit>/unit.json`` and its figures,
+    atomically). On an exception its traceback goes to ``failed.json`` and the exception is
+    raised again; StudySkipped is raised without a trace (the study is then skipped as a whole)."""
+    cls = get_study(name)
+    scale = Scale.parse(scale)
+    config = cls.config_for(scale)
+    study = cls()
+    names = study.units(config)
+    if unit not in names:
+        raise UnknownName(f"unit of {name}", unit, names)
+    folder = unit_folder(out, name, scale, unit)
+    runtime.ensure_writable_dir(folder)
+    (folder / FAILED_FILE).unlink(missing_ok=True)
+    run = RunDir(folder, scale, seed, config=config, study=name, version=cls.version,
+                 checkpoint_root=Path(out) / name / scale.value)
+    if run.staging.exists():
+        shutil.rmtree(run.staging)
+    runtime.seed_everything(seed)
+    runtime.set_threads()
+    t0 = time.perf_counter()
+    try:
+        metrics = runtime.plain_tree(study.run_unit(config, unit, run), f"metrics of unit {unit!r}")
+    except StudySkipped:
+        raise
+    except BaseException as e:
+        runtime.atomic_write_json(folder / FAILED_FILE, {"study": name, "unit": unit, "key": run.key,
+                                                         "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()})
+        raise
+    res = UnitResult(name, unit, run.key, metrics, run.figures, round(time.perf_counter() - t0, 3))
+    run._publish_figures()
+    runtime.atomic_write_json(folder / UNIT_FILE, dataclasses.asdict(res))
+    return res
+
+
+def _units_metrics(study: Study, config: Any, run: RunDir, name: str, scale: Scale, seed: int, out: str | Path) -> Metrics:
+    """Every unit's metrics (saved ones reused by key, the rest run here), their figures staged
+    into ``run``, then the study's :meth:`Study.combine`."""
+    parts: dict[str, Metrics] = {}
+    for u in runtime.track(study.units(config), f"{name}: units"):
+        res = load_unit(out, name, scale, u, run.key) or run_unit(name, u, scale, seed, out)
+        folder = unit_folder(out, name, scale, u)
+        for f in res.figures:
+            target = run.staging / Path(f.file).name
+            if target.exists():
+                raise ValueError(f"two units of {name!r} saved figure {Path(f.file).name!r}; give each unit's figures their own names")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(folder / f.file, target)
+            run.figures.append(f)
+        parts[u] = res.metrics
+    return study.combine(config, parts, run)
+
+
 def run_study(
     name: str,
     scale: Scale | str = Scale.QUICK,
@@ -473,24 +618,31 @@ def run_study(
     force: bool = False,
     out: str | Path = "runs",
     command: str = "",
+    reuse: bool | None = None,
 ) -> tuple[Result, bool]:
     """Run one study (or reuse its finished result). Returns ``(result, reused)``.
 
     A finished (not skipped) result is reused when its key (study, config, version, seed; see
-    :func:`reusable_result`) is unchanged and ``force`` is false; ``force`` also discards the study's checkpoints. The new ``result.json`` is written atomically after the
-    study returns; an interrupted run leaves the previous result (or none) in place.
+    :func:`reusable_result`) is unchanged and ``force`` is false; ``force`` also discards the study's
+    checkpoints and finished units; ``reuse=False`` runs even when a result could be reused, but keeps
+    them (what the executors' combining process does). A study with :meth:`Study.units` runs the units
+    not yet finished here, in order, then combines. The new ``result.json`` is written atomically
+    after the study returns; an interrupted run leaves the previous result (or none) in place.
     """
     cls = get_study(name)
     scale = Scale.parse(scale)
     folder = runtime.ensure_writable_dir(Path(out) / name / scale.value)
     config = cls.config_for(scale)
     run = RunDir(folder, scale, seed, config=config, study=name, version=cls.version)
-    previous = None if force else reusable_result(name, scale, seed, out)
+    reuse = not force if reuse is None else reuse and not force  # reuse=False: run (finished units still count)
+    previous = reusable_result(name, scale, seed, out) if reuse else None
     if previous is not None:
         return previous, True
 
-    if force and (folder / "checkpoints").exists():  # --force means from scratch, not from checkpoints
-        shutil.rmtree(folder / "checkpoints")
+    if force:  # --force means from scratch, not from checkpoints or finished units
+        for sub in ("checkpoints", UNITS_DIR):
+            if (folder / sub).exists():
+                shutil.rmtree(folder / sub)
     if run.staging.exists():
         shutil.rmtree(run.staging)
     runtime.seed_everything(seed)
@@ -500,7 +652,11 @@ def run_study(
     status, reason = "ok", None
     metrics: Metrics = {}
     try:
-        metrics = cls().run(config, run)
+        study = cls()
+        if study.units(config):
+            metrics = _units_metrics(study, config, run, name, scale, seed, out)
+        else:
+            metrics = study.run(config, run)
     except StudySkipped as e:
         status, reason = "skipped", e.message
     except (KeyboardInterrupt, SystemExit):

