@@ -445,6 +445,7 @@ def discover() -> None:
             if importlib.util.find_spec(modname) is not None:
                 importlib.import_module(modname)
     importlib.import_module("reprolab.sandbox_bench")  # the shared rooms' benchmarks
+    importlib.import_module("reprolab.executor_bench")
     # Studies outside the package (a user's own, a test's): modules named in REPROLAB_PLUGINS
     # (comma-separated), imported in every process, so the executors' children find them too.
     for mod in filter(None, (m.strip() for m in os.environ.get("REPROLAB_PLUGINS", "").split(","))):

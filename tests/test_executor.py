@@ -127,3 +127,30 @@ def test_ray_executor_gives_the_local_result_and_reruns_only_missing_units(toy_u
     assert all((tmp_path / "ray" / "toy_units" / "quick" / f.file).exists() for f in again.result.figures)
     # the units' files came back from the tasks' scratch folders, not from a shared disk
     assert (tmp_path / "ray" / "toy_units" / "quick" / "units" / "seed=0" / "unit.json").exists()
+
+
+def test_runner_bench_compares_the_three_ways_per_study(monkeypatch, toy_units):
+    """The benchmark's bookkeeping on a fake CLI: walls read from each way's result.json, ratios per study."""
+    from reprolab import executor_bench
+
+    walls = {"loop": 2.0, "procs": 1.0, "alone": 1.05, "ray-local": 1.0, "ray": 3.5}
+    monkeypatch.setattr(executor_bench, "studies", lambda: {"a": None, "b": None})
+
+    def fake_cli(*args, env=None):
+        out = Path(args[args.index("--out") + 1])
+        names = ["a", "b"] if "--all" in args else [args[1]]
+        scale = args[args.index("--scale") + 1]
+        for n in names:
+            p = out / n / scale / "result.json"
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(json.dumps({"timings": {"wall_s": walls[out.name]}}))
+        return walls[out.name] * len(names)
+
+    monkeypatch.setattr(executor_bench, "_cli", fake_cli)
+    res = executor_bench.RunnerBench().run(quick=True)
+    rows = {r.name.split(" (")[0]: r for r in res.rows}
+    assert rows["process per study"].ratio == pytest.approx(0.5) and rows["each study alone"].seconds == pytest.approx(2.1)
+    assert res.extra["per_study_ratios"]["a"] == {"demo_vs_alone": round(1.0 / 1.05, 3), "loop_vs_alone": round(2.0 / 1.05, 3)}
+    assert res.extra["within_10pct_of_alone"] == "2 of 2 studies"
+    if "ray" in sys.modules or __import__("importlib").util.find_spec("ray"):
+        assert res.extra["ray"]["overhead_per_unit_s"] == pytest.approx((3.5 - 1.0) / 5)
