@@ -386,16 +386,20 @@ def add_paper_commands() -> None:
     """Mount each paper's own command group: ``reprolab/papers/<name>/cli.py`` exposing a typer ``app``
     becomes ``reprolab <name-with-dashes> ...`` (e.g. ``reprolab neuralgs compress scene.ply``)."""
     import importlib
-    import importlib.util
     import pkgutil
 
     import reprolab.papers as papers
 
+    # Only the group the command line names is imported (a paper's package loads torch and more: the
+    # executors' child processes, `reprolab run ...`, must not pay for every paper); all of them for --help.
+    wanted = sys.argv[1] if len(sys.argv) > 1 else None
     for info in sorted(pkgutil.iter_modules(papers.__path__), key=lambda i: i.name):
-        modname = f"reprolab.papers.{info.name}.cli"
-        if info.ispkg and importlib.util.find_spec(modname) is not None:
-            mod = importlib.import_module(modname)
-            app.add_typer(mod.app, name=info.name.replace("_", "-"))
+        cmd = info.name.replace("_", "-")
+        if not (info.ispkg and (Path(papers.__path__[0]) / info.name / "cli.py").exists()):
+            continue
+        if wanted in (None, "--help", "-h") or wanted == cmd:
+            mod = importlib.import_module(f"reprolab.papers.{info.name}.cli")
+            app.add_typer(mod.app, name=cmd)
 
 
 def main() -> None:

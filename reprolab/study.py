@@ -446,11 +446,15 @@ def discover() -> None:
                 importlib.import_module(modname)
     importlib.import_module("reprolab.sandbox_bench")  # the shared rooms' benchmarks
     importlib.import_module("reprolab.executor_bench")
-    # Studies outside the package (a user's own, a test's): modules named in REPROLAB_PLUGINS
-    # (comma-separated), imported in every process, so the executors' children find them too.
+    _import_plugins()
+    _discovered = True
+
+
+def _import_plugins() -> None:
+    """Studies outside the package (a user's own, a test's): modules named in REPROLAB_PLUGINS
+    (comma-separated), imported in every process, so the executors' children find them too."""
     for mod in filter(None, (m.strip() for m in os.environ.get("REPROLAB_PLUGINS", "").split(","))):
         importlib.import_module(mod)
-    _discovered = True
 
 
 def studies() -> dict[str, type[Study]]:
@@ -469,6 +473,8 @@ def get_study(name: str) -> type[Study]:
     if name not in _STUDIES and name.isidentifier() and importlib.util.find_spec(f"reprolab.papers.{name}") is not None:
         if importlib.util.find_spec(f"reprolab.papers.{name}.study") is not None:
             importlib.import_module(f"reprolab.papers.{name}.study")
+    if name not in _STUDIES:
+        _import_plugins()
     if name in _STUDIES:
         return _STUDIES[name]
     all_ = studies()
