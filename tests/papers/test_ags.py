@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from reprolab.errors import ConfigError, MalformedFile, NonFiniteError, ShapeError
+from reprolab.errors import ConfigError, MalformedFile, NonFiniteError, ShapeError, UnknownName
 from reprolab.llm.fake import ScriptedLLM
 from reprolab.papers.ags import (COSTS, AnalysisConfig, Autonomy, Community, ExperimentFailed, KnowledgeBase, Lab, Scientist,
                                  analyse, canonical, catalogue, catalogue_subset, is_discovery, skeleton)
@@ -296,3 +296,17 @@ def test_sharing_lets_a_second_agent_build_on_the_firsts_law():
     iso = Community(laws, 2, Autonomy.level(4, llm_prior=False, sr="none", sharing=False), seed=1)
     iso.run(10)
     assert len(iso.kbs) == 2
+
+
+def test_bad_configuration_raises_typed_errors():
+    laws = catalogue_subset(["density"])
+    with pytest.raises(ConfigError, match="n_agents"):
+        Community(laws, 0, Autonomy(sr="none"))
+    with pytest.raises(ConfigError, match="design"):
+        Autonomy(design="random")
+    with pytest.raises(ConfigError, match="batch"):
+        Autonomy(batch=0)
+    with pytest.raises(UnknownName, match="no_such_law"):
+        catalogue_subset(["no_such_law"])
+    with pytest.raises(MalformedFile):
+        KnowledgeBase.from_jsonl('{"text": "x"}\nnot json\n')
