@@ -1,5 +1,6 @@
 """3D Gaussian Splatting, shared by the 3D papers: scenes in the original parameterisation, the
-original ``.ply`` layout, pinhole cameras, a differentiable pure-PyTorch rasterizer (gsplat on
+original ``.ply`` layout, pinhole cameras (read from COLMAP sparse models or NeRF-synthetic
+``transforms.json``), a differentiable pure-PyTorch rasterizer (gsplat on
 CUDA when installed), image metrics, a procedural test scene and a plain 3DGS fitter.
 
     from reprolab.gaussians import read_ply, render, look_at
@@ -8,6 +9,8 @@ CUDA when installed), image metrics, a procedural test scene and a plain 3DGS fi
 """
 
 from .camera import Camera, look_at, orbit_cameras
+from .colmap import colmap_cameras, colmap_points, load_colmap_views, read_colmap_model, write_colmap_model
+from .nerf_synthetic import load_transforms, write_transforms
 from .image_metrics import fourier_amplitude_loss, psnr, ssim
 from .ply import ply_property_names, read_ply, scene_to_ply_bytes, write_ply
 from .rasterizer import RenderOutput, covariance_3d, project, quat_to_rotmat, render, render_reference
@@ -23,4 +26,6 @@ __all__ = [
     "GaussianScene", "SH_COEFFS", "inverse_sigmoid", "random_scene",
     "sh_basis", "sh_to_rgb", "rgb_to_sh_dc",
     "load_views", "save_views",
+    "read_colmap_model", "colmap_cameras", "colmap_points", "load_colmap_views", "write_colmap_model",
+    "load_transforms", "write_transforms",
 ]

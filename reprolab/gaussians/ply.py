@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ..errors import MalformedFile, NonFiniteError
-from ..runtime import atomic_write_bytes
+from ..runtime import atomic_write_bytes, readable_file
 from .scene import SH_COEFFS, GaussianScene, sh_degree_from_rest
 
 REQUIRED = ["x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
@@ -63,7 +63,7 @@ def read_ply(source: str | os.PathLike | bytes, device: torch.device | str | Non
     """Read an original-layout 3DGS .ply (a path, or the file's bytes) into a :class:`GaussianScene`.
 
     Raises :class:`~reprolab.errors.MalformedFile` naming the problem for a truncated,
-    malformed or inconsistent file, and ``FileNotFoundError`` for a missing one.
+    malformed or inconsistent file, and for a missing or unreadable one.
     """
     from plyfile import PlyData
 
@@ -71,10 +71,7 @@ def read_ply(source: str | os.PathLike | bytes, device: torch.device | str | Non
         name, raw = "<bytes>", bytes(source)
     else:
         name = str(source)
-        path = Path(source)
-        if not path.exists():
-            raise FileNotFoundError(f"no such .ply file: {name}")
-        raw = path.read_bytes()
+        raw = readable_file(source, ".ply", _FIX).read_bytes()
     _check_header_and_length(name, raw)
     try:
         ply = PlyData.read(io.BytesIO(raw))

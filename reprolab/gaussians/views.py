@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from ..errors import MalformedFile
-from ..runtime import atomic_write_bytes
+from ..runtime import atomic_write_bytes, readable_file
 from .camera import Camera
 
 _FIX = "write the file with reprolab.gaussians.save_views (keys images, viewmats, Ks)"
@@ -31,9 +31,7 @@ def save_views(path: str | os.PathLike, cameras: list[Camera], images: Tensor) -
 
 def load_views(path: str | os.PathLike) -> tuple[list[Camera], Tensor]:
     """(cameras, images (V, H, W, 3) float32 in [0, 1]) from a views ``.npz``."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no such views file: {path}")
+    path = readable_file(path, "views .npz", _FIX)
     try:
         with np.load(path) as z:
             images, viewmats, Ks = z["images"], z["viewmats"], z["Ks"]

@@ -175,8 +175,9 @@ def test_corrupt_neuralgs_files_raise(tmp_path):
     for bad, msg in ((b"XXXX" + raw[4:], "magic"), (raw[:-10], "corrupt or truncated"), (raw[:6], "magic")):
         with pytest.raises(MalformedFile, match=msg):
             decompress(bad)
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(MalformedFile, match="no such NeuralGS file") as e:
         NeuralGSFile.load(tmp_path / "none.ngs")
+    assert "none.ngs" in str(e.value) and "fix:" in str(e.value) and "\n" not in str(e.value)
 
 
 def test_bad_inputs_raise_typed_errors():

@@ -121,8 +121,11 @@ def test_non_finite_values_and_zero_quaternions_are_refused():
 
 
 def test_missing_file_and_inconsistent_scene_shapes(tmp_path):
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(MalformedFile, match="no such .ply file") as e:
         read_ply(tmp_path / "absent.ply")
+    assert "absent.ply" in str(e.value) and "fix:" in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(MalformedFile, match="not a regular file"):
+        read_ply(tmp_path)
     s = random_scene(3, 1)
     with pytest.raises(ShapeError, match="log_scales"):
         GaussianScene(s.means, s.sh_dc, s.sh_rest, s.opacity_logit, s.log_scales[:2], s.quats)

@@ -61,7 +61,7 @@ from torch import Tensor, nn
 
 from ...errors import ConfigError, MalformedFile, NonFiniteError, ShapeError
 from ...gaussians import Camera, GaussianScene, fourier_amplitude_loss, read_ply, render, ssim
-from ...runtime import atomic_write_bytes, track
+from ...runtime import atomic_write_bytes, readable_file, track
 
 MAGIC = b"NGS1"
 
@@ -358,9 +358,7 @@ class NeuralGSFile:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> NeuralGSFile:
-        path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"no such NeuralGS file: {path}")
+        path = readable_file(path, "NeuralGS", "pass a file written by `reprolab neuralgs compress` (NeuralGSFile.save)")
         return cls.from_bytes(path.read_bytes(), str(path))
 
 
