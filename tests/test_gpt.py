@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -61,3 +63,19 @@ def test_qk_layernorm_is_off_by_default_and_makes_attention_logits_scale_free():
         else:
             assert not torch.allclose(after, before, rtol=1e-3, atol=1e-3)
     assert GPTConfig().qk_layernorm is False
+
+
+def test_attn_scale_and_norm_position_switches():
+    """Defaults reproduce the layout exactly; the switches change the function; bad values are typed errors."""
+    x = torch.randint(0, 20, (2, 8), generator=torch.Generator().manual_seed(1))
+    outs = {}
+    for name, kw in {"default": {}, "explicit": {"attn_scale": 1 / math.sqrt(8), "norm_position": "pre"},
+                     "scale1": {"attn_scale": 1.0}, "post": {"norm_position": "post"}}.items():
+        torch.manual_seed(0)
+        outs[name] = GPT(GPTConfig(vocab_size=20, block_size=8, n_layer=1, n_head=2, n_embd=16, **kw))(x)[0]
+    torch.testing.assert_close(outs["explicit"], outs["default"])
+    assert not torch.allclose(outs["scale1"], outs["default"]) and not torch.allclose(outs["post"], outs["default"])
+    with pytest.raises(ConfigError, match="norm_position"):
+        GPTConfig(norm_position="sandwich")
+    with pytest.raises(ConfigError, match="attn_scale"):
+        GPTConfig(attn_scale=0.0)

@@ -34,6 +34,9 @@ class GPTConfig:
     tie_weights: bool = True  # share token embedding and output projection (Press & Wolf, 2017)
     qk_layernorm: bool = False  # LayerNorm on queries and keys per head (Dehghani et al. 2023; Wortsman et al. 2023, arXiv
     # 2309.14322, Sec. 3.1: it stops attention-logit growth, a cause of high-lr instability); off = the layout above
+    attn_scale: float | None = None  # softmax temperature of attention logits; None = 1/sqrt(head size) (Vaswani et al.)
+    norm_position: Literal["pre", "post"] = "pre"  # post = LayerNorm after each residual add (the original Transformer,
+    # unstable without lr warm-up: Xiong et al. 2020, arXiv 2002.04745); pre = the layout above
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
@@ -45,6 +48,10 @@ class GPTConfig:
             raise ConfigError("n_embd", self.n_embd, "a head size that is even (rotary embeddings rotate pairs)")
         if self.positions not in ("rotary", "learned"):
             raise ConfigError("positions", self.positions, "'rotary' or 'learned'")
+        if self.norm_position not in ("pre", "post"):
+            raise ConfigError("norm_position", self.norm_position, "'pre' or 'post'")
+        if self.attn_scale is not None and not self.attn_scale > 0:
+            raise ConfigError("attn_scale", self.attn_scale, "a positive number or None")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError("dropout", self.dropout, "a number in [0, 1)")
 
@@ -81,7 +88,7 @@ class CausalSelfAttention(nn.Module):
             q, k = self.q_ln(q), self.k_ln(k)
         if rope is not None:
             q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self.cfg.dropout if self.training else 0.0)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self.cfg.dropout if self.training else 0.0, scale=self.cfg.attn_scale)
         return self.resid_dropout(self.proj(rearrange(y, "b h t d -> b t (h d)")))
 
 
@@ -101,12 +108,16 @@ class Block(nn.Module):
 
     def __init__(self, cfg: GPTConfig):
         super().__init__()
+        self.cfg = cfg
         self.ln1 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
         self.attn = CausalSelfAttention(cfg)
         self.ln2 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
         self.mlp = MLP(cfg)
 
     def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+        if self.cfg.norm_position == "post":
+            x = self.ln1(x + self.attn(x, rope))
+            return self.ln2(x + self.mlp(x))
         x = x + self.attn(self.ln1(x), rope)
         return x + self.mlp(self.ln2(x))
 
