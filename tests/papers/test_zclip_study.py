@@ -1,6 +1,7 @@
-"""The zclip study's rules on synthetic per-seed metrics: controls that must not be reproduced,
-planted effects that must be, failing preconditions that give not testable; and a rejudge round
-trip on a smoke result."""
+"""The zclip study's spike detector and rules on planted numbers: spikes found at known steps,
+Student-t noise without spikes under a stated false-positive rate; for each claim a control that
+must not be reproduced and a planted effect that must be; failing preconditions give not testable;
+and a rejudge round trip on a smoke result."""
 
 from __future__ import annotations
 
@@ -9,109 +10,147 @@ import math
 import numpy as np
 import pytest
 
-from reprolab.papers.zclip.study import NOT_WORSE_MARGIN, UNIFORM_LOSS, ZClipStudy
+from reprolab.papers.zclip.study import (
+    FP_PER_1000_STEPS, NOT_WORSE_MARGIN, SPIKE_WINDOW, UNIFORM_LOSS, ZClipStudy, count_spikes, lr_sensitivity, spiking_rates,
+)
 from reprolab.study import Result, Verdict, rejudge, run_study
 
-SEEDS = 5
+SEEDS = 4
+LRS = ["0.003", "0.01", "0.03", "0.1", "0.3"]
+
+
+def curve(n=1000, noise=0.03, seed=0, df=None):
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    base = 2.0 + 3.5 * np.exp(-t / 60)  # a loss curve falling from ln 256 to 2
+    eps = rng.standard_t(df, n) if df else rng.normal(0, 1, n)
+    return base + noise * eps
+
+
+def test_planted_spikes_are_found_at_their_steps():
+    losses = curve()
+    for t in (200, 450, 451, 452, 800):  # three events, one of them three steps long
+        losses[t] += 0.8
+    events, flagged = count_spikes(losses)
+    assert events == 3
+    assert flagged == [200, 450, 451, 452, 800]
+
+
+def test_a_divergence_is_a_spike_and_the_first_window_is_never_flagged():
+    losses = curve(300)
+    losses[10] += 5.0  # inside the first window: no full window yet
+    losses[250:] = np.nan
+    events, flagged = count_spikes(losses)
+    assert events == 1 and flagged[0] == 250 and 10 not in flagged
+
+
+def test_student_t_noise_without_spikes_stays_under_the_stated_false_positive_rate():
+    events = [count_spikes(curve(1000, seed=s, df=5))[0] for s in range(40)]
+    assert np.mean(events) <= FP_PER_1000_STEPS
+    # and the detector is not blind: the same noise with one planted jump of 10 robust sd is found
+    planted = [count_spikes(np.where(np.arange(1000) == 600, 0.4, 0.0) + curve(1000, seed=s, df=5))[1] for s in range(40)]
+    assert np.mean([600 in f for f in planted]) >= 0.95
 
 
 def arm(spikes, losses):
-    return {"spikes": list(spikes), "final_val_loss": list(losses)}
+    """Per-rate per-seed numbers of one arm: spikes[lr][seed], losses[lr][seed]."""
+    return {k: {"spikes": list(map(int, spikes[i])), "final_val_loss": [None if x is None else float(x) for x in losses[i]]}
+            for i, k in enumerate(LRS)}
 
 
-def metrics(fixed_agg, zclip_agg, fixed_base, zclip_base):
-    return {"baseline_lr": 1e-3, "aggressive_lr": 1e-2,
-            "baseline": {"fixed": fixed_base, "zclip": zclip_base},
-            "aggressive": {"fixed": fixed_agg, "zclip": zclip_agg}}
+def metrics(none, fixed, zclip):
+    return {"lrs": LRS, "seeds": SEEDS, "runs": {"none": none, "fixed": fixed, "zclip": zclip}}
+
+
+rng = np.random.default_rng(0)
+SEED_LEVEL = rng.normal(0, 0.04, SEEDS)  # seed-to-seed spread shared by every arm of a seed
+U_SHAPE = np.array([2.30, 2.05, 1.95, 2.10, 2.60])  # final loss against lr: best at 0.03
+
+
+def losses(shape, noise=0.005):
+    return [shape[i] + SEED_LEVEL + rng.normal(0, noise, SEEDS) for i in range(len(LRS))]
+
+
+def counts(per_rate):
+    return [np.full(SEEDS, c) + rng.integers(0, 2, SEEDS) * (c > 0) for c in per_rate]
 
 
 def verdicts(m):
     return {c.key: c.judge(m).verdict for c in ZClipStudy.claims}
 
 
-rng = np.random.default_rng(0)
-SEED_LEVEL = 1.8 + rng.normal(0, 0.05, SEEDS)  # seed-to-seed spread like v1's (1.75-1.90), shared by both arms
-
-
 def test_planted_effect_is_reproduced():
-    noise = rng.normal(0, 0.003, SEEDS)
-    m = metrics(
-        arm([3, 2, 4, 3, 2], SEED_LEVEL + 0.10), arm([0, 0, 1, 0, 0], SEED_LEVEL + noise),
-        arm([0] * SEEDS, SEED_LEVEL - 0.1 + 0.02), arm([0] * SEEDS, SEED_LEVEL - 0.1 + noise),
-    )
+    none = arm(counts([0, 0, 1, 3, 5]), losses(U_SHAPE + [0, 0, 0.1, 0.4, 1.2]))
+    fixed = arm(counts([0, 0, 0, 2, 4]), losses(U_SHAPE + [0, 0, 0, 0.2, 0.8]))
+    zclip = arm(counts([0, 0, 0, 0, 0]), losses(U_SHAPE - 0.01))
+    m = metrics(none, fixed, zclip)
+    assert spiking_rates(m) == ["0.1", "0.3"]
     assert set(verdicts(m).values()) == {Verdict.REPRODUCED}
 
 
 def test_identical_arms_are_not_reproduced_except_non_inferiority():
-    same = arm([2, 1, 3, 2, 1], SEED_LEVEL)
-    v = verdicts(metrics(same, same, same, same))
+    same = arm(counts([0, 0, 1, 2, 3]), losses(U_SHAPE))
+    v = verdicts(metrics(same, same, same))
     assert v["spikes"] == Verdict.INCONCLUSIVE  # 0 difference, margin 0: not "fewer"
-    assert v["final_loss_aggressive"] == Verdict.INCONCLUSIVE
-    # "not worse" holds for identical arms by design (a non-inferiority margin)
-    assert v["baseline_not_worse"] == Verdict.REPRODUCED
+    assert v["lr_sensitivity"] == Verdict.INCONCLUSIVE
+    assert v["best_rate_not_worse"] == Verdict.REPRODUCED  # "not worse" holds for identical arms (non-inferiority)
 
 
-def test_v1_numbers_are_not_called_reproduced():
-    """Version 1's full numbers at lr 1e-2 (ZClip worse on the mean inside the seed spread) must not
-    give 'ZClip ends lower'."""
-    fixed, zc = [1.8170, 1.8604, 1.7698], [1.8291, 1.7521, 1.9013]
-    m = metrics(arm([0, 0, 0], fixed), arm([0, 0, 0], zc), arm([0, 0, 0], fixed), arm([0, 0, 0], zc))
-    v = verdicts(m)
-    assert v["final_loss_aggressive"] == Verdict.INCONCLUSIVE
-    assert v["baseline_not_worse"] == Verdict.INCONCLUSIVE  # worse by 0.012 with a 0.1 spread: not resolved either way
+def test_shuffled_arm_labels_do_not_reproduce_a_planted_effect_backwards():
+    """Control: swap the arms of the planted effect (ZClip spiky and sensitive): not reproduced."""
+    fixed = arm(counts([0, 0, 0, 0, 0]), losses(U_SHAPE - 0.01))
+    zclip = arm(counts([0, 0, 0, 2, 4]), losses(U_SHAPE + [0, 0, 0, 0.2, 0.8]))
+    m = metrics(fixed, fixed, zclip)
+    j = {c.key: c.judge(m) for c in ZClipStudy.claims}
+    assert j["spikes"].verdict == Verdict.NOT_TESTABLE  # fixed clipping never spikes: nothing to be fewer than
+    assert j["lr_sensitivity"].verdict == Verdict.NOT_REPRODUCED
+    m2 = metrics(fixed, arm(counts([0, 0, 0, 1, 1]), losses(U_SHAPE)), arm(counts([0, 0, 0, 3, 4]), losses(U_SHAPE + 3 * NOT_WORSE_MARGIN)))
+    assert verdicts(m2)["spikes"] == Verdict.NOT_REPRODUCED
+    assert verdicts(m2)["best_rate_not_worse"] == Verdict.NOT_REPRODUCED
 
 
-def test_untrained_zclip_arm_is_not_reproduced():
-    """Control: ZClip's 'model' predicts bytes uniformly (an untrained model): contradicted."""
-    good = arm([2, 1, 3, 2, 1], SEED_LEVEL)
-    bad = arm([0] * SEEDS, np.full(SEEDS, UNIFORM_LOSS) - rng.uniform(0, 0.01, SEEDS))
-    v = verdicts(metrics(good, bad, good, bad))
-    assert v["final_loss_aggressive"] == Verdict.NOT_REPRODUCED
-    assert v["baseline_not_worse"] == Verdict.NOT_REPRODUCED
+def test_random_spike_counts_are_not_reproduced():
+    """Control: both arms draw their spike counts from the same distribution."""
+    hits = 0
+    for s in range(20):
+        r = np.random.default_rng(100 + s)
+        draw = lambda: [r.poisson(2, SEEDS) for _ in LRS]  # noqa: E731
+        m = metrics(arm(draw(), losses(U_SHAPE)), arm(draw(), losses(U_SHAPE)), arm(draw(), losses(U_SHAPE)))
+        hits += ZClipStudy.claims[0].judge(m).verdict == Verdict.REPRODUCED
+    assert hits <= 2  # a 95% interval: about 1 in 40 one-sided false calls, at most 2 of 20 by chance
 
 
-def test_zclip_worse_by_more_than_the_margin_is_not_reproduced_and_within_is():
-    base = arm([0] * SEEDS, SEED_LEVEL)
-    worse = arm([0] * SEEDS, SEED_LEVEL + 3 * NOT_WORSE_MARGIN + rng.normal(0, 0.002, SEEDS))
-    slightly = arm([0] * SEEDS, SEED_LEVEL + NOT_WORSE_MARGIN / 4 + rng.normal(0, 0.0005, SEEDS))
-    assert ZClipStudy.claims[2].judge(metrics(base, base, base, worse)).verdict == Verdict.NOT_REPRODUCED
-    assert ZClipStudy.claims[2].judge(metrics(base, base, base, slightly)).verdict == Verdict.REPRODUCED
+def test_untrained_and_diverged_arms():
+    fine = arm(counts([0, 0, 0, 1, 2]), losses(U_SHAPE))
+    untrained = arm(counts([0] * 5), [np.full(SEEDS, UNIFORM_LOSS - 0.5) for _ in LRS])
+    v = verdicts(metrics(untrained, untrained, fine))
+    assert v["lr_sensitivity"] == Verdict.NOT_TESTABLE and v["best_rate_not_worse"] == Verdict.NOT_TESTABLE
+    diverged = arm(counts([0, 0, 1, 1, 1]), [*losses(U_SHAPE)[:3], [None] * SEEDS, [None] * SEEDS])
+    m = metrics(diverged, diverged, fine)
+    # a diverged run counts as ln 256 in the sensitivity: fixed clipping's is much larger
+    assert np.mean(lr_sensitivity(m, "fixed")) == pytest.approx(np.mean(lr_sensitivity(m, "zclip")) + (2 * UNIFORM_LOSS - 2.10 - 2.60) / 5, abs=0.02)
+    assert verdicts(m)["lr_sensitivity"] == Verdict.REPRODUCED
 
 
-def test_a_diverged_zclip_run_counts_as_uniform_loss():
-    fixed = arm([0] * 3, [1.80, 1.81, 1.79])
-    zc = arm([0] * 3, [None, None, None])
-    c = ZClipStudy.claims[1].judge(metrics(fixed, zc, fixed, fixed))
-    assert c.verdict == Verdict.NOT_REPRODUCED
-    assert c.headline.effect == pytest.approx(1.80 - UNIFORM_LOSS, abs=1e-9)
-
-
-def test_no_spikes_in_the_fixed_arm_is_not_testable():
-    """At our scale no arm spikes (v1): fewer spikes than zero cannot be tested."""
-    quiet = arm([0] * SEEDS, SEED_LEVEL)
-    j = ZClipStudy.claims[0].judge(metrics(quiet, quiet, quiet, quiet))
-    assert j.verdict == Verdict.NOT_TESTABLE
-
-
-def test_failed_loss_preconditions_are_not_testable():
-    untrained = arm([0] * SEEDS, np.full(SEEDS, UNIFORM_LOSS + 0.1))
-    fine = arm([0] * SEEDS, SEED_LEVEL)
-    assert ZClipStudy.claims[1].judge(metrics(untrained, fine, fine, fine)).verdict == Verdict.NOT_TESTABLE
-    assert ZClipStudy.claims[2].judge(metrics(fine, fine, untrained, fine)).verdict == Verdict.NOT_TESTABLE
+def test_lr_sensitivity_by_hand():
+    m = metrics(*[arm(counts([0] * 5), [np.full(SEEDS, x) for x in (2.3, 2.0, 1.9, 2.5, 9.0)])] * 3)
+    # mean of min(L, ln 256) minus the best: ((2.3 + 2.0 + 1.9 + 2.5 + ln 256) / 5) - 1.9
+    assert lr_sensitivity(m, "fixed") == pytest.approx([(2.3 + 2.0 + 1.9 + 2.5 + math.log(256)) / 5 - 1.9] * SEEDS)
 
 
 def test_the_claims_name_their_unit_and_margin():
     for c in ZClipStudy.claims:
         assert "unit: seeds" in c.rule and "margin" in c.rule
-    assert math.isclose(UNIFORM_LOSS, math.log(256))
+    assert SPIKE_WINDOW == 50
 
 
 def test_smoke_result_rejudges_to_the_same_verdicts(tmp_path):
     result, _ = run_study("zclip", "smoke", out=tmp_path)
     assert result.status == "ok"
     m = result.metrics
-    for regime in ("baseline", "aggressive"):
-        for a in ("fixed", "zclip"):  # raw per-seed numbers the rules need
-            assert len(m[regime][a]["final_val_loss"]) == len(m[regime][a]["spikes"]) == ZClipStudy.config_for("smoke").seeds
+    cfg = ZClipStudy.config_for("smoke")
+    for a in cfg.arms:
+        for k in m["lrs"]:  # raw per-seed numbers the rules need
+            assert len(m["runs"][a][k]["final_val_loss"]) == len(m["runs"][a][k]["spikes"]) == cfg.seeds
     again = rejudge(Result.load(tmp_path / "zclip" / "smoke" / "result.json"))
     assert [(c.key, c.verdict, c.headline) for c in again.claims] == [(c.key, c.verdict, c.headline) for c in result.claims]

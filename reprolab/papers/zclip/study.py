@@ -1,36 +1,45 @@
-"""Study ``zclip``: does ZClip remove the loss spikes that fixed-threshold clipping lets through?
+"""Study ``zclip``: does ZClip remove loss spikes and make training less sensitive to the learning rate?
 
 The paper (Sec. 4, Table 2) pre-trains a 1B LLaMA on 50B tokens at learning rates up to 3e-3
 and compares fixed clipping at max-norm 1.0 with ZClip. We pre-train the shared tiny GPT
 (``reprolab.nn.gpt``) on bytes of the Python standard library's sources (the only real text
-corpus every machine has) with AdamW at a baseline and an aggressive learning rate, in the
-paper's two arms: ``clip_grad_norm_(max_norm=1.0)`` and ZClip alone (``max_grad_norm=None``, the
-official defaults otherwise). Both arms run with the same seeds, data order and init, so every
-seed is one paired unit. (Version 1 also ran a no-clipping arm; no claim of the paper compares
-with it, so version 2 spends its time on more seeds instead.)
+corpus every machine has) with AdamW over a sweep of five learning rates, in three arms with the
+same seeds, init and data order: no clipping, ``clip_grad_norm_(max_norm=1.0)``, and ZClip alone
+(``max_grad_norm=None``, official defaults otherwise). Every seed is one paired unit.
 
-Spike (fixed in code before the first run): a step whose training loss exceeds the median
-of the previous ``SPIKE_WINDOW`` = 50 losses by more than ``SPIKE_K`` = 6 robust standard
-deviations (1.4826 x MAD of that window). Consecutive flagged steps are one spike event; the
-first 50 steps (no full window) are never flagged. Final loss: validation loss on held-out
-bytes after the last step; a diverged run (non-finite loss) counts as ``UNIFORM_LOSS`` = ln 256,
-the loss of predicting every byte uniformly (a model that learned nothing).
+Regime (version 3, issue 16): the small-scale-instability recipe of Wortsman et al. (arXiv
+2309.14322): qk-layernorm off, no learning-rate warm-up, high rates (3e-3 to 3e-1, the top two
+well past the best), AdamW beta2 = 0.999 (the setting whose large updates after a gradient jump
+the "Adam instability" accounts blame), cosine decay to 10%. The calibration that chose it is in
+the README (and ``calibrate.py``): no regime we could afford on 2 CPU cores made the no-clip arm
+spike by the rule below; beta2 0.999 without warm-up came closest (largest robust z 5.2 of 6).
 
-Rules (version 2, issue 14): every claim compares ZClip with fixed clipping per seed, paired by
-seed (unit: seeds; Student-t interval of the mean paired difference, ``reprolab.stats``):
+Spike (unchanged since version 1, fixed before the first run): a step whose training loss exceeds
+the median of the previous ``SPIKE_WINDOW`` = 50 losses by more than ``SPIKE_K`` = 6 robust
+standard deviations (1.4826 x MAD of that window); consecutive flagged steps are one event; the
+first 50 steps are never flagged; a non-finite loss (divergence) is flagged and ends the run. On
+Student-t noise with 5 degrees of freedom the rule flags at most ``FP_PER_1000_STEPS`` = 1 event
+per 1000 steps on average (tested). Final loss: validation loss on held-out bytes after the last
+step; a diverged run counts as ``UNIFORM_LOSS`` = ln 256 (a model that learned nothing).
 
-- ``spikes``: spike events per run, fixed - ZClip > 0 (margin 0). Precondition: fixed clipping
-  spikes at all at the aggressive lr (at least one event over the seeds); without spikes in the
-  arm ZClip is meant to improve on, "fewer spikes" cannot be tested.
-- ``final_loss_aggressive``: final validation loss, fixed - ZClip > 0 (margin 0): the paper's
-  ZClip ends far lower (2.14 vs 5.14), so a strict improvement is asked.
-- ``baseline_not_worse``: at the baseline lr, fixed - ZClip > -``NOT_WORSE_MARGIN`` = -0.01
-  nats/byte (non-inferiority: ZClip may be at most 0.01 nats/byte worse, about 0.6% of the loss;
-  the paper's ZClip is 0.16 nats/token *better* at that lr).
+Rules (version 3), every claim paired by seed (unit: seeds; Student-t interval of the mean
+paired difference, ``reprolab.stats.compare_paired``):
 
-Precondition of both loss claims: the models learned (fixed clipping's mean validation loss
-below ln 256). That ZClip clips few steps is no precondition: deciding that a step is not a spike
-is ZClip working as described, and the arms still differ in every step fixed clipping clips.
+- ``spikes``: spike events per seed summed over the rates where fixed clipping spikes (>= 1 event
+  in at least half the seeds; chosen from the fixed arm alone, so the choice cannot favour
+  ZClip): fixed - ZClip > 0 (margin 0; unit_range 1 event so that all-equal differences do not
+  give a zero-width interval). Precondition: such a rate exists, else not testable. Supporting:
+  the no-clip arm spikes in most seeds at the highest rate (the regime spikes at all).
+- ``lr_sensitivity``: Wortsman's learning-rate sensitivity per seed, the mean over the sweep of
+  min(L(lr), L0) - min_lr L(lr), with L0 = ln 256 (our initial loss): fixed - ZClip > 0 (margin 0).
+  Preconditions: >= 5 rates; fixed clipping's best mean loss below ln 256 - 1 (the models learned).
+- ``best_rate_not_worse``: final loss of each arm at its own best rate (lowest mean over seeds):
+  fixed - ZClip > -``NOT_WORSE_MARGIN`` = -0.02 nats/byte (non-inferiority, about 1% of the loss;
+  the paper's ZClip is at or below fixed clipping everywhere). Same learned-precondition.
+
+Choices where the paper is vague: the paper names no spike rule (ours is above); "higher learning
+rates" is measured as Wortsman's sensitivity over our sweep; the best rate is picked per arm on
+the same seeds it is judged on (an optimistic pick that favours both arms alike).
 """
 
 from __future__ import annotations
@@ -39,6 +48,7 @@ import json
 import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -52,10 +62,11 @@ from .zclip import ZClip
 
 SPIKE_WINDOW = 50
 SPIKE_K = 6.0
-ARMS = ("fixed", "zclip")
+SPIKE_MIN_JUMP = 0.0  # nats/byte: a floor under k x MAD (0: v1's rule unchanged)
+FP_PER_1000_STEPS = 1.0  # the detector's stated false-positive rate on Student-t (5 dof) noise (tested)
 ARM_LABEL = {"none": "no clipping", "fixed": "fixed clip (max_norm 1.0)", "zclip": "ZClip (z_thresh 2.5, alpha 0.97)"}
 UNIFORM_LOSS = math.log(256)  # nats/byte of predicting bytes uniformly; a diverged run counts as this
-NOT_WORSE_MARGIN = 0.01  # nats/byte: how much worse ZClip may be at the baseline lr and still be "not worse"
+NOT_WORSE_MARGIN = 0.02  # nats/byte: how much worse ZClip may be at its best rate and still be "not worse" (~1% of the loss)
 
 
 @dataclass(frozen=True)
@@ -68,51 +79,118 @@ class ZClipStudyConfig:
     n_embd: int
     n_head: int
     corpus_bytes: int  # bytes of stdlib source read (5% held out for validation)
-    baseline_lr: float
-    aggressive_lr: float
-    warmup_frac: float = 0.05  # linear lr warm-up, then cosine decay to 10% (the paper's schedule shape)
+    lrs: tuple[float, ...]  # the learning-rate sweep (peak rates)
+    warmup_frac: float = 0.0  # linear lr warm-up fraction, then cosine decay to 10%
     beta2: float = 0.95  # AdamW beta2
+    tie_weights: bool = True  # GPT input/output embedding tying
+    qk_layernorm: bool = False  # Wortsman et al.'s fix; off = attention logits may grow
+    attn_scale: float | None = None  # attention softmax temperature; None = 1/sqrt(head size)
+    norm_position: str = "pre"  # "post": LayerNorm after the residual add (unstable without warm-up)
+    adam_eps: float = 1e-8
+    outlier_prob: float = 0.0  # chance per step that the batch is replaced by an outlier batch (long-tailed data)
+    outlier_kind: str = "random"  # "random": uniformly random bytes; "repeat": one rare byte (128-255) repeated
     eval_batches: int = 8  # validation batches for the final loss
+    arms: tuple[str, ...] = ("none", "fixed", "zclip")
+    workers: int = 1  # runs in parallel, one process and one thread each (tiny models use threads poorly)
 
 
-def count_spikes(losses: np.ndarray, window: int = SPIKE_WINDOW, k: float = SPIKE_K) -> tuple[int, list[int]]:
-    """Spike events in a loss curve (see module docstring); returns (count, flagged step indices)."""
+def count_spikes(losses: np.ndarray, window: int = SPIKE_WINDOW, k: float = SPIKE_K, min_jump: float = SPIKE_MIN_JUMP,
+                 ignore: np.ndarray | None = None) -> tuple[int, list[int]]:
+    """Spike events in a loss curve (see module docstring); returns (count, flagged step indices).
+
+    A step t >= ``window`` is flagged when its loss exceeds the median of the previous ``window``
+    losses by more than ``k`` robust standard deviations (1.4826 x MAD) and by at least
+    ``min_jump`` nats; consecutive flagged steps are one event. A non-finite loss is flagged
+    (a divergence is the largest spike), and non-finite losses in the window are ignored.
+    """
+    losses = np.asarray(losses, dtype=float)
+    skip = np.zeros(len(losses), dtype=bool)
+    if ignore is not None:  # steps neither judged nor in any window (outlier batches); a divergence there still counts
+        skip = np.asarray(ignore, dtype=bool)[: len(losses)] & np.isfinite(losses)
+        losses = np.where(skip, np.nan, losses)
     flagged = []
     for t in range(window, len(losses)):
+        if skip[t]:
+            continue
         past = losses[t - window : t]
+        past = past[np.isfinite(past)]
+        if not np.isfinite(losses[t]):
+            flagged.append(t)
+            continue
+        if len(past) < window // 2:
+            continue
         med = np.median(past)
         mad = 1.4826 * np.median(np.abs(past - med))
-        if losses[t] > med + k * max(mad, 1e-8):
+        if losses[t] > med + max(k * mad, min_jump):
             flagged.append(t)
     events = sum(1 for i, t in enumerate(flagged) if i == 0 or flagged[i - 1] != t - 1)
     return events, flagged
 
 
+def robust_z_max(losses: np.ndarray, window: int = SPIKE_WINDOW) -> float:
+    """The largest (loss - rolling median) / (1.4826 MAD) over a curve: how close it came to a spike."""
+    losses = np.asarray(losses, dtype=float)
+    best = 0.0
+    for t in range(window, len(losses)):
+        past = losses[t - window : t]
+        past = past[np.isfinite(past)]
+        if not np.isfinite(losses[t]) or len(past) < window // 2:
+            continue
+        med = np.median(past)
+        mad = 1.4826 * np.median(np.abs(past - med))
+        best = max(best, float((losses[t] - med) / max(mad, 1e-8)))
+    return best
+
+
 def lr_at(step: int, total: int, peak: float, warmup_frac: float) -> float:
-    warm = max(1, int(total * warmup_frac))
+    warm = int(total * warmup_frac)
     if step < warm:
         return peak * (step + 1) / warm
     progress = (step - warm) / max(1, total - warm)
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+def make_model(cfg: ZClipStudyConfig) -> GPT:
+    return GPT(GPTConfig(block_size=cfg.block_size, n_layer=cfg.n_layer, n_embd=cfg.n_embd, n_head=cfg.n_head,
+                         tie_weights=cfg.tie_weights, qk_layernorm=cfg.qk_layernorm, attn_scale=cfg.attn_scale,
+                         norm_position=cfg.norm_position))
+
+
 def pretrain(cfg: ZClipStudyConfig, corpus: ByteCorpus, arm: str, lr: float, seed: int, description: str) -> dict:
-    """Pre-train one tiny GPT; return per-step losses, gradient norms, ZClip thresholds, final val loss."""
+    """Pre-train one tiny GPT; return per-step losses, gradient norms, ZClip thresholds, final val loss.
+
+    A run whose loss turns non-finite stops there (it diverged); its final loss is None.
+    """
     train, val = corpus.split(0.05)
     torch.manual_seed(seed)
-    model = GPT(GPTConfig(block_size=cfg.block_size, n_layer=cfg.n_layer, n_embd=cfg.n_embd, n_head=cfg.n_head))
+    model = make_model(cfg)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=(0.9, cfg.beta2))
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=(0.9, cfg.beta2), eps=cfg.adam_eps)
     zclip = ZClip(max_grad_norm=None) if arm == "zclip" else None
     data_gen = torch.Generator().manual_seed(seed)  # same batches in every arm
     started = time.perf_counter()
-    losses, norms, thresholds = [], [], []
+    losses, norms, thresholds, outliers = [], [], [], []
+    outlier_gen = torch.Generator().manual_seed(seed + 7919)  # the same outlier steps in every arm
+    diverged = False
     for step in track(range(cfg.steps), description):
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg.steps, lr, cfg.warmup_frac)
         x, y = ByteCorpus.batch(train, cfg.batch_size, cfg.block_size, data_gen)
+        if cfg.outlier_prob and float(torch.rand((), generator=outlier_gen)) < cfg.outlier_prob:
+            if cfg.outlier_kind == "repeat":  # one rare byte repeated (a broken-crawl page of mojibake)
+                window = torch.full((cfg.batch_size, cfg.block_size + 1), int(torch.randint(128, 256, (), generator=outlier_gen)))
+            else:
+                window = torch.randint(0, 256, (cfg.batch_size, cfg.block_size + 1), generator=outlier_gen)
+            x, y = window[:, :-1], window[:, 1:]
+            outliers.append(step)
         _, loss = model(x, y)
+        if not torch.isfinite(loss):
+            losses.append(float("nan"))
+            norms.append(float("nan"))
+            thresholds.append(float("nan"))
+            diverged = True
+            break
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if arm == "fixed":
@@ -128,22 +206,61 @@ def pretrain(cfg: ZClipStudyConfig, corpus: ByteCorpus, arm: str, lr: float, see
         losses.append(float(loss.detach()))
         norms.append(float(norm))
         thresholds.append(thr)
-    model.eval()
-    eval_gen = torch.Generator().manual_seed(10_000)  # the same validation windows for every run
-    with torch.no_grad():
-        val_losses = [float(model(*ByteCorpus.batch(val, cfg.batch_size, cfg.block_size, eval_gen))[1]) for _ in range(cfg.eval_batches)]
-    spikes, flagged = count_spikes(np.asarray(losses))
-    final = float(np.mean(val_losses))
+    final = float("nan")
+    if not diverged:
+        model.eval()
+        eval_gen = torch.Generator().manual_seed(10_000)  # the same validation windows for every run
+        with torch.no_grad():
+            val_losses = [float(model(*ByteCorpus.batch(val, cfg.batch_size, cfg.block_size, eval_gen))[1]) for _ in range(cfg.eval_batches)]
+        final = float(np.mean(val_losses))
+    clean = np.ones(len(losses), dtype=bool)
+    clean[outliers] = False
+    spikes, flagged = count_spikes(np.asarray(losses), ignore=~clean)
     return {  # JSON has no NaN: non-finite values (no threshold yet, a diverged loss) are None
         "losses": _none_if_nonfinite(losses),
         "grad_norms": _none_if_nonfinite(norms),
         "thresholds": _none_if_nonfinite(thresholds),
         "spikes": spikes,
         "spike_steps": flagged,
+        "robust_z_max": round(robust_z_max(np.where(clean, losses, np.nan)), 3),
+        "outlier_steps": outliers,
         "final_val_loss": final if math.isfinite(final) else None,
-        "diverged": not all(math.isfinite(v) for v in losses),
+        "diverged": diverged or not math.isfinite(final),
         "wall_s": round(time.perf_counter() - started, 2),
     }
+
+
+
+CHANGELOG = {
+    1: "first version: tiny GPT on stdlib bytes, arms none / fixed 1.0 / ZClip alone, spike = loss > rolling median + 6 robust sd",
+    2: "issue 14: every claim judged per seed, paired by seed (unit: seeds, t interval, reprolab.stats) in the paper's direction "
+       "(ZClip below fixed clipping) with a stated margin, instead of comparing means with a 1% tolerance (v1 called ZClip 'not "
+       "worse' while it was worse, 1.827 vs 1.816, inside a 1.75-1.90 seed spread); spikes: precondition 'fixed clipping spikes' "
+       "(not testable without it); loss claims: precondition 'the models learned'; final_loss_aggressive margin 0, "
+       "baseline_not_worse non-inferiority margin 0.01 nats/byte; the no-clipping arm dropped (no claim of the paper needs it) "
+       "for more seeds: quick 3 seeds (was 2), full 5 seeds of a 3-layer model for 700 steps (was 3 seeds, 4 layers, 800 steps) to fit "
+       "~20 min on 2 cores. A draft precondition 'ZClip clipped in every seed' was dropped after the first quick run (ZClip deciding "
+       "that no step is a spike is ZClip as described). "
+       "These rules were written after seeing version 1's full result (no spikes anywhere; lr 1e-2 fixed 1.816 vs ZClip 1.827; "
+       "lr 1e-3 1.681 vs 1.675)",
+    3: "issue 16: v2 never saw a spike (largest robust z 2.5-3.8) so its headline was untestable, and its loss claims compared ZClip "
+       "with itself (nothing to clip). v3 runs a calibrated regime (README table; written before these rules): Wortsman et al.'s "
+       "small-scale-instability recipe (qk-layernorm off, no warm-up, high rates) with AdamW beta2 0.999, the closest to spiking we "
+       "found; the no-clip arm is back (the figure and the regime's supporting check need it); a sweep of 5 rates 3e-3..3e-1. Claims "
+       "restated: spikes summed over the rates where fixed clipping spikes (chosen from the fixed arm alone; not testable if none), "
+       "Wortsman's lr sensitivity (fixed - ZClip > 0), final loss at each arm's best rate (non-inferiority margin 0.02). The spike "
+       "rule is v1's, unchanged; a divergence now counts as a spike and ends the run. Runs go to 2 single-thread worker processes "
+       "(tiny models use threads poorly) so that full (2 x 64 GPT, 4 seeds, 800 steps, 60 runs) fits ~25 minutes on 2 cores.",
+}
+
+SCALES = {
+    Scale.SMOKE: ZClipStudyConfig(seeds=2, steps=25, batch_size=2, block_size=16, n_layer=1, n_embd=16, n_head=2, corpus_bytes=200_000,
+                                  lrs=(3e-3, 1e-2, 3e-2, 1e-1, 3e-1), beta2=0.999, eval_batches=2),
+    Scale.QUICK: ZClipStudyConfig(seeds=2, steps=200, batch_size=16, block_size=64, n_layer=2, n_embd=64, n_head=4, corpus_bytes=2_000_000,
+                                  lrs=(3e-3, 1e-2, 3e-2, 1e-1, 3e-1), beta2=0.999, eval_batches=4, workers=2),
+    Scale.FULL: ZClipStudyConfig(seeds=4, steps=800, batch_size=16, block_size=64, n_layer=2, n_embd=64, n_head=4, corpus_bytes=4_000_000,
+                                 lrs=(3e-3, 1e-2, 3e-2, 1e-1, 3e-1), beta2=0.999, workers=2),
+}
 
 
 def _none_if_nonfinite(xs: list[float]) -> list[float | None]:
@@ -159,135 +276,198 @@ def _clipped(trace: dict) -> np.ndarray:
     return _as_array(trace["grad_norms"]) > np.nan_to_num(_as_array(trace["thresholds"]), nan=np.inf)
 
 
-def _mean(xs: list[float | None]) -> float | None:
-    xs = [x for x in xs if x is not None]
-    return float(np.mean(xs)) if xs else None
+def lr_key(lr: float) -> str:
+    return f"{lr:g}"
 
 
-def final_losses(m: Metrics, regime: str, arm: str) -> list[float]:
-    """Per-seed final validation losses of one arm; a diverged run (None) counts as ln 256."""
-    return [UNIFORM_LOSS if x is None else float(x) for x in m[regime][arm]["final_val_loss"]]
+# -- the rules ------------------------------------------------------------------------------
+def final_losses(m: Metrics, arm: str, lr: float | str) -> list[float]:
+    """Per-seed final validation losses of one arm at one rate; a diverged run (None) counts as ln 256."""
+    key = lr if isinstance(lr, str) else lr_key(lr)
+    return [UNIFORM_LOSS if x is None else min(float(x), UNIFORM_LOSS) for x in m["runs"][arm][key]["final_val_loss"]]
 
 
-def _loss_preconditions(m: Metrics, regime: str) -> dict[str, bool]:
-    fixed = final_losses(m, regime, "fixed")
-    return {f"the models learned (fixed clipping's mean val loss {np.mean(fixed):.3f} < ln 256 = {UNIFORM_LOSS:.3f})": float(np.mean(fixed)) < UNIFORM_LOSS}
+def spiking_rates(m: Metrics) -> list[str]:
+    """The rates at which fixed clipping spikes: at least one spike event in at least half the seeds.
+
+    Chosen from the fixed-clipping arm alone, so the choice cannot favour ZClip."""
+    out = []
+    for key in m["lrs"]:
+        spikes = m["runs"]["fixed"][key]["spikes"]
+        if sum(s > 0 for s in spikes) * 2 >= len(spikes):
+            out.append(key)
+    return out
 
 
-def _loss_judgement(m: Metrics, regime: str, margin: float) -> Judgement:
-    z, f = final_losses(m, regime, "zclip"), final_losses(m, regime, "fixed")
-    c = stats.compare_paired(z, f, unit="seeds", direction="less", margin=margin, label=f"final val loss at lr {m[f'{regime}_lr']:g}, fixed - ZClip (nats/byte)")
-    ours = (f"final val loss at lr {m[f'{regime}_lr']:g}: fixed {np.mean(f):.3f}, ZClip {np.mean(z):.3f} (mean of {len(z)} seeds); "
-            f"fixed - ZClip per seed {c.effect:+.4f} [{c.low:+.4f}, {c.high:+.4f}]")
-    return Judgement.from_headline(ours, c, preconditions=_loss_preconditions(m, regime))
+def lr_sensitivity(m: Metrics, arm: str) -> list[float]:
+    """Wortsman et al.'s learning-rate sensitivity per seed: mean over the sweep of min(L(lr), L0) - min_lr L(lr).
+
+    (arXiv 2309.14322, Sec. 2.3: E_lr[min(l(A(lr)), l0) - l*], l0 the loss at initialisation, l* the
+    best loss over the sweep.) l0 = ln 256, the loss of a model that predicts bytes uniformly, which
+    is where our freshly initialised GPT starts (0.02-std weights); a diverged run counts as l0."""
+    per_lr = np.array([final_losses(m, arm, key) for key in m["lrs"]])  # (rates, seeds)
+    return list(np.mean(np.minimum(per_lr, UNIFORM_LOSS), axis=0) - per_lr.min(axis=0))
+
+
+def best_rate(m: Metrics, arm: str) -> str:
+    """The rate with the lowest mean final loss over seeds (each arm its own)."""
+    return min(m["lrs"], key=lambda key: float(np.mean(final_losses(m, arm, key))))
 
 
 def _judge_spikes(m: Metrics) -> Judgement:
-    s = m["aggressive"]
-    fixed, zc = s["fixed"]["spikes"], s["zclip"]["spikes"]
-    c = stats.compare_paired(zc, fixed, unit="seeds", direction="less", margin=0.0, label=f"spike events per run at lr {m['aggressive_lr']:g}, fixed - ZClip")
-    ours = f"spike events per run at lr {m['aggressive_lr']:g} over {len(fixed)} seeds: fixed {fixed}, ZClip {zc}; fixed - ZClip {c.effect:+.2f} [{c.low:+.2f}, {c.high:+.2f}]"
-    return Judgement.from_headline(ours, c, preconditions={f"training spikes in the fixed-clipping arm (spike events per seed {fixed}: at least one over all seeds)": sum(fixed) > 0})
+    rates = spiking_rates(m)
+    fixed = [sum(m["runs"]["fixed"][k]["spikes"][s] for k in rates) for s in range(m["seeds"])]
+    zc = [sum(m["runs"]["zclip"][k]["spikes"][s] for k in rates) for s in range(m["seeds"])]
+    c = stats.compare_paired(zc, fixed, unit="seeds", direction="less", margin=0.0, unit_range=1.0,
+                             label=f"spike events per seed summed over the rates where fixed clipping spikes ({', '.join(rates) or 'none'}), fixed - ZClip")
+    top = m["lrs"][-1]
+    none_top = m["runs"]["none"][top]["spikes"] if "none" in m["runs"] else []
+    ours = (f"spike events per seed at the rates where fixed clipping spikes ({', '.join(rates) or 'none'}): fixed {fixed}, ZClip {zc}; "
+            f"fixed - ZClip {c.effect:+.2f} [{c.low:+.2f}, {c.high:+.2f}]; no clipping at lr {top}: {none_top}")
+    return Judgement.from_headline(
+        ours, c,
+        preconditions={f"fixed clipping spikes (>= 1 event in at least half the seeds) at one rate or more (rates: {', '.join(rates) or 'none'})": bool(rates)},
+        supporting={f"the regime spikes: no clipping has >= 1 spike event in most seeds at the highest rate {top} ({none_top})": sum(s > 0 for s in none_top) * 2 > len(none_top)} if none_top else None,
+    )
 
 
-def _judge_loss_aggressive(m: Metrics) -> Judgement:
-    return _loss_judgement(m, "aggressive", 0.0)
+def _judge_sensitivity(m: Metrics) -> Judgement:
+    f, z = lr_sensitivity(m, "fixed"), lr_sensitivity(m, "zclip")
+    c = stats.compare_paired(z, f, unit="seeds", direction="less", margin=0.0, label="learning-rate sensitivity (nats/byte), fixed - ZClip")
+    ours = (f"lr sensitivity over {len(m['lrs'])} rates ({', '.join(m['lrs'])}): fixed {np.mean(f):.3f}, ZClip {np.mean(z):.3f} "
+            f"(mean of {len(f)} seeds); fixed - ZClip {c.effect:+.4f} [{c.low:+.4f}, {c.high:+.4f}]")
+    best = min(float(np.mean(final_losses(m, "fixed", k))) for k in m["lrs"])
+    return Judgement.from_headline(ours, c, preconditions={
+        f"a sweep of at least 5 rates ({len(m['lrs'])})": len(m["lrs"]) >= 5,
+        f"the models learned (fixed clipping's best mean loss {best:.3f} < ln 256 - 1 = {UNIFORM_LOSS - 1:.3f})": best < UNIFORM_LOSS - 1,
+    })
 
 
-def _judge_baseline(m: Metrics) -> Judgement:
-    return _loss_judgement(m, "baseline", -NOT_WORSE_MARGIN)
+def _judge_best_rate(m: Metrics) -> Judgement:
+    bf, bz = best_rate(m, "fixed"), best_rate(m, "zclip")
+    f, z = final_losses(m, "fixed", bf), final_losses(m, "zclip", bz)
+    c = stats.compare_paired(z, f, unit="seeds", direction="less", margin=-NOT_WORSE_MARGIN,
+                             label=f"final val loss at each arm's best rate (fixed {bf}, ZClip {bz}), fixed - ZClip (nats/byte)")
+    ours = (f"final val loss at the best rate: fixed {np.mean(f):.3f} (lr {bf}), ZClip {np.mean(z):.3f} (lr {bz}), mean of {len(f)} seeds; "
+            f"fixed - ZClip {c.effect:+.4f} [{c.low:+.4f}, {c.high:+.4f}]")
+    return Judgement.from_headline(ours, c, preconditions={
+        f"the models learned (fixed clipping's best mean loss {np.mean(f):.3f} < ln 256 - 1 = {UNIFORM_LOSS - 1:.3f})": float(np.mean(f)) < UNIFORM_LOSS - 1})
+
+
+# -- the runs -------------------------------------------------------------------------------
+def _job(args: tuple) -> tuple[tuple, dict]:
+    """One pre-training run (in a worker process when the config asks for several)."""
+    cfg, arm, lr, seed, ckpt, description = args
+    if ckpt is not None and Path(ckpt).exists():
+        return (arm, lr, seed), json.loads(Path(ckpt).read_text())
+    corpus = _corpus(cfg.corpus_bytes)
+    trace = pretrain(cfg, corpus, arm, lr, seed=seed, description=description)
+    if ckpt is not None:
+        atomic_write_json(Path(ckpt), trace)
+    return (arm, lr, seed), trace
+
+
+_CORPUS: dict[int, ByteCorpus] = {}
+
+
+def _corpus(n: int) -> ByteCorpus:
+    if n not in _CORPUS:
+        _CORPUS[n] = ByteCorpus.python_stdlib(n)
+    return _CORPUS[n]
+
+
+def _worker_init() -> None:
+    import os
+
+    os.environ["REPROLAB_PROGRESS"] = "0"
+    torch.set_num_threads(1)
 
 
 @register
 class ZClipStudy(Study):
     name = "zclip"
     paper = Paper("ZClip: Adaptive Spike Mitigation for LLM Pre-Training", arxiv="2504.02507", code="https://github.com/bluorion-com/ZClip")
-    version = 2
-    changelog = {
-        1: "first version: tiny GPT on stdlib bytes, arms none / fixed 1.0 / ZClip alone, spike = loss > rolling median + 6 robust sd",
-        2: "issue 14: every claim judged per seed, paired by seed (unit: seeds, t interval, reprolab.stats) in the paper's direction "
-           "(ZClip below fixed clipping) with a stated margin, instead of comparing means with a 1% tolerance (v1 called ZClip 'not "
-           "worse' while it was worse, 1.827 vs 1.816, inside a 1.75-1.90 seed spread); spikes: precondition 'fixed clipping spikes' "
-           "(not testable without it); loss claims: precondition 'the models learned'; final_loss_aggressive margin 0, "
-           "baseline_not_worse non-inferiority margin 0.01 nats/byte; the no-clipping arm dropped (no claim of the paper needs it) "
-           "for more seeds: quick 3 seeds (was 2), full 5 seeds of a 3-layer model for 700 steps (was 3 seeds, 4 layers, 800 steps) to fit "
-           "~20 min on 2 cores. A draft precondition 'ZClip clipped in every seed' was dropped after the first quick run (ZClip deciding "
-           "that no step is a spike is ZClip as described). "
-           "These rules were written after seeing version 1's full result (no spikes anywhere; lr 1e-2 fixed 1.816 vs ZClip 1.827; "
-           "lr 1e-3 1.681 vs 1.675)",
-    }
+    version = 3
+    changelog = CHANGELOG
     claims = [
         Claim(
             "spikes",
-            "At an aggressive learning rate, ZClip has fewer loss spikes than fixed-threshold clipping",
+            "Where fixed-threshold clipping spikes, ZClip has fewer loss spikes",
             paper="1B LLaMA at lr 3e-3: fixed clipping (max-norm 1.0) shows repeated loss spikes, ZClip none that derail training (Fig. 1, Sec. 4)",
-            rule=f"spike events per run (loss > rolling median of {SPIKE_WINDOW} + {SPIKE_K:g} x 1.4826 MAD) at the aggressive lr, "
-                 "paired by seed (unit: seeds, t interval): fixed - ZClip > 0 (margin 0); precondition: the fixed-clipping arm spikes "
-                 "at least once over the seeds, else not testable",
+            rule=f"spike events per seed (loss > rolling median of {SPIKE_WINDOW} + max({SPIKE_K:g} x 1.4826 MAD, {SPIKE_MIN_JUMP:g} nats)), summed over the "
+                 "rates where fixed clipping has >= 1 event in at least half the seeds (chosen from the fixed arm alone), paired by seed "
+                 "(unit: seeds, t interval; all-equal differences get the exact bound with unit_range 1 event): fixed - ZClip > 0 (margin 0); "
+                 "precondition: such a rate exists, else not testable; supporting: no clipping spikes in most seeds at the highest rate",
             judge=_judge_spikes,
         ),
         Claim(
-            "final_loss_aggressive",
-            "At the aggressive learning rate, ZClip ends at a lower loss than fixed clipping",
-            paper="Table 2, lr 3e-3: final train loss 5.14 (fixed) vs 2.14 (ZClip); HellaSwag 25.60 vs 50.82",
-            rule="final validation loss (nats/byte; a diverged run counts as ln 256) paired by seed (unit: seeds, t interval): "
-                 "fixed - ZClip > 0 (margin 0); precondition: fixed clipping's mean loss below ln 256 (the models learned)",
-            judge=_judge_loss_aggressive,
+            "lr_sensitivity",
+            "ZClip makes the final loss less sensitive to the learning rate than fixed clipping",
+            paper="ZClip enables higher learning rates: at lr 3e-3 fixed clipping ends at 5.14 vs ZClip 2.14, at 1e-3 2.34 vs 2.18 (Table 2); "
+                  "measure: Wortsman et al.'s lr sensitivity (arXiv 2309.14322)",
+            rule="Wortsman's lr sensitivity per seed, mean over the sweep of min(L(lr), ln 256) - min_lr L(lr) (final val loss, nats/byte; "
+                 "a diverged run counts as ln 256), paired by seed (unit: seeds, t interval): fixed - ZClip > 0 (margin 0); "
+                 "preconditions: a sweep of >= 5 rates, fixed clipping's best mean loss < ln 256 - 1",
+            judge=_judge_sensitivity,
         ),
         Claim(
-            "baseline_not_worse",
-            "At the baseline learning rate, ZClip is not worse than fixed clipping",
-            paper="Table 2, lr 1e-3: final train loss 2.34 (fixed) vs 2.18 (ZClip); HellaSwag 43.01 vs 49.30",
-            rule=f"final validation loss at the baseline lr paired by seed (unit: seeds, t interval): fixed - ZClip > -{NOT_WORSE_MARGIN:g} "
-                 f"nats/byte (non-inferiority margin {NOT_WORSE_MARGIN:g}, about 0.6% of the loss); same precondition as final_loss_aggressive",
-            judge=_judge_baseline,
+            "best_rate_not_worse",
+            "At its best learning rate, ZClip ends at a loss no worse than fixed clipping at its best",
+            paper="Table 2: ZClip's final loss is at or below fixed clipping's at every rate (2.18 vs 2.34 at 1e-3)",
+            rule=f"final val loss of each arm at its own best rate (lowest mean over seeds), paired by seed (unit: seeds, t interval): "
+                 f"fixed - ZClip > -{NOT_WORSE_MARGIN:g} nats/byte (non-inferiority margin {NOT_WORSE_MARGIN:g}, about 1% of the loss); "
+                 "precondition: fixed clipping's best mean loss < ln 256 - 1",
+            judge=_judge_best_rate,
         ),
     ]
-    scales = {
-        Scale.SMOKE: ZClipStudyConfig(seeds=2, steps=60, batch_size=4, block_size=32, n_layer=1, n_embd=32, n_head=2, corpus_bytes=200_000, baseline_lr=1e-3, aggressive_lr=1e-2, eval_batches=2),
-        Scale.QUICK: ZClipStudyConfig(seeds=3, steps=300, batch_size=16, block_size=64, n_layer=2, n_embd=128, n_head=4, corpus_bytes=2_000_000, baseline_lr=1e-3, aggressive_lr=1e-2),
-        Scale.FULL: ZClipStudyConfig(seeds=5, steps=700, batch_size=16, block_size=128, n_layer=3, n_embd=128, n_head=4, corpus_bytes=6_000_000, baseline_lr=1e-3, aggressive_lr=1e-2),
-    }
+    scales = SCALES
 
     def run(self, config: ZClipStudyConfig, run: RunDir) -> Metrics:
-        corpus = ByteCorpus.python_stdlib(config.corpus_bytes)
+        corpus = _corpus(config.corpus_bytes)
         key = run.key_with(corpus.sha256)
-        traces: dict[tuple[str, str, int], dict] = {}
-        jobs = [(regime, arm, s) for regime in ("baseline", "aggressive") for s in range(config.seeds) for arm in ARMS]
-        for regime, arm, s in jobs:
-            lr = config.baseline_lr if regime == "baseline" else config.aggressive_lr
-            ckpt = run.checkpoints / f"{key}-{regime}-{arm}-{s}.json"  # finished runs are reused on resume
-            if ckpt.exists():
-                traces[(regime, arm, s)] = json.loads(ckpt.read_text())
-                continue
-            trace = pretrain(config, corpus, arm, lr, seed=run.seed * 1000 + s, description=f"{regime} lr {lr:g} {arm} seed {s}")
-            atomic_write_json(ckpt, trace)
-            traces[(regime, arm, s)] = trace
+        jobs = [(config, arm, lr, run.seed * 1000 + s, str(run.checkpoints / f"{key}-{arm}-{lr_key(lr)}-{s}.json"), f"lr {lr:g} {arm} seed {s}")
+                for s in range(config.seeds) for lr in config.lrs for arm in config.arms]
+        traces: dict[tuple, dict] = {}
+        if config.workers > 1:
+            import concurrent.futures as cf
+            import multiprocessing as mp
+
+            with cf.ProcessPoolExecutor(config.workers, mp_context=mp.get_context("spawn"), initializer=_worker_init) as pool:
+                for (arm, lr, seed), trace in track(pool.map(_job, jobs), f"{len(jobs)} runs on {config.workers} workers", total=len(jobs)):
+                    traces[(arm, lr, seed - run.seed * 1000)] = trace
+        else:  # one thread: a tiny model gains nothing from a second, and loses much when the cores are shared
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                for job in jobs:
+                    (arm, lr, seed), trace = _job(job)
+                    traces[(arm, lr, seed - run.seed * 1000)] = trace
+            finally:
+                torch.set_num_threads(threads)
 
         metrics: Metrics = {
-            "baseline_lr": config.baseline_lr,
-            "aggressive_lr": config.aggressive_lr,
+            "lrs": [lr_key(lr) for lr in config.lrs],
+            "seeds": config.seeds,
             "corpus_sha256": corpus.sha256,
             "corpus_bytes": len(corpus.tokens),
-            "run_wall_s": {f"{r}/{a}/{s}": t.get("wall_s") for (r, a, s), t in traces.items()},
-            "model_parameters": GPT(GPTConfig(block_size=config.block_size, n_layer=config.n_layer, n_embd=config.n_embd, n_head=config.n_head)).num_parameters(),
+            "model_parameters": make_model(config).num_parameters(),
+            "run_wall_s": {f"{a}/{lr_key(lr)}/{s}": t.get("wall_s") for (a, lr, s), t in traces.items()},
+            "runs": {},
         }
-        for regime in ("baseline", "aggressive"):
-            metrics[regime] = {}
-            for arm in ARMS:
-                runs = [traces[(regime, arm, s)] for s in range(config.seeds)]
-                spikes = [r["spikes"] for r in runs]
-                finals = [r["final_val_loss"] for r in runs]
-                metrics[regime][arm] = {
-                    "spikes": spikes,
-                    "spikes_mean": float(np.mean(spikes)),
-                    "spikes_std": float(np.std(spikes)),
-                    "final_val_loss": finals,
-                    "final_val_loss_mean": _mean(finals),
-                    "diverged_runs": sum(r["diverged"] for r in runs),
+        for arm in config.arms:
+            metrics["runs"][arm] = {}
+            for lr in config.lrs:
+                runs = [traces[(arm, lr, s)] for s in range(config.seeds)]
+                metrics["runs"][arm][lr_key(lr)] = {
+                    "spikes": [r["spikes"] for r in runs],
+                    "final_val_loss": [r["final_val_loss"] for r in runs],
+                    "diverged": [bool(r["diverged"]) for r in runs],
+                    "robust_z_max": [r["robust_z_max"] for r in runs],
                     "clipped_steps": [int(np.sum(_clipped(r))) for r in runs],
-                    "clipped_fraction": float(np.mean([np.mean(_clipped(r)) for r in runs])),
                 }
+        metrics["spiking_rates"] = spiking_rates(metrics)
+        metrics["best_rate"] = {arm: best_rate(metrics, arm) for arm in config.arms}
+        metrics["lr_sensitivity"] = {arm: [round(x, 6) for x in lr_sensitivity(metrics, arm)] for arm in config.arms}
         self._figures(config, traces, metrics, run)
         return metrics
 
@@ -296,48 +476,51 @@ class ZClipStudy(Study):
         from ...runtime import pyplot
 
         plt = pyplot()
+        top = config.lrs[-1]
+        fig, axes = plt.subplots(1, len(config.arms), figsize=(4.2 * len(config.arms), 3.8), sharey=True)
+        for ax, arm in zip(np.atleast_1d(axes), config.arms):
+            for s in range(config.seeds):
+                tr = traces[(arm, top, s)]
+                losses = _as_array(tr["losses"])
+                line, = ax.plot(losses, lw=0.7, alpha=0.85, label=f"seed {s}: {tr['spikes']} spikes" + (" (diverged)" if tr["diverged"] else ""))
+                steps = [t for t in tr["spike_steps"] if t < len(losses) and np.isfinite(losses[t])]
+                if steps:
+                    ax.scatter(steps, losses[steps], color=line.get_color(), marker="x", s=28, zorder=3)
+            ax.set(title=f"{ARM_LABEL[arm]}, lr {top:g}", xlabel="optimizer step")
+            ax.legend(fontsize=7)
+        np.atleast_1d(axes)[0].set_ylabel("training loss (nats / byte)")
+        run.save_figure(fig, "loss_curves", f"Training loss per step of every seed at the highest rate ({top:g}) in each arm; "
+                                            f"x = a step flagged by the spike rule (loss > rolling median of {SPIKE_WINDOW} + max({SPIKE_K:g} robust sd, {SPIKE_MIN_JUMP:g})).")
 
-        colors = {"fixed": "tab:red", "zclip": "tab:blue"}
-        fig, axes = plt.subplots(1, 2, figsize=(12, 4), sharey=True)
-        for ax, regime in zip(axes, ("baseline", "aggressive")):
-            for arm in ARMS:
-                tr = traces[(regime, arm, 0)]
-                ax.plot(_as_array(tr["losses"]), color=colors[arm], lw=0.8, label=f"{ARM_LABEL[arm]} ({tr['spikes']} spikes)")
-                if tr["spike_steps"]:
-                    ax.scatter(tr["spike_steps"], [tr["losses"][t] for t in tr["spike_steps"]], color=colors[arm], marker="x", s=30, zorder=3)
-            lr = metrics[f"{regime}_lr"]
-            ax.set(title=f"{regime} lr {lr:g} (seed 0); x = spike", xlabel="optimizer step", ylabel="training loss (nats / byte)")
-            ax.legend(fontsize=8)
-        run.save_figure(fig, "loss_curves", "Training loss per step, spikes (loss > rolling median + 6 robust sd) marked with x; seed 0 of each arm.")
+        colors = {"none": "tab:gray", "fixed": "tab:red", "zclip": "tab:blue"}
+        fig, ax = plt.subplots(figsize=(7, 4.2))
+        for arm in config.arms:
+            per = np.array([final_losses(metrics, arm, lr) for lr in metrics["lrs"]])  # (rates, seeds)
+            mean, sd = per.mean(axis=1), per.std(axis=1)
+            ax.errorbar(config.lrs, mean, yerr=sd, marker="o", capsize=3, color=colors.get(arm), label=f"{ARM_LABEL[arm]} (sensitivity {np.mean(lr_sensitivity(metrics, arm)):.3f})")
+        ax.axhline(UNIFORM_LOSS, color="black", lw=0.6, ls=":", label="ln 256 (diverged / untrained)")
+        ax.set_xscale("log")
+        ax.set(xlabel="peak learning rate", ylabel="final validation loss (nats / byte)", title=f"Learning-rate sensitivity ({config.seeds} seeds, mean +- sd)")
+        ax.legend(fontsize=8)
+        run.save_figure(fig, "lr_sensitivity", "Final validation loss against the learning rate for each arm (mean +- sd over seeds; a diverged run counts as ln 256): "
+                                               "the flatter the curve, the lower Wortsman's lr sensitivity.")
 
-        tr = traces[("aggressive", "zclip", 0)]
+        fig, ax = plt.subplots(figsize=(7, 4))
+        width = 0.8 / len(config.arms)
+        for i, arm in enumerate(config.arms):
+            means = [np.mean(metrics["runs"][arm][k]["spikes"]) for k in metrics["lrs"]]
+            ax.bar(np.arange(len(config.lrs)) + (i - (len(config.arms) - 1) / 2) * width, means, width, color=colors.get(arm), label=ARM_LABEL[arm])
+        ax.set_xticks(range(len(config.lrs)), metrics["lrs"])
+        ax.set(xlabel="peak learning rate", ylabel=f"spike events per run (mean of {config.seeds} seeds)", title="Loss spikes per arm and rate")
+        ax.legend(fontsize=8)
+        run.save_figure(fig, "spike_counts", "Spike events per run by arm and learning rate (mean over seeds).")
+
+        tr = traces[("zclip", top, 0)]
         fig, ax = plt.subplots(figsize=(8, 4))
         ax.plot(_as_array(tr["grad_norms"]), color="tab:blue", lw=0.8, label="gradient norm before clipping")
         ax.plot(_as_array(tr["thresholds"]), color="black", lw=1.0, ls="--", label="ZClip spike boundary mu + 2.5 sigma")
         ax.axhline(1.0, color="tab:red", lw=0.8, ls=":", label="fixed clipping threshold 1.0")
         ax.set_yscale("log")
-        ax.set(title=f"ZClip at lr {metrics['aggressive_lr']:g} (seed 0)", xlabel="optimizer step", ylabel="L2 norm of all gradients")
+        ax.set(title=f"ZClip at lr {top:g} (seed 0)", xlabel="optimizer step", ylabel="L2 norm of all gradients")
         ax.legend(fontsize=8)
-        run.save_figure(fig, "grad_norm_threshold", "Gradient norm and ZClip's adaptive spike boundary over steps (aggressive lr); the fixed threshold 1.0 for reference.")
-
-        fig, ax = plt.subplots(figsize=(7, 4))
-        width = 0.25
-        for i, arm in enumerate(ARMS):
-            means = [metrics[r][arm]["spikes_mean"] for r in ("baseline", "aggressive")]
-            stds = [metrics[r][arm]["spikes_std"] for r in ("baseline", "aggressive")]
-            ax.bar(np.arange(2) + (i - 0.5) * width, means, width, yerr=stds, color=colors[arm], label=ARM_LABEL[arm])
-        ax.set_xticks(range(2), [f"baseline lr {config.baseline_lr:g}", f"aggressive lr {config.aggressive_lr:g}"])
-        ax.set(ylabel=f"spike events per run (mean +- sd, {config.seeds} seeds)", title="Loss spikes per arm")
-        ax.legend(fontsize=8)
-        run.save_figure(fig, "spike_counts", "Spike events per run, mean and standard deviation over seeds.")
-
-        fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
-        for ax, regime in zip(axes, ("baseline", "aggressive")):
-            f, z = final_losses(metrics, regime, "fixed"), final_losses(metrics, regime, "zclip")
-            for s, (a, b) in enumerate(zip(f, z)):
-                ax.plot([0, 1], [a, b], "o-", color="tab:gray", lw=0.8, ms=4)
-                ax.annotate(f"seed {s}", (1, b), textcoords="offset points", xytext=(5, 0), fontsize=7, va="center")
-            ax.set_xticks([0, 1], ["fixed clip 1.0", "ZClip"])
-            ax.set_xlim(-0.3, 1.5)
-            ax.set(title=f"{regime} lr {metrics[f'{regime}_lr']:g}", ylabel="final validation loss (nats / byte)")
-        run.save_figure(fig, "final_loss_per_seed", "Final validation loss per seed, the two arms of each seed joined (same init and data order): the paired unit the loss claims are judged on.")
+        run.save_figure(fig, "grad_norm_threshold", "Gradient norm and ZClip's adaptive spike boundary over steps at the highest rate; the fixed threshold 1.0 for reference.")
