@@ -10,6 +10,10 @@ from .neuralgs import (
     ClusterMLPs,
     NeuralGSConfig,
     NeuralGSFile,
+    OperatingPoint,
+    choose_operating_point,
+    mlp_parameters,
+    predicted_bytes,
     attribute_targets,
     canonical_quats,
     cluster_gaussians,
@@ -23,7 +27,7 @@ from .neuralgs import (
 )
 
 __all__ = [
-    "ClusterLayout", "ClusterMLPs", "NeuralGSConfig", "NeuralGSFile", "attribute_targets", "canonical_quats",
+    "ClusterLayout", "ClusterMLPs", "NeuralGSConfig", "NeuralGSFile", "OperatingPoint", "choose_operating_point", "mlp_parameters", "predicted_bytes", "attribute_targets", "canonical_quats",
     "cluster_gaussians", "clustering_features", "compress", "decompress", "importance_scores",
     "positional_encoding", "prune_least_important", "scene_from_targets",
 ]

@@ -86,8 +86,12 @@ class NeuralGSConfig:
     kmeans_restarts: int = 3  # k-means++ restarts (scikit-learn n_init)
     zlib_level: int = 9  # entropy coding of the file payload
     background: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    fit_batch: int = 0  # Gaussians sampled per cluster per fitting step; 0 = full batch (the study's setting)
+    time_budget_s: float = 0.0  # > 0: fitting + fine-tuning stop in time, step counts = min(configured, what fits)
 
     def __post_init__(self) -> None:
+        if self.fit_batch < 0 or not (self.time_budget_s >= 0 and math.isfinite(self.time_budget_s)):
+            raise ConfigError("fit_batch/time_budget_s", (self.fit_batch, self.time_budget_s), "fit_batch >= 0 and a finite time_budget_s >= 0 (0 = off)")
         if not 0.0 <= self.prune_ratio < 1.0:
             raise ConfigError("prune_ratio", self.prune_ratio, "a fraction in [0, 1)")
         for name in ("num_clusters", "mlp_width", "fit_iterations"):
@@ -116,7 +120,7 @@ def importance_scores(scene: GaussianScene, cameras: Sequence[Camera], volume_po
         raise ConfigError("cameras", "[]", "at least one training camera")
     total = scene.means.new_zeros(scene.num_gaussians)
     with torch.no_grad():
-        for cam in cameras:
+        for cam in track(cameras, "importance: render the training views"):
             total += render(scene, cam, background=background, return_weights=True).weights
         volume = scene.scales.prod(dim=1)
         sorted_desc = torch.sort(volume, descending=True).values
@@ -281,6 +285,78 @@ def _exp_decay(step: int, total: int, lr0: float, lr1: float) -> float:
     return lr0 * (lr1 / lr0) ** (step / max(1, total - 1))
 
 
+class _BudgetedSteps:
+    """Step indices 0..total-1 with a progress bar (elapsed, ETA). With a ``deadline``
+    (``time.perf_counter()`` value) the first 3 steps are timed and ``total`` is cut to
+    ``min(configured, what fits before the deadline)``; the schedules read ``self.total``."""
+
+    CALIBRATION = 3
+
+    def __init__(self, configured: int, deadline: float | None, description: str):
+        self.total, self.deadline, self.description = configured, deadline, description
+
+    def __iter__(self):
+        configured = self.total
+        calib = min(self.CALIBRATION, configured) if self.deadline is not None else 0
+        t0 = time.perf_counter()
+        for i in range(calib):
+            yield i
+        if calib and configured > calib:
+            per_step = max((time.perf_counter() - t0) / calib, 1e-6)
+            self.total = max(calib, min(configured, calib + int((self.deadline - time.perf_counter()) / per_step)))
+        yield from track(range(calib, self.total), self.description)
+
+
+# ----------------------------------------------------------------------------- operating points
+
+
+def mlp_parameters(num_clusters: int, width: int, layers: int = 5, pe_levels: int = 10, sh_degree: int = 3) -> int:
+    """Parameters of ``num_clusters`` MLPs (weights and biases) with the NeuralGS shape."""
+    out = 1 + 3 + 4 + 3 + 3 * ((sh_degree + 1) ** 2 - 1)
+    dims = [3 + 6 * pe_levels] + [width] * (layers - 1) + [out]
+    return num_clusters * sum(a * b + b for a, b in zip(dims[:-1], dims[1:]))
+
+
+def predicted_bytes(kept_gaussians: int, num_clusters: int, width: int, layers: int = 5, pe_levels: int = 10, sh_degree: int = 3) -> int:
+    """An upper estimate of the .ngs size before zlib (which gains little on fp16 data): fp16
+    positions, fp16 MLP weights, per-cluster sizes and boxes, the attribute statistics, header."""
+    D = 1 + 3 + 4 + 3 + 3 * ((sh_degree + 1) ** 2 - 1)
+    return 6 * kept_gaussians + 2 * mlp_parameters(num_clusters, width, layers, pe_levels, sh_degree) + 28 * num_clusters + 8 * D + 400
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    num_clusters: int
+    mlp_width: int
+    predicted_bytes: int
+
+
+def choose_operating_point(
+    input_gaussians: int, sh_degree: int, target_bytes: int, prune_ratio: float = 0.4, layers: int = 5, pe_levels: int = 10,
+    max_clusters: int = 8, max_width: int = 128, min_per_cluster: int = 64, min_width: int = 16,
+) -> OperatingPoint:
+    """The (clusters, width) whose predicted file fits ``target_bytes`` with the most MLP capacity.
+
+    Our rule (the paper sets clusters by scene type and width 128, and has no size target):
+    clusters start at ``max_clusters`` (paper: 6-10 for objects), capped so each holds at least
+    ``min_per_cluster`` kept Gaussians; the width is the largest multiple of 4 up to ``max_width``
+    that fits; a width under ``min_width`` halves the clusters instead, down to one MLP of any
+    width >= 4. A target below the positions alone (6 bytes per kept Gaussian) is refused."""
+    kept = input_gaussians - int(round(prune_ratio * input_gaussians))
+    floor = predicted_bytes(kept, 1, 4, layers, pe_levels, sh_degree)
+    if target_bytes < floor:
+        raise ConfigError("target size", f"{target_bytes / 1e3:.1f} kB", f">= {floor / 1e3:.1f} kB for {kept} kept Gaussians (fp16 positions alone take {6 * kept / 1e3:.1f} kB); raise the target or the prune ratio")
+    c = max(1, min(max_clusters, kept // min_per_cluster))
+    while True:
+        fits = [w for w in range(4, max_width + 1, 4) if predicted_bytes(kept, c, w, layers, pe_levels, sh_degree) <= target_bytes]
+        w = max(fits) if fits else 0
+        if w >= min_width or c == 1:
+            if w == 0:  # c == 1 and not even width 4 fits: cannot happen past the floor check
+                raise ConfigError("target size", target_bytes, "a larger target")
+            return OperatingPoint(c, w, predicted_bytes(kept, c, w, layers, pe_levels, sh_degree))
+        c = max(1, c // 2)
+
+
 # ----------------------------------------------------------------------------- the compressed file
 
 
@@ -425,6 +501,7 @@ def compress(
     gen = torch.Generator().manual_seed(seed)
     times = {}
     t0 = time.perf_counter()
+    deadline = t0 + config.time_budget_s if config.time_budget_s > 0 else None
 
     # 1. importance and pruning (Sec. 3.1)
     scores = importance_scores(scene, cameras, config.volume_power, config.background)
@@ -458,26 +535,39 @@ def compress(
     w_norm = w_slots / w_slots.sum(1, keepdim=True).clamp_min(1e-30)
     opt = torch.optim.Adam(mlps.parameters(), lr=config.fit_lr)
     fit_losses = []
-    for it in track(range(config.fit_iterations), f"{description}: fit attributes"):
-        opt.param_groups[0]["lr"] = _exp_decay(it, config.fit_iterations, config.fit_lr, config.fit_lr_final)
-        err = ((mlps(x) - z_slots) ** 2).mean(-1)  # (C, n_max)
-        loss = (err * w_norm).sum()  # sum over clusters of each cluster's weighted mean
+    n_max = x.shape[1]
+    batch = config.fit_batch if 0 < config.fit_batch < n_max else 0
+    fit_deadline = None if deadline is None else (time.perf_counter() + (deadline - time.perf_counter()) * (0.5 if config.finetune_iterations else 1.0))
+    steps = _BudgetedSteps(config.fit_iterations, fit_deadline, f"{description}: fit attributes")
+    for it in steps:
+        opt.param_groups[0]["lr"] = _exp_decay(it, steps.total, config.fit_lr, config.fit_lr_final)
+        if batch:  # a uniform sample of slots per cluster; weights rescaled so the loss stays unbiased
+            idx = torch.randint(n_max, (C, batch), generator=gen).to(dev)
+            xb = torch.gather(x, 1, idx[..., None].expand(-1, -1, x.shape[-1]))
+            zb = torch.gather(z_slots, 1, idx[..., None].expand(-1, -1, z_slots.shape[-1]))
+            wb = torch.gather(w_norm, 1, idx) * (n_max / batch)
+            loss = (((mlps(xb) - zb) ** 2).mean(-1) * wb).sum()
+        else:
+            err = ((mlps(x) - z_slots) ** 2).mean(-1)  # (C, n_max)
+            loss = (err * w_norm).sum()  # sum over clusters of each cluster's weighted mean
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        if it % max(1, config.fit_iterations // 50) == 0 or it == config.fit_iterations - 1:
+        if it % max(1, steps.total // 50) == 0 or it == steps.total - 1:
             fit_losses.append(float(loss.detach()))
     if not math.isfinite(fit_losses[-1]):
         raise NonFiniteError("NeuralGS attribute-fitting loss", fit_losses[-1], fix="lower fit_lr")
     times["fit_s"] = time.perf_counter() - t2
+    fit_steps = steps.total
 
     # 5. fine-tuning through the renderer (Sec. 3.4)
     t3 = time.perf_counter()
     ft_losses = []
     if config.finetune_iterations:
         opt = torch.optim.Adam(mlps.parameters(), lr=config.finetune_lr)
-        for it in track(range(config.finetune_iterations), f"{description}: fine-tune"):
-            opt.param_groups[0]["lr"] = _exp_decay(it, config.finetune_iterations, config.finetune_lr, config.finetune_lr_final)
+        ft_steps = _BudgetedSteps(config.finetune_iterations, deadline, f"{description}: fine-tune")
+        for it in ft_steps:
+            opt.param_groups[0]["lr"] = _exp_decay(it, ft_steps.total, config.finetune_lr, config.finetune_lr_final)
             v = int(torch.randint(len(cameras), (1,), generator=gen))
             decoded = _decode(mlps, layout, means16, mean, std, config.pe_levels)
             img = render(decoded, cameras[v], background=config.background).image
@@ -516,13 +606,14 @@ def compress(
         "fit_loss_first_last": [fit_losses[0], fit_losses[-1]],
         "finetune_loss_first_last": [ft_losses[0], ft_losses[-1]] if ft_losses else None,
         "times": times,
+        "steps": {"fit": fit_steps, "finetune": len(ft_losses)},
         "config": asdict(config),
     }
     return f
 
 
 __all__ = [
-    "NeuralGSConfig", "NeuralGSFile", "ClusterMLPs", "ClusterLayout",
+    "NeuralGSConfig", "NeuralGSFile", "ClusterMLPs", "ClusterLayout", "OperatingPoint", "choose_operating_point", "predicted_bytes", "mlp_parameters",
     "compress", "decompress", "importance_scores", "prune_least_important", "clustering_features",
     "cluster_gaussians", "positional_encoding", "attribute_targets", "scene_from_targets", "canonical_quats",
 ]
