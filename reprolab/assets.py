@@ -256,8 +256,34 @@ def sha256_file(path: Path, on_bytes: Callable[[int], None] | None = None) -> st
 
 
 def _stamp(path: Path) -> list[int]:
+    """What must not change for a recorded hash to stand: size, mtime and inode (a file replaced by
+    another with the same size and mtime has a new inode)."""
     st = path.stat()
-    return [st.st_size, st.st_mtime_ns]
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
+def stamped_sha256(path: str | Path) -> str:
+    """The sha256 of any file (e.g. a GGUF given by path), computed once and stamped: hashed again
+    only when its size, mtime or inode changed (stamps in ``<assets root>/.file-hashes.json``)."""
+    from .runtime import atomic_write_json
+
+    p = Path(path).resolve()
+    store = assets_root() / ".file-hashes.json"
+    try:
+        known = json.loads(store.read_text()) if store.exists() else {}
+    except (json.JSONDecodeError, OSError):
+        known = {}
+    stamp = _stamp(p)
+    hit = known.get(str(p))
+    if hit and hit.get("stamp") == stamp:
+        return hit["sha256"]
+    digest = sha256_file(p)
+    known[str(p)] = {"stamp": stamp, "sha256": digest}
+    try:
+        atomic_write_json(store, known)
+    except OSError:  # a read-only cache folder costs a re-hash next time, nothing else
+        pass
+    return digest
 
 
 def _verified_cache(root: Path) -> dict:

@@ -19,7 +19,7 @@ from reprolab.llm.openai_http import OpenAICompatLLM
 # -- interface ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("kw", [dict(max_tokens=0), dict(temperature=-1), dict(temperature=math.nan), dict(top_p=0),
-                                dict(n=0), dict(logprobs=21)])
+                                dict(n=0), dict(logprobs=21), dict(top_k=-5), dict(stop=("",)), dict(seed=1.5)])
 def test_sampling_rejects_bad_values(kw):
     with pytest.raises(ConfigError):
         Sampling(**kw)
@@ -53,6 +53,23 @@ def test_default_choice_logprobs_uses_top_k_with_the_official_floor():
 
     got = LLM.choice_logprobs(llm, "x", ["Yes", "Nope"])
     assert got == {"Yes": -0.2, "Nope": -5.0}  # missing -> smallest listed
+
+
+def test_neither_choice_in_the_top_k_is_an_error_not_a_tie():
+    from reprolab.llm import ChoicesNotInTopK
+    from reprolab.llm.base import LLM
+
+    llm = ScriptedLLM(lambda p, s: "", choices=lambda p: {"Maybe": -0.2, "The": -2.0})
+    with pytest.raises(ChoicesNotInTopK):  # flooring both would give p(Yes) = 0.5: a judgement out of nothing
+        LLM.choice_logprobs(llm, "x", ["Yes", "No"])
+    bad = ScriptedLLM(lambda p, s: "", choices=lambda p: {"Yes": math.nan, "No": -1.0})
+    with pytest.raises(LLMError, match="invalid log-probability"):
+        LLM.choice_logprobs(bad, "x", ["Yes", "No"])
+
+
+def test_empty_prompt_is_refused():
+    with pytest.raises(ConfigError, match="prompt"):
+        ScriptedLLM(lambda p, s: "x").complete("")
 
 
 # -- cache -------------------------------------------------------------------------------------
@@ -186,6 +203,41 @@ def test_http_server_down_is_a_clear_error():
     assert "start the server" in e.value.fix
 
 
+@pytest.mark.parametrize("value", [None, "NaN", 0.5, "inf"])
+def test_http_non_finite_or_positive_logprobs_are_an_error(fake_server, value):
+    bad = json.loads(json.dumps(COMPLETION))
+    bad["choices"][0]["logprobs"]["top_logprobs"][0][" 5"] = float(value) if isinstance(value, str) else value
+    raw = json.dumps(bad).encode()  # json writes NaN / Infinity, as some servers do
+    _Fake.script = [(200, raw)]
+    with pytest.raises(LLMError, match="log-probability"):
+        OpenAICompatLLM(fake_server, retries=0).complete("x", Sampling(logprobs=2))
+
+
+def test_a_hung_server_errors_within_the_deadline():
+    """A server that accepts the connection and never answers: one read timeout, no retries of it."""
+    import socket
+    import time
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)  # the kernel accepts connections; nobody reads or answers
+    try:
+        llm = OpenAICompatLLM(f"http://127.0.0.1:{srv.getsockname()[1]}/v1", retries=3, timeout_s=1.0, deadline_s=30)
+        t0 = time.monotonic()
+        with pytest.raises(LLMError, match="no answer within"):
+            llm.complete("x")
+        assert time.monotonic() - t0 < 5  # not 4 x the timeout
+        down = OpenAICompatLLM(f"http://127.0.0.1:{srv.getsockname()[1]}/v1", timeout_s=5.0, deadline_s=1.5)
+        t0 = time.monotonic()
+        with pytest.raises(LLMError):
+            down.complete("x")
+        assert time.monotonic() - t0 < 4  # the deadline caps the read timeout
+    finally:
+        srv.close()
+    with pytest.raises(ConfigError):
+        OpenAICompatLLM("http://127.0.0.1:1/v1", timeout_s=0)
+
+
 def test_http_no_logprobs_raises_typed(fake_server):
     _Fake.script = [(200, {"choices": [{"text": "a", "finish_reason": "stop"}]})]
     with pytest.raises(LogprobsUnavailable):
@@ -276,3 +328,29 @@ def test_llamacpp_generation_is_seeded_and_logprobs_are_consistent(gguf):
     whole = gguf.score(" Paris is nice", prefix="The capital of France is")
     assert whole < 0
     assert gguf.score(" Paris", prefix="The capital of France is") > gguf.score(" Potato", prefix="The capital of France is")
+
+
+def test_a_gguf_given_by_path_is_named_by_its_sha256_and_closed_at_exit_without_a_traceback(gguf, tmp_path):
+    """Cache keys of a GGUF given by path use its content hash (hashed once, stamped); a script that
+    never calls close() ends without llama-cpp-python's Llama.__del__ traceback."""
+    import subprocess
+    import sys
+
+    from reprolab import assets
+
+    path = gguf.path
+    script = (f"from reprolab.llm import load_llm\n"
+              f"llm = load_llm({str(path)!r}, n_ctx=256, n_threads=1)\n"
+              f"print(llm.name)\n")  # no close(): the interpreter's exit must handle it
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-800:]
+    assert r.stdout.strip() == f"llama.cpp:{path.name}@{assets.stamped_sha256(path)[:12]}"
+    assert "Traceback" not in r.stderr and "Exception ignored" not in r.stderr, r.stderr[-800:]
+    # a copy of the file with one byte changed is a different model to the cache
+    copy = tmp_path / path.name
+    data = bytearray(path.read_bytes()[: 1 << 20])
+    copy.write_bytes(bytes(data))
+    first = assets.stamped_sha256(copy)
+    data[-1] ^= 0xFF
+    copy.write_bytes(bytes(data))
+    assert assets.stamped_sha256(copy) != first

@@ -17,10 +17,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .base import LLM, Completion, LLMError, LogprobsUnavailable, Message, Sampling, TokenLogprob, UsageStats
+from .base import LLM, ChoicesNotInTopK, Completion, LLMError, LogprobsUnavailable, Message, Sampling, TokenLogprob, UsageStats
 from .cache import CachedLLM, ResponseCache
 
-__all__ = ["LLM", "CachedLLM", "load_for_study", "Completion", "LLMError", "LogprobsUnavailable", "Message", "ResponseCache", "Sampling",
+__all__ = ["LLM", "CachedLLM", "ChoicesNotInTopK", "load_for_study", "Completion", "LLMError", "LogprobsUnavailable", "Message", "ResponseCache", "Sampling",
            "TokenLogprob", "UsageStats", "load_llm"]
 
 

@@ -37,6 +37,24 @@ class LogprobsUnavailable(LLMError):
     """The backend cannot return token log-probabilities (e.g. an endpoint without ``logprobs``)."""
 
 
+class ChoicesNotInTopK(LLMError):
+    """None of the asked choices is among the top-k next tokens an endpoint returned: there is
+    nothing to compare (flooring both would make them equal, i.e. p = 0.5). Callers count the
+    judgement as malformed."""
+
+
+def check_logprob(value: float, where: str) -> float:
+    """A log-probability as a float, or :class:`LLMError` when it is NaN, +inf or positive (a
+    server that answers garbage must not pass silently into a reward)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise LLMError(f"non-numeric log-probability {value!r} at {where}", fix="check the server's logprobs output") from None
+    if math.isnan(v) or v == math.inf or v > 1e-6:
+        raise LLMError(f"invalid log-probability {v!r} at {where}", fix="check the server's logprobs output (must be finite and <= 0)")
+    return v
+
+
 @dataclass(frozen=True)
 class Sampling:
     """Sampling parameters; defaults are greedy, one sample, 256 new tokens."""
@@ -59,12 +77,18 @@ class Sampling:
             raise ConfigError("top_p", self.top_p, "a number in (0, 1]")
         if self.n < 1:
             raise ConfigError("n", self.n, "an integer >= 1")
+        if not isinstance(self.top_k, int) or self.top_k < 0:
+            raise ConfigError("top_k", self.top_k, "an integer >= 0 (0 = off)")
+        if not isinstance(self.seed, int):
+            raise ConfigError("seed", self.seed, "an integer")
         if self.logprobs is not None and not 0 <= self.logprobs <= 20:
             raise ConfigError("logprobs", self.logprobs, "None or an integer in [0, 20] (OpenAI's limit)")
         if isinstance(self.stop, str):
             object.__setattr__(self, "stop", (self.stop,))
         else:
             object.__setattr__(self, "stop", tuple(self.stop))
+        if any(not isinstance(x, str) or not x for x in self.stop):
+            raise ConfigError("stop", self.stop, "non-empty strings")
 
     def one(self, i: int) -> Sampling:
         """The parameters of sample ``i`` alone (n = 1, seed + i)."""
@@ -166,9 +190,15 @@ class LLM:
         """ln p of the first token of each choice right after ``prompt`` (e.g. "Yes" / "No").
         Default: read them from the top-20 next tokens; a choice outside them gets the smallest
         listed value (an upper bound, as the official GenPRM code does). Local backends are exact."""
-        top = self.next_token_logprobs(prompt, top_k=20)
+        top = {t: check_logprob(v, f"next token {t!r}") for t, v in self.next_token_logprobs(prompt, top_k=20).items()}
+        if not top:
+            raise LogprobsUnavailable(f"{self.name} returned no next-token log-probabilities", fix="use a server that supports logprobs")
+        found = {c: [lp for t, lp in top.items() if t.strip() == c.strip()] for c in choices}
+        if not any(found.values()):
+            raise ChoicesNotInTopK(f"none of {list(choices)} is among the top {len(top)} next tokens of {self.name}",
+                                   fix="count the judgement as malformed (or use a local backend, which is exact)")
         floor = min(top.values())
-        return {c: max((lp for t, lp in top.items() if t.strip() == c.strip()), default=floor) for c in choices}
+        return {c: max(v, default=floor) for c, v in found.items()}
 
     # -- shared --
     def complete(self, prompt: str, sampling: Sampling | None = None) -> list[Completion]:
@@ -176,6 +206,8 @@ class LLM:
         sampling = sampling or Sampling()
         if not isinstance(prompt, str):
             raise ConfigError("prompt", type(prompt).__name__, "a string (use chat() for a list of messages)")
+        if not prompt:
+            raise ConfigError("prompt", prompt, "a non-empty string")
         out = []
         for i in range(sampling.n):
             t0 = time.perf_counter()

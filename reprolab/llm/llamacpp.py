@@ -12,9 +12,11 @@ temperature, as OpenAI and vLLM report them) at a fraction of the cost.
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 import time
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -48,7 +50,8 @@ class LlamaCppLLM(LLM):
         n_threads: CPU threads (default ``$REPROLAB_THREADS`` or all cores).
         chat_template: a Jinja template overriding the one in the GGUF metadata; models without one
             (Gemma 270M base) get :data:`PLAIN_TEMPLATE`.
-        name: the model's identity in cache keys (default: file name + size).
+        name: the model's identity in cache keys (default: file name + the first 12 hex digits of its sha256,
+            hashed once and stamped).
     """
 
     def __init__(self, model_path: str | os.PathLike, *, n_ctx: int = 4096, n_threads: int | None = None,
@@ -67,7 +70,12 @@ class LlamaCppLLM(LLM):
         self._lock = threading.Lock()  # one llama context: one call at a time
         self.n_ctx = n_ctx
         self.path = path
-        self.name = name or f"llama.cpp:{path.name}:{path.stat().st_size}"
+        if name is None:  # a GGUF given by path is named by its content: a changed file never meets a stale cache
+            from ..assets import stamped_sha256
+
+            name = f"llama.cpp:{path.name}@{stamped_sha256(path)[:12]}"
+        self.name = name
+        _OPEN.add(self)  # closed at interpreter exit, before llama.cpp's own teardown (no Llama.__del__ traceback)
         meta = self._llm.metadata or {}
         self.chat_template = chat_template or meta.get("tokenizer.chat_template") or PLAIN_TEMPLATE
         self.has_chat_template = bool(chat_template or meta.get("tokenizer.chat_template"))
@@ -197,3 +205,18 @@ class LlamaCppLLM(LLM):
         if llm is not None:
             llm.close()
             self._llm = None
+        _OPEN.discard(self)
+
+
+_OPEN: weakref.WeakSet[LlamaCppLLM] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_models() -> None:
+    """Close every model a script left open: llama-cpp-python's ``Llama.__del__`` run during
+    interpreter shutdown prints a traceback (its modules are half torn down by then)."""
+    for m in list(_OPEN):
+        try:
+            m.close()
+        except Exception:  # noqa: BLE001 - nothing useful to do at exit
+            pass

@@ -3,8 +3,11 @@ Ollama, OpenAI itself): ``/v1/completions`` for raw prompts, ``/v1/chat/completi
 
     llm = OpenAICompatLLM("http://127.0.0.1:8000/v1", model="qwen", api_key_env="OPENAI_API_KEY")
 
-Timeouts, retries with exponential backoff on connection errors, 429 and 5xx; a clear
-:class:`LLMError` when the server is down or answers something that is not a completion.
+Timeouts you set (``connect_timeout_s``, ``timeout_s`` for reading an answer) and a total
+``deadline_s`` per call that no retry can stretch; retries with exponential backoff on connection
+errors, 429 and 5xx, never on a read timeout (a server that accepted the request and went quiet
+is hung, not busy); a clear :class:`LLMError` when the server is down, hung, or answers something
+that is not a completion (non-finite log-probabilities included).
 Raw completions of chat prompts need the model's chat template on our side: pass
 ``chat_template=`` (a Jinja string) or ``chat_template_from=`` (a GGUF path or asset name whose
 metadata holds it). Without one, :meth:`chat` uses the server's chat endpoint and a prefilled
@@ -21,7 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import ConfigError
-from .base import LLM, Completion, LLMError, LogprobsUnavailable, Message, Sampling, TokenLogprob, _check_messages
+from .base import LLM, Completion, LLMError, LogprobsUnavailable, Message, Sampling, TokenLogprob, _check_messages, check_logprob
 from .chat_template import render_chat
 
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
@@ -53,7 +56,8 @@ def _template_from(source: str) -> tuple[str, str, str]:
 
 class OpenAICompatLLM(LLM):
     def __init__(self, base_url: str, model: str = "default", *, api_key_env: str = "OPENAI_API_KEY",
-                 timeout_s: float = 120.0, retries: int = 3, backoff_s: float = 0.5,
+                 timeout_s: float = 120.0, retries: int = 3, backoff_s: float = 0.5, connect_timeout_s: float = 10.0,
+                 deadline_s: float | None = None,
                  chat_template: str | None = None, chat_template_from: str | None = None, name: str | None = None):
         super().__init__()
         import httpx
@@ -63,12 +67,22 @@ class OpenAICompatLLM(LLM):
         self.base_url = base_url.rstrip("/")
         if not self.base_url.endswith("/v1"):
             self.base_url += "/v1"
+        for arg, v in (("timeout_s", timeout_s), ("connect_timeout_s", connect_timeout_s), ("backoff_s", backoff_s)):
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise ConfigError(arg, v, "a positive number of seconds")
+        if not isinstance(retries, int) or retries < 0:
+            raise ConfigError("retries", retries, "an integer >= 0")
         self.model = model
         self.retries = retries
         self.backoff_s = backoff_s
+        self.timeout_s = timeout_s
+        # A call never takes longer than this, retries and backoff included (default: one read timeout + 30 s).
+        self.deadline_s = deadline_s if deadline_s is not None else timeout_s + 30.0
+        if not (math.isfinite(self.deadline_s) and self.deadline_s > 0):
+            raise ConfigError("deadline_s", deadline_s, "a positive number of seconds")
         key = os.environ.get(api_key_env, "")
         headers = {"Authorization": f"Bearer {key}"} if key else {}
-        self._client = httpx.Client(timeout=httpx.Timeout(timeout_s, connect=min(10.0, timeout_s)), headers=headers,
+        self._client = httpx.Client(timeout=httpx.Timeout(timeout_s, connect=min(connect_timeout_s, timeout_s)), headers=headers,
                                     trust_env=False)
         self.name = name or f"openai:{self.base_url}:{model}"
         self._bos = self._eos = ""
@@ -82,12 +96,20 @@ class OpenAICompatLLM(LLM):
 
         url = self.base_url + path
         last: str = ""
+        end = time.monotonic() + self.deadline_s
         for attempt in range(self.retries + 1):
             if attempt:
-                time.sleep(self.backoff_s * 2 ** (attempt - 1))
+                time.sleep(min(self.backoff_s * 2 ** (attempt - 1), max(0.0, end - time.monotonic())))
+            left = end - time.monotonic()
+            if left <= 0:
+                break
             try:
-                r = self._client.post(url, json=body)
-            except httpx.TransportError as exc:  # refused, reset, timeout
+                r = self._client.post(url, json=body, timeout=httpx.Timeout(min(self.timeout_s, left),
+                                                                              connect=min(self._client.timeout.connect or left, left)))
+            except httpx.ReadTimeout as exc:  # accepted, then silent: hung, not busy; retrying only multiplies the wait
+                raise LLMError(f"{url} accepted the request but sent no answer within {min(self.timeout_s, left):.0f} s ({exc})",
+                               fix="check the server (is it stuck or far too slow?) or raise timeout_s / deadline_s") from None
+            except httpx.TransportError as exc:  # refused, reset, connect timeout
                 last = f"{type(exc).__name__}: {exc}"
                 continue
             if r.status_code in RETRY_STATUS:
@@ -105,7 +127,7 @@ class OpenAICompatLLM(LLM):
                 raise LLMError(f"{url} answered JSON without 'choices': {str(data)[:200]}",
                                fix="check that base_url points at an OpenAI-compatible /v1 API")
             return data
-        raise LLMError(f"no answer from {url} after {self.retries + 1} tries ({last})",
+        raise LLMError(f"no answer from {url} within {self.deadline_s:g} s and {self.retries + 1} tries ({last or 'deadline reached'})",
                        fix="start the server (e.g. `python -m llama_cpp.server --model FILE`) or fix base_url")
 
     # -- interface --
@@ -182,12 +204,14 @@ def _parse_logprobs(lp: Any, chat: bool) -> list[TokenLogprob] | None:
     if not lp:
         return None
     if chat:  # {"content": [{"token", "logprob", "top_logprobs": [{"token", "logprob"}]}]}
-        return [TokenLogprob(t["token"], float(t["logprob"]), {a["token"]: float(a["logprob"]) for a in t.get("top_logprobs") or []})
-                for t in lp.get("content") or []]
+        return [TokenLogprob(t["token"], check_logprob(t["logprob"], f"token {i}"),
+                             {a["token"]: check_logprob(a["logprob"], f"token {i}, alternative {a['token']!r}") for a in t.get("top_logprobs") or []})
+                for i, t in enumerate(lp.get("content") or [])]
     toks = lp["tokens"]
     vals = lp["token_logprobs"]
     tops = lp.get("top_logprobs") or [None] * len(toks)
     out = []
-    for t, v, top in zip(toks, vals, tops):
-        out.append(TokenLogprob(t, float(v) if v is not None else math.nan, {k: float(x) for k, x in (top or {}).items()}))
+    for i, (t, v, top) in enumerate(zip(toks, vals, tops)):
+        out.append(TokenLogprob(t, check_logprob(v, f"token {i}"),
+                                {k: check_logprob(x, f"token {i}, alternative {k!r}") for k, x in (top or {}).items()}))
     return out

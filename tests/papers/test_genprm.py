@@ -114,6 +114,22 @@ def test_no_logprobs_falls_back_to_votes_and_counts_malformed():
     assert s.paths[0][0].malformed
 
 
+def test_an_endpoint_top_k_without_yes_or_no_is_malformed_not_a_tie():
+    """An HTTP endpoint's top-20 that holds neither token: both would get the floor and p = 0.5 would
+    judge the step right; it is counted malformed instead (the base rule of reprolab.llm)."""
+    from reprolab.llm.base import LLM
+
+    class TopKOnly(ScriptedLLM):  # an endpoint: only next_token_logprobs, the base class's choice rule
+        choice_logprobs = LLM.choice_logprobs
+
+    llm = TopKOnly(lambda p, s: "ok", choices=lambda p: {"Maybe": -0.3, "The": -1.2})
+    s = GenerativePRM(llm, GenPRMConfig(verify=False, execute=False)).score_steps("Q", ["x"], n=2)
+    assert s.malformed == 2 and math.isnan(s.rewards[0]) and "neither Yes nor No" in s.paths[0][0].malformed
+    ok = TopKOnly(lambda p, s: "ok", choices=lambda p: {"Yes": -0.3, "The": -1.2})
+    s = GenerativePRM(ok, GenPRMConfig(verify=False, execute=False)).score_steps("Q", ["x"])
+    assert s.malformed == 0 and s.rewards[0] == pytest.approx(1 / (1 + math.exp(-1.2 + 0.3)))  # No floored at -1.2
+
+
 def test_best_of_n_and_majority_vote():
     llm = ScriptedLLM(lambda p, s: "checked", choices=_planted_judge)
     prm = GenerativePRM(llm, GenPRMConfig(verify=False, execute=False))

@@ -62,3 +62,25 @@ def test_same_genprm_call_over_http_and_in_process(server, gemma_path):
     _well_formed(s_local, 1)
     assert s_http.reward_source == s_local.reward_source == "logprobs"
     assert http.stats.calls > 0 and http.stats.completion_tokens > 0
+
+
+def test_readme_http_example_runs_as_written(server):
+    """The README's HTTP block, with only the server's address (and, for speed, the smallest model's
+    vocabulary for the chat template and short token budgets) substituted."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "reprolab/papers/genprm/README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
+    (code,) = [b for b in blocks if "http://127.0.0.1:8000/v1" in b]
+    code = (code.replace("http://127.0.0.1:8000/v1", server)
+                .replace('"qwen2.5-coder-1.5b"', '"qwen2.5-coder-0.5b"')
+                .replace("GenPRMConfig(n=1)", "GenPRMConfig(n=1, max_tokens_analyze=12, max_tokens_code=16)"))
+    from reprolab import assets
+
+    if not assets.is_installed("qwen2.5-coder-0.5b"):
+        pytest.skip("offline asset qwen2.5-coder-0.5b is not installed: run `make assets`")
+    scope: dict = {}
+    exec(compile(code, "README.md (genprm, HTTP)", "exec"), scope)
+    s = scope["scores"]
+    assert len(s.rewards) == 2 and s.judged_steps >= 1

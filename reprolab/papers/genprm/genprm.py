@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...errors import ConfigError
-from ...llm import LLM, LogprobsUnavailable, Sampling
+from ...llm import LLM, ChoicesNotInTopK, LogprobsUnavailable, Sampling
 from ...sandbox import Sandbox, SandboxLimits
 
 SYSTEM_PROMPT = "You are a math teacher. Your task is to review and critique the paragraphs in solution step by step."
@@ -250,7 +250,12 @@ class GenerativePRM:
 
     def _judge(self, prompt: str, path: VerificationPath, seed: int) -> None:
         try:
-            lp = self.llm.choice_logprobs(prompt, ["Yes", "No"])
+            try:
+                lp = self.llm.choice_logprobs(prompt, ["Yes", "No"])
+            except ChoicesNotInTopK as exc:  # an endpoint's top-20 holds neither: malformed, never p = 0.5
+                path.reward_source = "logprobs"
+                path.malformed = f"neither Yes nor No among the endpoint's top next tokens ({exc.message[:80]})"
+                return
             y, n = lp["Yes"], lp["No"]
             if math.isnan(y) or math.isnan(n):
                 raise LogprobsUnavailable("the Yes/No token merged with the prompt's last token")
