@@ -154,3 +154,8 @@ def test_smoke_result_rejudges_to_the_same_verdicts(tmp_path):
             assert len(m["runs"][a][k]["final_val_loss"]) == len(m["runs"][a][k]["spikes"]) == cfg.seeds
     again = rejudge(Result.load(tmp_path / "zclip" / "smoke" / "result.json"))
     assert [(c.key, c.verdict, c.headline) for c in again.claims] == [(c.key, c.verdict, c.headline) for c in result.claims]
+
+
+def test_a_version_2_record_is_not_judged_by_version_3_rules():
+    v2 = {"baseline_lr": 1e-3, "aggressive_lr": 1e-2, "baseline": {}, "aggressive": {}}
+    assert {c.judge(v2).verdict for c in ZClipStudy.claims} == {Verdict.NOT_RUN}

@@ -314,6 +314,17 @@ def best_rate(m: Metrics, arm: str) -> str:
     return min(m["lrs"], key=lambda key: float(np.mean(final_losses(m, arm, key))))
 
 
+def _v3_metrics(judge):
+    """A v1/v2 result (two regimes, no sweep) cannot be judged by v3's rules: say so, do not crash."""
+    def wrapped(m: Metrics) -> Judgement:
+        if "runs" not in m or "lrs" not in m:
+            return Judgement.not_run("these are version 1-2 metrics (two rates, no sweep); v3's rules need a rerun: reprolab run zclip")
+        return judge(m)
+    wrapped.__name__ = judge.__name__
+    return wrapped
+
+
+@_v3_metrics
 def _judge_spikes(m: Metrics) -> Judgement:
     rates = spiking_rates(m)
     fixed = [sum(m["runs"]["fixed"][k]["spikes"][s] for k in rates) for s in range(m["seeds"])]
@@ -331,6 +342,7 @@ def _judge_spikes(m: Metrics) -> Judgement:
     )
 
 
+@_v3_metrics
 def _judge_sensitivity(m: Metrics) -> Judgement:
     f, z = lr_sensitivity(m, "fixed"), lr_sensitivity(m, "zclip")
     c = stats.compare_paired(z, f, unit="seeds", direction="less", margin=0.0, label="learning-rate sensitivity (nats/byte), fixed - ZClip")
@@ -343,6 +355,7 @@ def _judge_sensitivity(m: Metrics) -> Judgement:
     })
 
 
+@_v3_metrics
 def _judge_best_rate(m: Metrics) -> Judgement:
     bf, bz = best_rate(m, "fixed"), best_rate(m, "zclip")
     f, z = final_losses(m, "fixed", bf), final_losses(m, "zclip", bz)
