@@ -13,7 +13,7 @@ pytest.importorskip("statsforecast", reason="statsforecast is not installed: mak
 from reprolab.errors import ConfigError, NonFiniteError  # noqa: E402
 from reprolab.llm.fake import ScriptedLLM  # noqa: E402
 from reprolab.papers.ts_select import (AUTOARIMA_DEFAULT, CANDIDATES, PROMPTS, Candidate, KNNMetaLearner, NotApplicable,  # noqa: E402
-                                       exhaustive_choice, hit_at_k, meta_features, most_popular, parse_answer,
+                                       exhaustive_choice, for_period, hit_at_k, meta_features, most_popular, parse_answer,
                                        performance_matrix, period_from_index, period_from_spacing, random_hit_at_k,
                                        relative_error, select, select_many, synthetic_series, system_prompt)
 from reprolab.papers.ts_select.series import TimeSeries  # noqa: E402
@@ -100,6 +100,13 @@ def test_relative_error_by_hand_and_invalid_scores_as_worst():
     assert relative_error(e, 0) == pytest.approx(2.0)
     assert relative_error(e, None) == pytest.approx(4.0)  # worst applicable: 8 / 2
     assert relative_error(e, 2) == pytest.approx(4.0)  # not applicable: the same
+
+
+def test_fixed_choices_on_a_non_seasonal_series_use_their_season_1_twin():
+    assert for_period(AUTOARIMA_DEFAULT, 12) == AUTOARIMA_DEFAULT
+    assert for_period(AUTOARIMA_DEFAULT, 1).name == "AutoARIMA[season=1,repr=raw]"
+    aaa = Candidate.parse("AutoETS[model=AAA,season=m,repr=raw]")
+    assert for_period(aaa, 1) == aaa  # no season=1 twin in the space: unchanged (and not applicable there)
 
 
 def test_baselines_by_hand():

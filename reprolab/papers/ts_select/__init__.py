@@ -8,7 +8,7 @@ forecasting configuration by a language model, its baselines and metrics, over s
 
 from .candidates import AUTOARIMA_DEFAULT, CANDIDATE_NAMES, CANDIDATES, Candidate, FitRecord, NotApplicable, evaluate
 from .matrix import PerformanceMatrix, performance_matrix
-from .selection import (PROMPTS, KNNMetaLearner, ParsedAnswer, PromptTemplate, Selection, exhaustive_choice, hit_at_k,
+from .selection import (PROMPTS, KNNMetaLearner, ParsedAnswer, PromptTemplate, Selection, exhaustive_choice, for_period, hit_at_k,
                         most_popular, parse_answer, random_hit_at_k, rank_row, relative_error, select, select_many,
                         system_prompt, user_prompt)
 from .series import (META_FEATURES, TimeSeries, horizon_for, load_collection, meta_features, period_from_index,
@@ -16,6 +16,6 @@ from .series import (META_FEATURES, TimeSeries, horizon_for, load_collection, me
 
 __all__ = ["AUTOARIMA_DEFAULT", "CANDIDATES", "CANDIDATE_NAMES", "Candidate", "FitRecord", "KNNMetaLearner", "META_FEATURES",
            "NotApplicable", "PROMPTS", "ParsedAnswer", "PerformanceMatrix", "PromptTemplate", "Selection", "TimeSeries", "evaluate",
-           "exhaustive_choice", "hit_at_k", "horizon_for", "load_collection", "meta_features", "most_popular", "parse_answer",
+           "exhaustive_choice", "for_period", "hit_at_k", "horizon_for", "load_collection", "meta_features", "most_popular", "parse_answer",
            "performance_matrix", "period_from_index", "period_from_spacing", "random_hit_at_k", "rank_row", "relative_error",
            "select", "select_many", "synthetic_series", "system_prompt", "user_prompt"]

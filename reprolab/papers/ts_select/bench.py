@@ -7,7 +7,7 @@ forecast of the test window, selection included:
   one fit of the chosen candidate (an invalid answer has no forecast: the row's note counts them);
 - ``meta_learner``: meta-features + k-NN over the other series' matrix rows + one fit (the matrix
   itself is not timed: it is the meta-learner's training cost, reported in ``extra``);
-- ``autoarima``: one fit of ``AutoARIMA[season=m,repr=raw]``.
+- ``autoarima``: one fit of ``AutoARIMA(season_length=m)`` on raw values (``season=1`` when m = 1).
 hit@10 and relative MSE come from the performance matrix of the same series: the full study's 36 series,
 whose rows are read from ``runs/ts_select/full/checkpoints/matrix`` when that run exists (else computed and
 cached there). Same model as the study's full scale (0.5B), one llama.cpp thread.
@@ -24,7 +24,7 @@ import numpy as np
 from ...study import Benchmark, BenchResult, bench_rows, register_bench
 from .candidates import AUTOARIMA_DEFAULT, CANDIDATES, evaluate
 from .matrix import performance_matrix
-from .selection import KNNMetaLearner, exhaustive_choice, hit_at_k, relative_error, select
+from .selection import KNNMetaLearner, exhaustive_choice, for_period, hit_at_k, relative_error, select
 from .series import feature_vector, load_collection, meta_features
 
 MODEL = "qwen2.5-coder-0.5b"
@@ -69,7 +69,7 @@ class TSSelectBench(Benchmark):
                         f = feature_vector(meta_features(s.train_for_test, s.m))
                         c_idx = KNNMetaLearner(k=5).fit(F[others], mat.test_mse[others]).predict(f)
                     else:
-                        c_idx = names.index(AUTOARIMA_DEFAULT.name)
+                        c_idx = names.index(for_period(AUTOARIMA_DEFAULT, s.m).name)
                     if c_idx is not None:
                         evaluate(CANDIDATES[c_idx], s.train_for_test, s.test, s.m)  # the forecast the user wanted
                     times[v].append(time.perf_counter() - t)

