@@ -29,6 +29,7 @@ def gemma_path():
     return assets.path("gemma-3-270m")
 
 
+@pytest.mark.slow  # ~18 s (server start, two model loads): over this paper's share of `make test`
 def test_same_selection_over_http_and_in_process(gemma_path):
     from reprolab.llm.server import llama_server
 
