@@ -151,34 +151,46 @@ def test_processbench_f1_by_hand():
 
 
 def test_rpe_labels_by_hand():
-    # MC after each step: 0.9, 0.85 (ratio .94), 0.5 (ratio .59: wrong), 0.45 (ratio .9)
-    assert rpe_labels([0.9, 0.85, 0.5, 0.45]) == [True, True, False, True]
-    assert rpe_labels([0.7, 0.7]) == [False, True]  # P_1 = MC of the first step itself
-    assert rpe_labels([0.0, 0.0]) == [False, False]  # dead state: no progress
+    # Pass@1 of the problem 0.95; MC after each step 0.9 (P = .947), 0.85 (.944), 0.5 (.588: wrong), 0.45 (.9)
+    assert rpe_labels([0.9, 0.85, 0.5, 0.45], pass_at_1=0.95) == [True, True, False, True]
+    # the first step is judged against the problem's Pass@1 (Eq. 10), not against itself
+    assert rpe_labels([0.7, 0.7], pass_at_1=0.7) == [True, True]
+    assert rpe_labels([0.7, 0.7], pass_at_1=1.0) == [False, True]  # 0.7 / 1.0 < 0.8
+    assert rpe_labels([0.0, 0.0], pass_at_1=0.0) == [False, False]  # dead state: no progress
     assert hard_labels([0.9, 0.5, 0.0]) == [True, True, False]  # Math-Shepherd's hard label keeps the 0.5 step
     with pytest.raises(ConfigError):
-        rpe_labels([1.2])
+        rpe_labels([1.2], pass_at_1=0.5)
+    with pytest.raises(ConfigError):
+        rpe_labels([0.5], pass_at_1=1.5)
 
 
-def test_rpe_on_a_toy_policy_with_known_monte_carlo_values():
-    """A policy whose step t succeeds with probability q_t; after a failed step the answer is lost.
-    MC(s_t, a_t) = prod_{j>t} q_j given steps <= t were right, 0 if any was wrong. Estimated by
-    rollouts, RPE labels must match the labels of the exact values."""
+def test_rpe_on_a_toy_policy_matches_labels_from_the_papers_definition():
+    """A policy whose step t is right with probability q_t; a wrong step loses the answer. The labels
+    are computed here from Eq. 5/10 by hand (P_t = value after the step / value before it; the bare
+    problem's value is Pass@1 = prod q), never by calling rpe_labels; the function, fed rollout
+    estimates, must agree."""
     q = [0.95, 0.6, 0.97, 0.9]
     rng = random.Random(0)
+    # exact values: before any step the problem is worth prod(q); after a right step t, prod(q[t+1:])
+    pass1 = math.prod(q)
+    after = [math.prod(q[t + 1:]) for t in range(len(q))]
+    # by hand: P_1 = after[0] / pass1 = 1 / q_0 ... P_t = after[t] / after[t-1] = 1 / q_t: every right step is
+    # progress >= 0.8 (P >= 1); a step that is wrong makes the value 0: P = 0 < 0.8
+    by_hand_right = [True, True, True, True]
 
-    def mc_after(prefix_ok: list[bool], rollouts: int) -> float:
-        if not all(prefix_ok):
-            return 0.0
-        wins = sum(all(rng.random() < q[j] for j in range(len(prefix_ok), len(q))) for _ in range(rollouts))
-        return wins / rollouts
+    def rollouts(prefix_len: int, n: int) -> float:
+        return sum(all(rng.random() < q[j] for j in range(prefix_len, len(q))) for _ in range(n)) / n
 
-    exact = [math.prod(q[t + 1:]) for t in range(len(q))]
-    est = [mc_after([True] * (t + 1), 4000) for t in range(len(q))]
-    assert rpe_labels(est) == rpe_labels(exact)
-    # a wrong step 1 in a trajectory: MC collapses to 0 there, RPE marks it, later steps inherit
-    traj = [exact[0], 0.0, 0.0, 0.0]
-    assert rpe_labels(traj) == [rpe_labels(exact)[0], False, False, False]
+    pass1_est = rollouts(0, 4000)
+    est = [rollouts(t + 1, 4000) for t in range(len(q))]
+    assert abs(pass1_est - pass1) < 0.03
+    assert rpe_labels(est, pass_at_1=pass1_est) == by_hand_right
+    # a wrong step 2 (index 1): its value and every later one is 0; by hand P = [1/q0, 0, 0 (0/0), 0]
+    wrong = [after[0], 0.0, 0.0, 0.0]
+    assert rpe_labels(wrong, pass_at_1=pass1) == [True, False, False, False]
+    # the v1 reading (P_1 = MC of the first step itself) labels a correct first step of a hard problem wrong:
+    hard = [0.5, 0.5]  # Pass@1 0.4: the first step made progress (0.5 / 0.4 > 0.8)
+    assert rpe_labels(hard, pass_at_1=0.4)[0] and not (hard[0] >= 0.8)
 
 
 def test_critique_refine_rewrites_from_the_first_wrong_step():

@@ -237,6 +237,13 @@ def test_judge_writes_trl_preference_rows(tmp_path):
     assert got[0]["chosen"].endswith("a + b") and got[0]["rejected"].endswith("a - b")
     assert got[1]["chosen"] == [{"role": "assistant", "content": "return a + b"}] and got[1]["agrees_with_input"] is False
     assert all({"prompt", "chosen", "rejected"} <= set(g) for g in got)
+    # a pair whose samples all fail to parse is never a preference row, even with skip_ties=False
+    unparsable = GenerativeRewardModel(ScriptedLLM(lambda p, s: "no scores here" if not p.endswith("\\boxed{") else "x}"),
+                                       GRMConfig(progress=False))
+    counts = judge_preferences(unparsable, src, out, k=2, skip_ties=False)
+    assert counts["all_failed"] == 3 and counts["written"] == 0 and out.read_text() == ""
+    counts = judge_preferences(GenerativeRewardModel(_judge_llm(), GRMConfig(progress=False)), src, out, k=2, skip_ties=False)
+    assert counts["written"] == 3 and [json.loads(x)["tie"] for x in out.read_text().splitlines()] == [False, False, True]
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"prompt": "q"}\n')
     with pytest.raises(MalformedFile):

@@ -343,27 +343,29 @@ def majority_vote(answers: Sequence[str]) -> int:
     return next(i for i, a in enumerate(answers) if counts[a] == best)
 
 
-def rpe_labels(mc: Sequence[float], epsilon: float = 0.8) -> list[bool]:
-    """Relative Progress Estimation labels (paper Sec. 3.3, Eq. 5).
+def rpe_labels(mc: Sequence[float], pass_at_1: float, epsilon: float = 0.8) -> list[bool]:
+    """Relative Progress Estimation labels (paper Sec. 3.3, Eqs. 5 and 10).
 
-    ``mc[t]`` is the Monte Carlo estimate MC(s_t, a_t): the fraction of rollouts continuing
-    after step t (0-based) that reach the right answer. The relative progress of step t is
-    P_t = MC(s_t, a_t) / MC(s_t) with MC(s_t) = MC(s_{t-1}, a_{t-1}) = ``mc[t-1]``; for the first
-    step P_0 = ``mc[0]`` (the MC of the first step, as the paper does). A step is labelled
-    correct iff P_t >= epsilon (0.8). When MC(s_t) = 0 the step is labelled wrong (no progress
-    is possible from a dead state)."""
+    ``mc[t]`` is the Monte Carlo estimate MC(s_t, a_t): the fraction of rollouts continuing after
+    step t (0-based) that reach the right answer. The relative progress of a step is
+    P_t = MC(s_t, a_t) / MC(s_t), the value of the state after the step over the value of the state
+    before it: MC(s_t) = MC(s_{t-1}, a_{t-1}) = ``mc[t-1]`` for t > 0, and for the first step the
+    value of the bare problem, which Eq. 10 defines as the Pass@1 estimated in the solution-generation
+    phase (``pass_at_1``: the share of the policy's sampled solutions to this problem that are right).
+    A step is labelled correct iff P_t >= epsilon (0.8). A state worth 0 (MC(s_t) = 0) gives no
+    progress: the step is labelled wrong."""
     if not 0 < epsilon <= 1:
         raise ConfigError("epsilon", epsilon, "a number in (0, 1]")
+    if isinstance(pass_at_1, bool) or not isinstance(pass_at_1, (int, float)) or not 0 <= pass_at_1 <= 1:
+        raise ConfigError("pass_at_1", pass_at_1, "the generation phase's Pass@1 of this problem, a fraction in [0, 1]")
     labels = []
+    before = float(pass_at_1)
     for t, v in enumerate(mc):
         if not 0 <= v <= 1 or math.isnan(v):
             raise ConfigError(f"mc[{t}]", v, "a fraction in [0, 1]")
-        if t == 0:
-            p = v
-        else:
-            prev = mc[t - 1]
-            p = v / prev if prev > 0 else 0.0
+        p = v / before if before > 0 else 0.0
         labels.append(p >= epsilon)
+        before = v
     return labels
 
 

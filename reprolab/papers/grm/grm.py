@@ -370,8 +370,9 @@ def judge_preferences(grm: GenerativeRewardModel, in_path: str | Path, out_path:
     Each input row has ``prompt`` and two responses as ``responses: [a, b]``, ``response_a``/
     ``response_b``, or ``chosen``/``rejected`` (relabelling an existing set: the output adds
     ``agrees_with_input``). Strings or conversational lists are accepted, and the output keeps the
-    input's shape (a conversational completion stays a list). Rows the judge cannot decide (a tie,
-    or every sample failed) are dropped when ``skip_ties`` and counted. Written atomically."""
+    input's shape (a conversational completion stays a list). A row whose samples all failed to parse
+    is never written (``all_failed`` counts it); a tie is dropped when ``skip_ties`` (``ties`` counts
+    it), else written with ``tie: true``. Written atomically."""
     rows_out, counts = [], {"rows": 0, "written": 0, "ties": 0, "all_failed": 0, "failed_samples": 0}
     from .data import read_lines
 
@@ -401,6 +402,8 @@ def judge_preferences(grm: GenerativeRewardModel, in_path: str | Path, out_path:
             counts["all_failed"] += 1
         elif r.tied:
             counts["ties"] += 1
+        if not r.used:  # no parsed judgement at all: nothing to write, whatever skip_ties says (counted above)
+            continue
         if skip_ties and r.tied:
             continue
         c = r.chosen if r.chosen is not None else 0
