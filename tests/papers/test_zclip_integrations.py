@@ -99,10 +99,10 @@ def _quiet(fn):
         return fn()
 
 
-@pytest.mark.parametrize("resume", ["path", "true"])
-def test_hf_trainer_resume_continues_zclip_exactly(tmp_path, resume):
-    """A run resumed from checkpoint-3 (mid warm-up is over: warm-up 2 steps) ends with the same ZClip
-    statistics and the same weights as the uninterrupted run; without the restored state it would not."""
+def test_hf_trainer_resume_continues_zclip_exactly(tmp_path):
+    """Runs resumed from checkpoint-3 (warm-up of 2 steps is over) by path and by True end with the same
+    ZClip statistics and weights as the uninterrupted run; without the saved state they would not."""
+    import json
     import shutil
 
     from reprolab.papers.zclip import ZClipTrainerCallback
@@ -111,26 +111,22 @@ def test_hf_trainer_resume_continues_zclip_exactly(tmp_path, resume):
     full = _hf_trainer(tmp_path, full_cb, tmp_path / "full")
     _quiet(full.train)
     assert full_cb.zclip.steps == 8 and full_cb.zclip.initialized
-
+    a = full_cb.zclip.state_dict()
     ckpt = tmp_path / "full" / "checkpoint-3"
-    resumed_cb = ZClipTrainerCallback(warmup_steps=2, max_grad_norm=None)
-    if resume == "path":
-        resumed = _hf_trainer(tmp_path, resumed_cb, tmp_path / "resumed")
-        _quiet(lambda: resumed.train(resume_from_checkpoint=str(ckpt)))
-    else:
-        shutil.copytree(ckpt, tmp_path / "resumed" / "checkpoint-3")
-        resumed = _hf_trainer(tmp_path, resumed_cb, tmp_path / "resumed")
-        _quiet(lambda: resumed.train(resume_from_checkpoint=True))
-    assert resumed_cb.restored_from == "trainer_state.json"
-    a, b = full_cb.zclip.state_dict(), resumed_cb.zclip.state_dict()
-    assert b["steps"] == a["steps"] == 8
-    assert b["mean"] == pytest.approx(a["mean"], rel=1e-6) and b["var"] == pytest.approx(a["var"], rel=1e-6)
-    for (n, p), q in zip(full.model.named_parameters(), resumed.model.parameters()):
-        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6, msg=n)
+
+    shutil.copytree(ckpt, tmp_path / "by_true" / "checkpoint-3")
+    for name, resume in (("by_path", str(ckpt)), ("by_true", True)):
+        cb = ZClipTrainerCallback(warmup_steps=2, max_grad_norm=None)
+        trainer = _hf_trainer(tmp_path, cb, tmp_path / name)
+        _quiet(lambda: trainer.train(resume_from_checkpoint=resume))  # noqa: B023
+        assert cb.restored_from == "trainer_state.json", name
+        b = cb.zclip.state_dict()
+        assert b["steps"] == a["steps"] == 8, name
+        assert b["mean"] == pytest.approx(a["mean"], rel=1e-6) and b["var"] == pytest.approx(a["var"], rel=1e-6), name
+        for (n, p), q in zip(full.model.named_parameters(), trainer.model.parameters()):
+            torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6, msg=f"{name}: {n}")
 
     # The control: the same resume with ZClip's saved state removed restarts ZClip's warm-up.
-    import json
-
     bare = tmp_path / "bare" / "checkpoint-3"
     shutil.copytree(ckpt, bare)
     state_file = bare / "trainer_state.json"

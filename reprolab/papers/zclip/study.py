@@ -47,6 +47,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,6 +95,21 @@ class ZClipStudyConfig:
     workers: int = 1  # runs in parallel, one process and one thread each (tiny models use threads poorly)
 
 
+def _rolling_excess(losses: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each step t >= window: loss - median of the previous window, 1.4826 x MAD of that window,
+    and how many finite losses the window held (NaN losses are left out of the window)."""
+    n = len(losses) - window
+    if n <= 0:
+        return np.zeros(0), np.zeros(0), np.zeros(0, dtype=int)
+    past = np.lib.stride_tricks.sliding_window_view(losses[:-1], window)[:n]  # row t - window: losses[t - window : t]
+    finite = np.isfinite(past).sum(axis=1)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows
+        med = np.nanmedian(past, axis=1)
+        mad = 1.4826 * np.nanmedian(np.abs(past - med[:, None]), axis=1)
+    return losses[window:] - med, mad, finite
+
+
 def count_spikes(losses: np.ndarray, window: int = SPIKE_WINDOW, k: float = SPIKE_K, min_jump: float = SPIKE_MIN_JUMP,
                  ignore: np.ndarray | None = None) -> tuple[int, list[int]]:
     """Spike events in a loss curve (see module docstring); returns (count, flagged step indices).
@@ -101,28 +117,20 @@ def count_spikes(losses: np.ndarray, window: int = SPIKE_WINDOW, k: float = SPIK
     A step t >= ``window`` is flagged when its loss exceeds the median of the previous ``window``
     losses by more than ``k`` robust standard deviations (1.4826 x MAD) and by at least
     ``min_jump`` nats; consecutive flagged steps are one event. A non-finite loss is flagged
-    (a divergence is the largest spike), and non-finite losses in the window are ignored.
+    (a divergence is the largest spike), and non-finite losses in the window are left out.
+    ``ignore``: steps neither judged nor in any window (a divergence there still counts).
     """
     losses = np.asarray(losses, dtype=float)
     skip = np.zeros(len(losses), dtype=bool)
-    if ignore is not None:  # steps neither judged nor in any window (outlier batches); a divergence there still counts
+    if ignore is not None:
         skip = np.asarray(ignore, dtype=bool)[: len(losses)] & np.isfinite(losses)
         losses = np.where(skip, np.nan, losses)
-    flagged = []
-    for t in range(window, len(losses)):
-        if skip[t]:
-            continue
-        past = losses[t - window : t]
-        past = past[np.isfinite(past)]
-        if not np.isfinite(losses[t]):
-            flagged.append(t)
-            continue
-        if len(past) < window // 2:
-            continue
-        med = np.median(past)
-        mad = 1.4826 * np.median(np.abs(past - med))
-        if losses[t] > med + max(k * mad, min_jump):
-            flagged.append(t)
+    excess, mad, finite = _rolling_excess(losses, window)
+    at = losses[window:]
+    with np.errstate(invalid="ignore"):
+        spike = (excess > np.maximum(k * np.maximum(mad, 1e-8), min_jump)) & (finite >= window // 2)
+    spike = (spike | ~np.isfinite(at)) & ~skip[window:]
+    flagged = [int(t) + window for t in np.flatnonzero(spike)]
     events = sum(1 for i, t in enumerate(flagged) if i == 0 or flagged[i - 1] != t - 1)
     return events, flagged
 
@@ -130,16 +138,11 @@ def count_spikes(losses: np.ndarray, window: int = SPIKE_WINDOW, k: float = SPIK
 def robust_z_max(losses: np.ndarray, window: int = SPIKE_WINDOW) -> float:
     """The largest (loss - rolling median) / (1.4826 MAD) over a curve: how close it came to a spike."""
     losses = np.asarray(losses, dtype=float)
-    best = 0.0
-    for t in range(window, len(losses)):
-        past = losses[t - window : t]
-        past = past[np.isfinite(past)]
-        if not np.isfinite(losses[t]) or len(past) < window // 2:
-            continue
-        med = np.median(past)
-        mad = 1.4826 * np.median(np.abs(past - med))
-        best = max(best, float((losses[t] - med) / max(mad, 1e-8)))
-    return best
+    excess, mad, finite = _rolling_excess(losses, window)
+    ok = np.isfinite(excess) & (finite >= window // 2)
+    if not ok.any():
+        return 0.0
+    return max(0.0, float(np.max(excess[ok] / np.maximum(mad[ok], 1e-8))))
 
 
 def lr_at(step: int, total: int, peak: float, warmup_frac: float) -> float:
