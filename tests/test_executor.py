@@ -107,26 +107,26 @@ def test_ray_executor_gives_the_local_result_and_reruns_only_missing_units(toy_u
     pytest.importorskip("ray", reason="pip install 'reprolab[distributed]' (make setup installs it)")
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     marker = tmp_path / "fail"
-    marker.write_text("seed=2")
+    marker.write_text("seed=1")
     monkeypatch.setenv("TOY_UNITS_FAIL_FILE", str(marker))
     pool = executor.RayPool(cpus_per_task=1, num_cpus=2)
     try:
-        done = executor.run_in_process("toy_units", Scale.QUICK, 0, False, tmp_path / "ray", "cmd", executor="ray", pool=pool,
+        done = executor.run_in_process("toy_units", Scale.SMOKE, 0, False, tmp_path / "ray", "cmd", executor="ray", pool=pool,
                                         unit_timeout_s=120)
-        assert [f.unit for f in done.failed_units] == ["seed=2"] and "planted failure" in done.failed_units[0].error
+        assert [f.unit for f in done.failed_units] == ["seed=1"] and "planted failure" in done.failed_units[0].error
         marker.unlink()
-        again = executor.run_in_process("toy_units", Scale.QUICK, 0, False, tmp_path / "ray", "cmd", executor="ray", pool=pool,
+        again = executor.run_in_process("toy_units", Scale.SMOKE, 0, False, tmp_path / "ray", "cmd", executor="ray", pool=pool,
                                         unit_timeout_s=120)
-        assert again.units_run == ["seed=2"] and again.result.status == "ok"
+        assert again.units_run == ["seed=1"] and again.result.status == "ok"
     finally:
         pool.close()
-    local, _ = study_mod.run_study("toy_units", Scale.QUICK, out=tmp_path / "local")
+    local, _ = study_mod.run_study("toy_units", Scale.SMOKE, out=tmp_path / "local")
     strip = lambda m: {k: v for k, v in m.items() if not k.startswith("pid_") and k != "threads"}  # noqa: E731
     assert strip(again.result.metrics) == strip(local.metrics) and again.result.metrics["threads"] == "1"
     assert [f.file for f in again.result.figures] == [f.file for f in local.figures]
-    assert all((tmp_path / "ray" / "toy_units" / "quick" / f.file).exists() for f in again.result.figures)
+    assert all((tmp_path / "ray" / "toy_units" / "smoke" / f.file).exists() for f in again.result.figures)
     # the units' files came back from the tasks' scratch folders, not from a shared disk
-    assert (tmp_path / "ray" / "toy_units" / "quick" / "units" / "seed=0" / "unit.json").exists()
+    assert (tmp_path / "ray" / "toy_units" / "smoke" / "units" / "seed=0" / "unit.json").exists()
 
 
 def test_runner_bench_compares_the_three_ways_per_study(monkeypatch, toy_units):

@@ -32,7 +32,7 @@ class ToyUnits(Study):
     name = "toy_units"
     paper = Paper("A toy paper with units", arxiv="0000.00001")
     claims = [Claim("big", "x is larger than one", paper="x = 2", rule="mean x over the units > 1 (t interval)", judge=_judge)]
-    scales = {Scale.SMOKE: ToyUnitsConfig(3, 2.0), Scale.QUICK: ToyUnitsConfig(3, 2.0), Scale.FULL: ToyUnitsConfig(3, 2.0)}
+    scales = {Scale.SMOKE: ToyUnitsConfig(2, 2.0), Scale.QUICK: ToyUnitsConfig(3, 2.0), Scale.FULL: ToyUnitsConfig(3, 2.0)}
 
     def units(self, config):
         return [f"seed={i}" for i in range(config.units)]
