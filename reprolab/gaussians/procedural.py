@@ -27,6 +27,15 @@ SPHERES = (  # centre (x, y, z), radius, texture
     ((-0.55, -0.25, 0.32), 0.32, "checker"),
     ((0.45, -0.6, 0.25), 0.25, "glossy"),
 )
+# a second layout for studies that need more than one scene: five smaller spheres, other textures
+SPHERES_B = (
+    ((-0.6, 0.55, 0.3), 0.3, "stripes"),
+    ((0.0, 0.0, 0.4), 0.4, "glossy"),
+    ((0.65, 0.35, 0.22), 0.22, "checker"),
+    ((0.3, -0.7, 0.28), 0.28, "checker"),
+    ((-0.55, -0.5, 0.18), 0.18, "stripes"),
+)
+SCENES = {"three_spheres": SPHERES, "five_spheres": SPHERES_B}
 LIGHT = (0.4, 0.3, 0.87)  # direction towards the light (normalised below)
 TARGET = (0.0, 0.0, 0.3)  # cameras look here
 
@@ -66,7 +75,7 @@ def _shade(kind: str, p: Tensor, n: Tensor, view: Tensor) -> Tensor:
     return (_albedo(kind, p, n) * (0.25 + 0.75 * diffuse[:, None]) + spec[:, None]).clamp(0, 1)
 
 
-def trace(origins: Tensor, dirs: Tensor) -> Tensor:
+def trace(origins: Tensor, dirs: Tensor, spheres=SPHERES) -> Tensor:
     """Colours (M, 3) of rays (float32, (M, 3) each; ``dirs`` unit length)."""
     m = origins.shape[0]
     best_t = torch.full((m,), float("inf"))
@@ -79,7 +88,7 @@ def trace(origins: Tensor, dirs: Tensor) -> Tensor:
     best_t = torch.where(ok, t, best_t)
     best_kind = torch.where(ok, 0, best_kind)
     best_n[ok] = torch.tensor([0.0, 0.0, 1.0])
-    for k, (c, r, _) in enumerate(SPHERES, start=1):
+    for k, (c, r, _) in enumerate(spheres, start=1):
         oc = origins - torch.tensor(c)
         b = (oc * dirs).sum(-1)
         disc = b * b - ((oc * oc).sum(-1) - r * r)
@@ -91,14 +100,14 @@ def trace(origins: Tensor, dirs: Tensor) -> Tensor:
         best_n[ok] = nrm[ok]
     out = torch.zeros(m, 3)
     p = origins + best_t.clamp_max(1e6)[:, None] * dirs
-    for k, kind in enumerate(["ground"] + [s[2] for s in SPHERES]):
+    for k, kind in enumerate(["ground"] + [s[2] for s in spheres]):
         sel = best_kind == k
         if sel.any():
             out[sel] = _shade(kind, p[sel], best_n[sel], dirs[sel])
     return out
 
 
-def render_procedural(camera: Camera, ss: int = 3) -> Tensor:
+def render_procedural(camera: Camera, ss: int = 3, spheres=SPHERES) -> Tensor:
     """The ground-truth image (H, W, 3) of the procedural scene seen by ``camera``."""
     H, W = camera.height, camera.width
     R = camera.R.double()
@@ -110,20 +119,21 @@ def render_procedural(camera: Camera, ss: int = 3) -> Tensor:
     d = d_cam @ R  # camera -> world: R^T d
     d = d / d.norm(dim=-1, keepdim=True)
     o = (-R.T @ camera.t.double()).expand_as(d)
-    colours = trace(o.float(), d.float())
+    colours = trace(o.float(), d.float(), spheres)
     return colours.reshape(H, W, ss * ss, 3).mean(2)
 
 
-def procedural_views(n_views: int, size: int = 64, radius: float = 2.6, heights=(1.0, 1.8, 0.6), phase: float = 0.0, fov_deg: float = 50.0, ss: int = 3) -> ProceduralViews:
-    """``n_views`` cameras on rings around the scene and their ground-truth images."""
+def procedural_views(n_views: int, size: int = 64, radius: float = 2.6, heights=(1.0, 1.8, 0.6), phase: float = 0.0, fov_deg: float = 50.0, ss: int = 3, spheres=SPHERES) -> ProceduralViews:
+    """``n_views`` cameras on rings around the scene and their ground-truth images (``spheres``:
+    the layout, e.g. ``SCENES["five_spheres"]``)."""
     cams = orbit_cameras(n_views, radius, heights=tuple(heights), target=TARGET, width=size, height=size, fov_deg=fov_deg, phase=phase)
-    return ProceduralViews(cams, torch.stack([render_procedural(c, ss) for c in cams]))
+    return ProceduralViews(cams, torch.stack([render_procedural(c, ss, spheres) for c in cams]))
 
 
-def surface_points(n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+def surface_points(n: int, generator: torch.Generator | None = None, spheres=SPHERES) -> tuple[Tensor, Tensor]:
     """``n`` points spread over the surfaces by area, with their albedo: (n, 3) positions, (n, 3) colours."""
     g = generator
-    areas = [(2 * GROUND_HALF) ** 2] + [4 * math.pi * r * r for _, r, _ in SPHERES]
+    areas = [(2 * GROUND_HALF) ** 2] + [4 * math.pi * r * r for _, r, _ in spheres]
     probs = torch.tensor(areas) / sum(areas)
     which = torch.multinomial(probs, n, replacement=True, generator=g)
     pts, cols = torch.zeros(n, 3), torch.zeros(n, 3)
@@ -131,7 +141,7 @@ def surface_points(n: int, generator: torch.Generator | None = None) -> tuple[Te
     k = int(sel.sum())
     p = torch.cat([(torch.rand(k, 2, generator=g) * 2 - 1) * GROUND_HALF, torch.zeros(k, 1)], dim=1)
     pts[sel], cols[sel] = p, _albedo("ground", p, torch.tensor([[0.0, 0.0, 1.0]]).expand(k, 3))
-    for i, (c, r, kind) in enumerate(SPHERES, start=1):
+    for i, (c, r, kind) in enumerate(spheres, start=1):
         sel = which == i
         k = int(sel.sum())
         nrm = torch.randn(k, 3, generator=g)

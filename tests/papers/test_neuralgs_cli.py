@@ -59,7 +59,7 @@ def test_study_and_bench_are_registered():
     from reprolab.study import benches, studies
 
     s = studies()["neuralgs"]
-    assert {c.key for c in s.claims} == {"size_quality", "clustering", "importance", "frequency_loss", "beats_fp16_zip", "beats_prune_vq"}
+    assert {c.key for c in s.claims} == {"ratio_within_half_db", "clustering", "importance", "frequency_loss", "beats_fp16_zip", "beats_prune_vq"}
     assert "neuralgs" in benches()  # the rules themselves: tests/papers/test_neuralgs_study.py
 
 
@@ -94,3 +94,14 @@ def test_missing_or_unreadable_input_is_a_one_line_error_exit_2(tmp_path, which,
     assert len(lines) == 1 and lines[0].startswith("error: ") and str(bad) in lines[0], r.stderr
     assert ("no such" if problem == "missing" else "not a regular file") in lines[0]
     assert "Traceback" not in r.stderr
+
+
+def test_rasterizer_speed_is_measured_per_size():
+    from reprolab.papers.neuralgs.bench import RASTER_SIZES, rasterizer_speed
+
+    times, rate = rasterizer_speed((40, 160), image=12, repeats=1)
+    assert list(times) == ["40 Gaussians, forward", "40 Gaussians, forward + backward", "160 Gaussians, forward", "160 Gaussians, forward + backward"]
+    assert all(len(v) == 1 and v[0] > 0 for v in times.values())
+    assert all(np.isfinite(r) and r > 0 for r in rate.values())
+    assert rate["160 Gaussians, forward"] == pytest.approx(160 / times["160 Gaussians, forward"][0])
+    assert all(len(s) == 3 for s in RASTER_SIZES.values()) and max(RASTER_SIZES[False]) == 100_000
