@@ -70,6 +70,15 @@ def test_the_issue_case_never_grows_the_scene(tmp_path):
     assert not res.kept_input and res.file.num_bytes <= n_in / 10
 
 
+def test_a_given_cluster_count_or_width_is_kept_and_the_other_fits_the_target():
+    s, cams, imgs = scene_and_views(400, views=2, size=8)
+    cfg = NeuralGSConfig(**{**FAST, "fit_iterations": 5})
+    res = compress_to_target(s, cams, imgs, 20_000, cfg, clusters=3)
+    assert res.tried[0]["clusters"] == 3 and res.tried[0]["predicted_bytes"] <= 20_000 and res.file.num_bytes <= 20_000
+    res = compress_to_target(s, cams, imgs, 20_000, cfg, width=12)
+    assert res.tried[0]["width"] == 12 and res.tried[0]["predicted_bytes"] <= 20_000
+
+
 def test_a_written_file_larger_than_the_input_is_dropped(monkeypatch):
     s, cams, imgs = scene_and_views(60, views=2, size=8)
     monkeypatch.setattr(operating, "predicted_bytes", lambda *a, **k: 1)  # a wrong estimate lets it compress

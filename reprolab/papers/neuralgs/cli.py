@@ -68,6 +68,8 @@ def compress(
     from .neuralgs import NeuralGSConfig
     from .operating import compress_to_quality, compress_to_target
 
+    if downscale < 1:
+        raise ConfigError("--downscale", downscale, "an integer >= 1 (1 = full resolution)")
     if target_kb is not None and max_db_drop is not None:
         raise ConfigError("--target-kb/--max-db-drop", (target_kb, max_db_drop), "one of them: a size target or a quality target")
     ply = readable_file(ply, ".ply", "pass the path of an existing, readable 3DGS .ply (e.g. `reprolab neuralgs example demo/` writes one)")

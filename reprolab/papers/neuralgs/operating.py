@@ -56,9 +56,15 @@ def compress_to_target(scene: GaussianScene, cameras: Sequence[Camera], images: 
     if target <= 0:
         raise ConfigError("target size", target, "a positive number of bytes (e.g. --target-kb 500)")
     kept = scene.num_gaussians - int(round(config.prune_ratio * scene.num_gaussians))
-    if clusters is None or width is None:
-        op = choose_operating_point(scene.num_gaussians, scene.sh_degree, min(target, n_in - 1), config.prune_ratio, config.mlp_layers, config.pe_levels, max_clusters=clusters or 8, max_width=width or 128)
-        clusters, width = clusters or op.num_clusters, width or op.mlp_width
+    if clusters is None and width is None:
+        op = choose_operating_point(scene.num_gaussians, scene.sh_degree, min(target, n_in - 1), config.prune_ratio, config.mlp_layers, config.pe_levels)
+        clusters, width = op.num_clusters, op.mlp_width
+    elif width is None:  # the clusters are the user's: the widest MLPs that fit (width 4 if none does; then the input is kept)
+        fits = [w for w in range(4, 129, 4) if predicted_bytes(kept, clusters, w, config.mlp_layers, config.pe_levels, scene.sh_degree) <= min(target, n_in - 1)]
+        width = max(fits) if fits else 4
+    elif clusters is None:  # the width is the user's: the most clusters (<= 8) that fit, at least one
+        fits = [c for c in range(1, 9) if predicted_bytes(kept, c, width, config.mlp_layers, config.pe_levels, scene.sh_degree) <= min(target, n_in - 1)]
+        clusters = max(fits) if fits else 1
     pred = predicted_bytes(kept, clusters, width, config.mlp_layers, config.pe_levels, scene.sh_degree)
     row = {"clusters": clusters, "width": width, "predicted_bytes": pred, "target_bytes": target}
     if pred >= n_in:
