@@ -113,6 +113,7 @@ def test_time_budget_cuts_the_steps_and_minibatches_learn():
     f = compress(s, cams, imgs, NeuralGSConfig(num_clusters=2, mlp_width=16, fit_iterations=10**6, finetune_iterations=10**6, kmeans_restarts=1, time_budget_s=2.0, fit_batch=32))
     assert time.perf_counter() - t < 10
     assert 3 <= f.stats["steps"]["fit"] < 10**6 and 3 <= f.stats["steps"]["finetune"] < 10**6
+    assert f.stats["importance_views"] == 2  # both views fit in a fifth of 2 s
     first, last = f.stats["fit_loss_first_last"]
     assert last < first
     with pytest.raises(ConfigError, match="fit_batch"):
@@ -162,3 +163,12 @@ def test_cli_reads_colmap_and_transforms_views(tmp_path):
     assert r.exit_code == 0, r.output
     r = CliRunner().invoke(app, ["compress", str(tmp_path / "scene" / "point_cloud.ply"), "--transforms", str(tmp_path / "nerf" / "transforms_train.json"), "--out", str(tmp_path / "n.ngs"), *common])
     assert r.exit_code == 0 and (tmp_path / "n.ngs").exists(), r.output
+
+
+def test_importance_over_a_view_subset_adds_up_and_a_tight_budget_caps_the_views():
+    from reprolab.papers.neuralgs import importance_scores
+
+    s, cams, imgs = scene_and_views(80, views=5, size=8)
+    torch.testing.assert_close(importance_scores(s, cams[:1]) + importance_scores(s, cams[1:]), importance_scores(s, cams))
+    f = compress(s, cams, imgs, NeuralGSConfig(num_clusters=1, mlp_width=8, fit_iterations=5, finetune_iterations=0, kmeans_restarts=1, time_budget_s=1e-5))
+    assert f.stats["importance_views"] == 1 and f.stats["steps"]["fit"] == 3  # the calibration steps only
