@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("statsforecast", reason="statsforecast is not installed: make setup")
 
-from reprolab.errors import ConfigError, NonFiniteError  # noqa: E402
+from reprolab.errors import ConfigError, MalformedFile, NonFiniteError  # noqa: E402
 from reprolab.llm.fake import ScriptedLLM  # noqa: E402
 from reprolab.papers.ts_select import (AUTOARIMA_DEFAULT, CANDIDATES, PROMPTS, Candidate, KNNMetaLearner, NotApplicable,  # noqa: E402
                                        exhaustive_choice, for_period, hit_at_k, meta_features, most_popular, parse_answer,
@@ -166,6 +166,10 @@ def test_performance_matrix_is_cached_and_reused(tmp_path):
     y = ss[0].values
     naive = np.mean((y[-4:] - y[-5]) ** 2)  # by hand
     assert a.test_mse[0, 0] == pytest.approx(naive)
+    for bad in (b"not a zip", b"PK\x03\x04truncated"):
+        next(tmp_path.glob("*.npz")).write_bytes(bad)
+        with pytest.raises(MalformedFile, match="delete"):
+            performance_matrix(ss, cands, cache_dir=tmp_path)
 
 
 # ----------------------------------------------------------------------------- prompts, parsing, select

@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import os
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from .candidates import Candidate, evaluate
 from .series import TimeSeries
 
 MATRIX_VERSION = 1
+_KEYS = ("test_mse", "test_mase", "val_mse", "val_seconds", "test_seconds")
 
 
 @dataclass
@@ -89,8 +91,10 @@ def performance_matrix(series: Sequence[TimeSeries], candidates: Sequence[Candid
         if path is not None and path.exists():
             try:
                 with np.load(path) as z:
-                    row = {k: z[k] for k in z.files}
-            except (OSError, ValueError) as exc:
+                    row = {k: z[k] for k in _KEYS}
+                if any(v.shape != (len(candidates),) for v in row.values()):
+                    raise ValueError(f"rows of shape {[v.shape for v in row.values()]}, expected ({len(candidates)},)")
+            except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
                 raise MalformedFile(str(path), f"unreadable cached matrix row ({exc})", fix=f"delete {path} and rerun") from exc
         if row is None:
             row = series_row(s, candidates)
