@@ -600,9 +600,11 @@ def run_unit(name: str, unit: str, scale: Scale | str = Scale.QUICK, seed: int =
     return res
 
 
-def _units_metrics(study: Study, config: Any, run: RunDir, name: str, scale: Scale, seed: int, out: str | Path) -> Metrics:
+def _units_metrics(study: Study, config: Any, run: RunDir, name: str, scale: Scale, seed: int, out: str | Path,
+                   unit_walls: dict[str, float]) -> Metrics:
     """Every unit's metrics (saved ones reused by key, the rest run here), their figures staged
-    into ``run``, then the study's :meth:`Study.combine`."""
+    into ``run``, then the study's :meth:`Study.combine`. ``unit_walls`` receives each unit's
+    own wall seconds (from its unit.json: the run that made it, wherever it ran)."""
     parts: dict[str, Metrics] = {}
     for u in runtime.track(study.units(config), f"{name}: units"):
         res = load_unit(out, name, scale, u, run.key) or run_unit(name, u, scale, seed, out)
@@ -615,6 +617,7 @@ def _units_metrics(study: Study, config: Any, run: RunDir, name: str, scale: Sca
             shutil.copyfile(folder / f.file, target)
             run.figures.append(f)
         parts[u] = res.metrics
+        unit_walls[u] = res.wall_s
     return study.combine(config, parts, run)
 
 
@@ -658,10 +661,11 @@ def run_study(
     t0 = time.perf_counter()
     status, reason = "ok", None
     metrics: Metrics = {}
+    unit_walls: dict[str, float] = {}
     try:
         study = cls()
         if study.units(config):
-            metrics = _units_metrics(study, config, run, name, scale, seed, out)
+            metrics = _units_metrics(study, config, run, name, scale, seed, out, unit_walls)
         else:
             metrics = study.run(config, run)
     except StudySkipped as e:
@@ -694,7 +698,10 @@ def run_study(
         claims=claims,
         figures=run.figures,
         timings={
-            "wall_s": round(wall, 3),
+            # with units: the units' own wall seconds (each in its process, possibly on other machines or in
+            # an earlier, interrupted run) plus this combining step; "units_s" itemises them
+            "wall_s": round(wall + sum(unit_walls.values()), 3),
+            **({"units_s": unit_walls, "combine_s": round(wall, 3)} if unit_walls else {}),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
             "threads": threads,
         },

@@ -45,6 +45,9 @@ def test_units_run_in_processes_of_their_own_and_match_an_in_process_run(toy_uni
     pids = set(_pids(done.result).values())
     assert len(pids) == 3 and not pids & {__import__("os").getpid()}  # three processes, none of them this one
     assert done.result.metrics["threads"] == "1"  # thread counts fixed in each child's environment
+    t = done.result.timings  # the study's time is its units' (each in its own process) plus combining
+    assert set(t["units_s"]) == {"seed=0", "seed=1", "seed=2"}
+    assert done.result.wall_seconds == pytest.approx(sum(t["units_s"].values()) + t["combine_s"], abs=2e-3)
     assert [f.file for f in done.result.figures] == ["figures/line_0.png", "figures/line_1.png", "figures/line_2.png"]
     assert all((tmp_path / "a" / "toy_units" / "quick" / f.file).exists() for f in done.result.figures)
 
