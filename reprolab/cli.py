@@ -112,7 +112,7 @@ def _run_many(names: list[str], scale: str, seed: int, force: bool, out: Path, i
             if len(names) > 1:
                 console.print(f"[{i}/{len(names)}] {n} ({sc.value})", markup=False, highlight=False)
             done = run_in_process(n, sc, seed, force, out, command, executor=d.executor, pool=pool, unit_timeout_s=d.unit_timeout_s,
-                                  on_unit=lambda s, u: console.print(f"  unit {u}", markup=False, highlight=False))
+                                  on_unit=lambda s, u: console.print(f"  unit {u}", markup=False, highlight=False), fresh=fresh)
             if done.failed_units:
                 for f in done.failed_units:
                     err_console.print(f"{n}: unit {f.unit} failed: {f.error}", markup=False, highlight=False)
@@ -152,7 +152,8 @@ def run(
                                                  "is killed and recorded as failed."),
     command: str = typer.Option("", "--command", hidden=True),
     quiet: bool = typer.Option(False, "--quiet", hidden=True),
-    fresh: bool = typer.Option(False, "--fresh", hidden=True, help="Run even if a result could be reused, keeping units."),
+    fresh: bool = typer.Option(False, "--fresh", help="Run even if a result could be reused, but keep finished units and "
+                               "checkpoints (e.g. to recombine saved units after a change to combining or judging)."),
 ) -> None:
     """Reproduce papers' claims: run studies and write runs/<name>/<scale>/result.json with figures.
 

@@ -88,7 +88,9 @@ def headline_text(h: dict | None) -> str:
     if not h:
         return "-"
     margin = f", margin {_num(h['margin'])}" if h.get("margin") else ""
-    return f"{_num(h['effect'])} [{_num(h['low'])}, {_num(h['high'])}] over {h['n']} {h['unit']} ({h['method']}{margin})"
+    level = h.get("confidence", 0.95)
+    conf = "" if abs(level - 0.95) < 1e-9 else f", {100 * level:g}% interval"
+    return f"{_num(h['effect'])} [{_num(h['low'])}, {_num(h['high'])}] over {h['n']} {h['unit']} ({h['method']}{conf}{margin})"
 
 
 def _cell(text: str) -> str:
@@ -110,7 +112,7 @@ def record_block(name: str, records: Path | None = None) -> str:
         f"{res.machine.get('cuda') or 'no GPU'}, {res.timings.get('started', '?')}). "
         f"Effects are in the paper's direction (positive = the paper's side); the verdict is the headline's interval against its margin.",
         "",
-        "| claim | paper | ours | headline: effect [95% interval] | verdict |",
+        "| claim | paper | ours | headline: effect [95% interval unless stated] | verdict |",
         "|---|---|---|---|---|",
     ]
     for c in res.claims:

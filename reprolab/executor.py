@@ -208,16 +208,17 @@ def _incomplete_result(name: str, scale: Scale, seed: int, out: Path, failures: 
 
 def run_in_process(name: str, scale: Scale, seed: int, force: bool, out: Path, command: str, threads: int | None = None,
                    executor: str = "local", pool: RayPool | None = None, unit_timeout_s: float | None = None,
-                   on_unit: Callable[[str, str], None] | None = None) -> StudyRun:
+                   on_unit: Callable[[str, str], None] | None = None, fresh: bool = False) -> StudyRun:
     """Run one study: its units (if it declares any) each in a process of its own, then the
     combining process; or the whole study in one process. Reuses a finished result of the same
-    key unless ``force``. ``executor="ray"`` needs ``pool``."""
+    key unless ``force`` (or ``fresh``: run again, but keep finished units and checkpoints, e.g. to
+    recombine them). ``executor="ray"`` needs ``pool``."""
     if executor not in EXECUTORS:
         raise ReprolabError(f"unknown executor {executor!r}", fix=f"use one of {', '.join(EXECUTORS)}")
     if executor == "ray" and pool is None:
         raise ReprolabError("the Ray executor needs a RayPool", fix="create one with RayPool(address)")
     out = Path(out)
-    if not force:
+    if not force and not fresh:
         previous = reusable_result(name, scale, seed, out)
         if previous is not None:
             return StudyRun(name, previous, True, 0)

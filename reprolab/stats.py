@@ -97,6 +97,7 @@ class Comparison:
     label: str = ""  # what is compared, e.g. "val loss, ZClip vs fixed clipping"
     p_value: float | None = None
     sd: float | None = None  # standard deviation of the per-unit differences, when defined
+    confidence: float = CONFIDENCE  # of the interval [low, high]
 
     def describe(self, digits: int = 3) -> str:
         def f(x: float) -> str:
@@ -201,7 +202,7 @@ def compare_unpaired(
         )
         lo, hi = sorted((sign * res.confidence_interval.low, sign * res.confidence_interval.high))
         low, high, name = lo, hi, "bootstrap"
-    return _finish(effect, low, high, n, unit, margin, direction, name, label, None)
+    return _finish(effect, low, high, n, unit, margin, direction, name, label, None, confidence=confidence)
 
 
 def compare_statistic(
@@ -256,7 +257,7 @@ def compare_statistic(
                            random_state=rng, vectorized=False)
         n = len(x) + len(y)
     lo, hi = sorted((sign * res.confidence_interval.low, sign * res.confidence_interval.high))
-    return _finish(effect, lo, hi, n, unit, margin, direction, "bootstrap of the statistic", label, None)
+    return _finish(effect, lo, hi, n, unit, margin, direction, "bootstrap of the statistic", label, None, confidence=confidence)
 
 
 def compare_proportion(
@@ -284,7 +285,7 @@ def compare_proportion(
     sign = 1.0 if direction == "greater" else -1.0
     lo, hi = sorted((sign * (ci.low - reference), sign * (ci.high - reference)))
     effect = sign * (successes / n - reference)
-    return _finish(effect, lo, hi, n, unit, margin, direction, "exact binomial", label, float(res.pvalue))
+    return _finish(effect, lo, hi, n, unit, margin, direction, "exact binomial", label, float(res.pvalue), confidence=confidence)
 
 
 def permutation_p_value(a: Sequence[float], b: Sequence[float], *, paired: bool = True, direction: Direction = "greater") -> float:
@@ -374,7 +375,7 @@ def _mean_comparison(d: np.ndarray, *, unit: str, direction: Direction, margin: 
     p = None
     if n >= 2 and np.ptp(d) > 0:
         p = float(st.ttest_1samp(d, margin, alternative="greater").pvalue)
-    return _finish(effect, low, high, n, unit, margin, direction, name, label, p, sd)
+    return _finish(effect, low, high, n, unit, margin, direction, name, label, p, sd, confidence=confidence)
 
 
 def _degenerate(effect: float, *samples: np.ndarray) -> tuple[float, float, str]:
@@ -386,7 +387,7 @@ def _degenerate(effect: float, *samples: np.ndarray) -> tuple[float, float, str]
 
 
 def _finish(effect: float, low: float, high: float, n: int, unit: str, margin: float, direction: Direction, method: str,
-            label: str, p: float | None, sd: float | None = None) -> Comparison:
+            label: str, p: float | None, sd: float | None = None, confidence: float = CONFIDENCE) -> Comparison:
     low, high = float(low), float(high)
     if math.isnan(low) or math.isnan(high):
         raise NonFiniteError(f"the interval of {label or 'a comparison'}", (low, high))
@@ -394,4 +395,4 @@ def _finish(effect: float, low: float, high: float, n: int, unit: str, margin: f
     big = 1e300
     low, high = max(low, -big), min(high, big)
     return Comparison(float(effect), low, high, int(n), unit, float(margin), direction, method,
-                      outcome_of(low, high, float(margin)), label, p, sd)
+                      outcome_of(low, high, float(margin)), label, p, sd, float(confidence))
