@@ -144,6 +144,8 @@ def _sharded_group(parameters: ParamsLike):
     gradients are DTensors and :func:`total_grad_norm` reduces them itself; under DDP every rank
     holds the full, already averaged gradient, so the local norm is the global one.
     """
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return None  # one process: nothing is sharded (and no per-step module scan)
     if isinstance(parameters, torch.nn.Module):
         try:
             from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
