@@ -30,6 +30,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install --quiet --no-deps whisper-lm-transformers==0.2.0
 	# ts_select: statsforecast 2.1.1 and its stack declare pandas<3 but run under our pandas 3.1.1 (tested): --no-deps.
 	$(PIP) install --quiet --no-deps -c constraints.txt statsforecast==2.1.1 coreforecast==0.0.20 utilsforecast==0.2.17 fugue==0.9.7 triad==1.0.4 adagio==0.2.6
+	# ags: gplearn 0.4.3 (a peer of the symbolic-regression benchmark) declares scikit-learn>=1.8 but runs under our 1.7.2 (tested): --no-deps.
+	$(PIP) install --quiet --no-deps -c constraints.txt gplearn==0.4.3
 	$(PY) -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 	touch $(STAMP)
 
