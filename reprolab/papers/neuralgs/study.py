@@ -285,7 +285,9 @@ class NeuralGSStudy(Study):
            "beats_prune_vq as BD-PSNR > 0 (linear interpolation in log size; replaces one-point non-inferiority at -0.5 dB, "
            "which a 2.4% size margin decided), and the three ablation claims at an equal byte budget (a tenth of the .ply; "
            "the one-MLP arm is as wide as that budget allows; v3's had a third of the clustered arm's bytes), margin 0.1 dB "
-           "as in v3. The v3 record (one scene, one seed, held-out views as the unit) is not comparable claim by claim",
+           "as in v3. The v3 record (one scene, one seed, held-out views as the unit) is not comparable claim by claim. "
+           "After the first quick run (not testable: one original at 19.91 dB, under the 20 dB precondition) the quick "
+           "3DGS fit went from 300 to 450 steps; no rule changed, and that quick run is reported, not hidden",
     }
     claims = [
         Claim(
@@ -336,7 +338,7 @@ class NeuralGSStudy(Study):
     ]
     scales = {
         Scale.SMOKE: NeuralGSStudyConfig(n_gaussians=300, image_size=16, train_views=6, test_views=3, gs_iterations=30, num_clusters=2, fit_iterations=30, finetune_iterations=3, seeds=1, supersampling=1),
-        Scale.QUICK: NeuralGSStudyConfig(n_gaussians=1000, image_size=32, train_views=10, test_views=6, gs_iterations=300, num_clusters=3, fit_iterations=150, finetune_iterations=15, seeds=2, supersampling=2),
+        Scale.QUICK: NeuralGSStudyConfig(n_gaussians=1000, image_size=32, train_views=10, test_views=6, gs_iterations=450, num_clusters=3, fit_iterations=150, finetune_iterations=15, seeds=2, supersampling=2),
         Scale.FULL: NeuralGSStudyConfig(n_gaussians=2500, image_size=48, train_views=24, test_views=12, gs_iterations=800, num_clusters=4, fit_iterations=1200, finetune_iterations=250),
     }
 
