@@ -118,8 +118,11 @@ def runners(url: str, model: str, counter: UsageCounter, max_steps: int = 4) -> 
         from smolagents import CodeAgent, OpenAIServerModel
         from smolagents import tool as smol_tool
 
+        # flatten_messages_as_text: llama-cpp-python's server (0.3.36) accepts only string message contents, and
+        # smolagents sends lists of parts by default (every call then fails with HTTP 500): what a user of this
+        # server has to set
         smodel = OpenAIServerModel(model_id=model, api_base=url, api_key="none", client_kwargs={"http_client": counter.client()},
-                                   max_tokens=256, temperature=0.0)
+                                   max_tokens=256, temperature=0.0, flatten_messages_as_text=True)
         sagent = CodeAgent(tools=[smol_tool(calculator)], model=smodel, max_steps=max_steps, verbosity_level=0)
         out["smolagents CodeAgent"] = lambda t: sagent.run(t.question)
     except ImportError as exc:
