@@ -205,7 +205,9 @@ class FoundationAgentsBench(Benchmark):
         model = "qwen2.5-coder-0.5b"
         load_for_study(model).close()  # StudySkipped when llama.cpp or the asset is missing
         tasks = math_tasks(3 if quick else 10, seed=0)
-        with llama_server(assets.path(model), chat_format="chatml-function-calling") as url:
+        # n_ctx 8192: smolagents' CodeAgent system prompt alone is ~2.5k tokens, and a failed step's retry
+        # overflowed 4096 (HTTP 400); the model's own context is 32k
+        with llama_server(assets.path(model), chat_format="chatml-function-calling", n_ctx=8192) as url:
             res = run_side_by_side(url, model, tasks)
         missing = res.pop("_missing")
         times = {n: r["seconds"] for n, r in res.items()}
@@ -214,6 +216,6 @@ class FoundationAgentsBench(Benchmark):
                     f"{int(sum(r['errors']))} errors" for n, r in res.items()}
         return BenchResult(bench=self.name, baseline=base, rows=bench_rows(times, base, "s per task", notes),
                            config={"model": model, "tasks": len(tasks), "max_steps": 4, "max_tokens": 256, "temperature": 0.0,
-                                   "server": "llama_cpp.server --chat_format chatml-function-calling"},
+                                   "server": "llama_cpp.server --chat_format chatml-function-calling --n_ctx 8192"},
                            extra={"per_task": res, "missing": missing,
                                   "note": "2 shared CPU cores; a 0.5B model: success rates on few tasks are coarse"})
