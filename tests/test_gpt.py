@@ -79,3 +79,21 @@ def test_attn_scale_and_norm_position_switches():
         GPTConfig(norm_position="sandwich")
     with pytest.raises(ConfigError, match="attn_scale"):
         GPTConfig(attn_scale=0.0)
+
+
+def test_resize_token_embeddings_keeps_rows_and_ties_head():
+    import torch
+
+    from reprolab.nn.gpt import GPT, GPTConfig
+
+    torch.manual_seed(0)
+    m = GPT(GPTConfig(vocab_size=20, block_size=8, n_layer=1, n_head=2, n_embd=8))
+    old = m.tok_emb.weight.detach().clone()
+    m.resize_token_embeddings(26)
+    assert m.cfg.vocab_size == 26 and m.head.weight is m.tok_emb.weight
+    torch.testing.assert_close(m.tok_emb.weight[:20], old)
+    torch.testing.assert_close(m.tok_emb.weight[20:].mean(0), old.mean(0), atol=1e-3, rtol=0)  # mean resizing
+    assert m(torch.tensor([[25, 3]]))[0].shape == (1, 2, 26)
+    m.resize_token_embeddings(5)
+    torch.testing.assert_close(m.tok_emb.weight, old[:5])
+    assert m.num_parameters(exclude_embeddings=True) == m.num_parameters() - 5 * 8

@@ -107,6 +107,28 @@ def sentences(language: str, source: str, min_words: int = 5, max_words: int = 4
     return out
 
 
+def documents(language: str, source: str, min_words: int = 5, max_words: int = 40, min_sentences: int = 2) -> list[list[str]]:
+    """The source as documents: one per file (a help page), its clean sentences in page order (the
+    order :func:`sentences` shuffles away), for tasks that need context such as story-cloze items.
+    A sentence seen earlier (in sorted file order, lower-cased) is dropped, so boilerplate repeated
+    across pages appears once; documents with fewer than ``min_sentences`` sentences are dropped."""
+    if min_sentences < 1:
+        raise ConfigError("min_sentences", min_sentences, "a positive integer")
+    seen: set[str] = set()
+    out: list[list[str]] = []
+    for f in source_files(language, source):
+        raw = f.read_text(encoding="utf-8", errors="replace")
+        raw = html.unescape(_TAGS.sub("\n\n", raw)) if f.suffix == ".html" else raw.replace("\n%\n", "\n\n")
+        doc = []
+        for s in _clean_sentences(raw, min_words, max_words, language):
+            if s.lower() not in seen:
+                seen.add(s.lower())
+                doc.append(s)
+        if len(doc) >= min_sentences:
+            out.append(doc)
+    return out
+
+
 @dataclass(frozen=True)
 class Splits:
     """Disjoint sentence splits of one source: LM training, dev (tuning) and test."""

@@ -6,19 +6,28 @@ where a language model can help). Voices: ``es``, ``ca``, ``eu`` (espeak-ng has 
 
 Needs Debian ``espeak-ng`` and ``sox`` (``apt-get install -y espeak-ng sox``; ``make assets``).
 Files are cached under ``~/.cache/reprolab/tts/`` keyed by a hash of (voice, text, perturbation, seed).
+
+:func:`speak_with_word_times` synthesises in-process through libespeak-ng (ctypes) and returns the audio
+with the exact start of every word, read from espeak-ng's own word events (the sample where the word's
+sound begins), not from a forced aligner.
 """
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
+import json
 import os
+import threading
 import random
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import AssetMissing, ConfigError
+import numpy as np
+
+from ..errors import AssetMissing, ConfigError, ReprolabError
 
 VOICES = {"es": "es", "ca": "ca", "eu": "eu", "en": "en"}
 
@@ -66,14 +75,7 @@ def synthesize(text: str, language: str, perturbation: Perturbation = Perturbati
     raw = out.with_suffix(".raw.wav")
     tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp.wav")
     subprocess.run([espeak, "-v", VOICES[language], "-s", str(rate_wpm), "-w", str(raw), text], check=True, capture_output=True)
-    effects: list[str] = []
-    if perturbation.speed != 1.0:
-        effects += ["speed", f"{perturbation.speed:.4f}"]
-    if perturbation.pitch_cents:
-        effects += ["pitch", f"{perturbation.pitch_cents:.1f}"]
-    if perturbation.reverb > 0:
-        effects += ["reverb", f"{perturbation.reverb:.1f}"]
-    effects += ["rate", "16000", "channels", "1"]
+    effects = _sox_effects(perturbation)
     try:
         if perturbation.noise_db > -99:
             clean = out.with_name(f".{out.stem}.{os.getpid()}.clean.wav")
@@ -95,6 +97,17 @@ def synthesize(text: str, language: str, perturbation: Perturbation = Perturbati
     return out
 
 
+def _sox_effects(perturbation: Perturbation) -> list[str]:
+    effects: list[str] = []
+    if perturbation.speed != 1.0:
+        effects += ["speed", f"{perturbation.speed:.4f}"]
+    if perturbation.pitch_cents:
+        effects += ["pitch", f"{perturbation.pitch_cents:.1f}"]
+    if perturbation.reverb > 0:
+        effects += ["reverb", f"{perturbation.reverb:.1f}"]
+    return effects + ["rate", "16000", "channels", "1"]
+
+
 def random_perturbation(rng: random.Random, strength: float = 1.0) -> Perturbation:
     """A random moderate perturbation: speed 0.9-1.15, reverberance 0-50, noise -38..-26 dBFS (x strength)."""
     return Perturbation(
@@ -103,3 +116,219 @@ def random_perturbation(rng: random.Random, strength: float = 1.0) -> Perturbati
         noise_db=-38 + strength * rng.uniform(0, 12) if strength > 0 else -99.0,
         pitch_cents=strength * rng.uniform(-200, 200),
     )
+
+
+# ----------------------------------------------------------------------------- word times from libespeak-ng
+
+
+@dataclass(frozen=True)
+class SpokenWord:
+    """One word of a spoken text: its text (with the space before it, except the first word, so that
+    ``"".join`` gives the text back) and its start and end in seconds."""
+
+    text: str
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """Audio (float32 in [-1, 1], mono) and the words with their times."""
+
+    audio: np.ndarray
+    sample_rate: int
+    words: tuple[SpokenWord, ...]
+
+    @property
+    def seconds(self) -> float:
+        return len(self.audio) / self.sample_rate
+
+    def save_wav(self, path: str | Path) -> Path:
+        """16-bit PCM WAV, written atomically."""
+        return write_wav(path, self.audio, self.sample_rate)
+
+
+def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int) -> Path:
+    """Write mono float audio in [-1, 1] as a 16-bit PCM WAV, atomically (temp file, then rename)."""
+    import wave
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pcm = (np.clip(np.asarray(audio, dtype=np.float64), -1.0, 1.0) * 32767).astype("<i2")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with wave.open(str(tmp), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(int(sample_rate))
+        w.writeframes(pcm.tobytes())
+    os.replace(tmp, path)
+    return path
+
+
+def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
+    """A 16-bit PCM WAV as float32 mono in [-1, 1] and its sample rate; MalformedFile if it is not one."""
+    import wave
+
+    from ..errors import MalformedFile
+
+    path = Path(path)
+    if not path.exists():
+        raise AssetMissing(str(path), fix="check the path (the file does not exist)")
+    try:
+        with wave.open(str(path), "rb") as w:
+            width, channels, rate, n = w.getsampwidth(), w.getnchannels(), w.getframerate(), w.getnframes()
+            raw = w.readframes(n)
+    except (wave.Error, EOFError) as e:
+        raise MalformedFile(str(path), f"not a PCM WAV file ({e})", fix="re-encode it: sox in.wav -b 16 out.wav") from None
+    if width != 2 or len(raw) < 2:
+        raise MalformedFile(str(path), f"{8 * width}-bit or empty audio", fix="re-encode it as 16-bit PCM: sox in.wav -b 16 out.wav")
+    x = np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
+    return x.reshape(-1, channels).mean(axis=1), rate
+
+
+class _EspeakId(ctypes.Union):
+    _fields_ = [("number", ctypes.c_int), ("name", ctypes.c_char_p), ("string", ctypes.c_char * 8)]
+
+
+class _EspeakEvent(ctypes.Structure):  # espeak_EVENT of speak_lib.h
+    _fields_ = [("type", ctypes.c_int), ("unique_identifier", ctypes.c_uint), ("text_position", ctypes.c_int),
+                ("length", ctypes.c_int), ("audio_position", ctypes.c_int), ("sample", ctypes.c_int),
+                ("user_data", ctypes.c_void_p), ("id", _EspeakId)]
+
+
+_EVENT_WORD, _EVENT_END = 1, 5
+_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_EspeakEvent))
+_ESPEAK: dict[str, object] = {}
+_ESPEAK_LOCK = threading.Lock()
+
+
+def _espeak() -> tuple[ctypes.CDLL, int]:
+    """libespeak-ng, initialised once per process in synchronous mode; (library, its sample rate)."""
+    if "lib" not in _ESPEAK:
+        try:
+            lib = ctypes.CDLL("libespeak-ng.so.1")
+        except OSError:
+            raise AssetMissing("debian:libespeak-ng1", fix="sudo apt-get install -y espeak-ng  (or: make assets)") from None
+        rate = lib.espeak_Initialize(2, 0, None, 0x8000)  # AUDIO_OUTPUT_SYNCHRONOUS, default buffer, default data, DONT_EXIT
+        if rate <= 0:
+            raise AssetMissing("debian:espeak-ng-data", fix="sudo apt-get install -y espeak-ng  (or: make assets)")
+        lib.espeak_Synth.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
+                                     ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
+        lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+        _ESPEAK.update(lib=lib, rate=rate)
+    return _ESPEAK["lib"], int(_ESPEAK["rate"])  # type: ignore[return-value]
+
+
+def espeak_available() -> bool:
+    """Whether libespeak-ng and its voice data load here (tests skip without them)."""
+    try:
+        _espeak()
+        return True
+    except AssetMissing:
+        return False
+
+
+def speak_with_word_times(text: str, language: str = "es", rate_wpm: int = 160, variant: str = "", sample_rate: int = 16_000,
+                          cache: bool = True) -> Utterance:
+    """Synthesise ``text`` with libespeak-ng and return the audio (resampled to ``sample_rate``) and each
+    whitespace-separated word with its exact start: the sample of espeak-ng's first word event inside
+    that word. A word ends where the next word starts (the pause after it included); the last word at
+    the end of the audio. A word espeak-ng does not voice (a lone dash) gets zero length at the next
+    word's start. ``variant``: an espeak-ng voice variant (``"f2"``, ``"m3"``, ... ; ``"es+f2"``).
+    Cached under ``cache_dir()/words/`` when ``cache``."""
+    if language not in VOICES:
+        raise ConfigError("language", language, f"one of {sorted(VOICES)} (espeak-ng has no Galician voice)")
+    tokens = text.split()
+    if not tokens:
+        raise ConfigError("text", text, "a non-empty sentence")
+    voice = VOICES[language] + (f"+{variant}" if variant else "")
+    key = hashlib.sha1(repr(("words-v1", voice, text, rate_wpm, sample_rate)).encode()).hexdigest()[:20]
+    base = cache_dir() / "words" / language / key
+    if cache and base.with_suffix(".json").exists() and base.with_suffix(".npy").exists():
+        meta = json.loads(base.with_suffix(".json").read_text())
+        return Utterance(np.load(base.with_suffix(".npy")), meta["sample_rate"], tuple(SpokenWord(*w) for w in meta["words"]))
+    lib, native = _espeak()
+    chunks: list[np.ndarray] = []
+    events: list[tuple[int, int, int]] = []  # (type, character position (1-based), sample)
+
+    def collect(wav, n, ev):  # noqa: ANN001 - ctypes callback
+        if n > 0:
+            chunks.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())
+        i = 0
+        while ev[i].type != 0:
+            events.append((ev[i].type, ev[i].text_position, ev[i].sample))
+            i += 1
+        return 0
+
+    callback = _CALLBACK(collect)
+    data = text.encode("utf-8")
+    with _ESPEAK_LOCK:
+        lib.espeak_SetSynthCallback(callback)
+        if lib.espeak_SetVoiceByName(voice.encode()) != 0:
+            raise ConfigError("variant", variant, "an espeak-ng voice variant that exists (espeak-ng --voices=variant)")
+        lib.espeak_SetParameter(1, int(rate_wpm), 0)  # espeakRATE, absolute
+        if lib.espeak_Synth(data, len(data) + 1, 0, 1, 0, 1, None, None) != 0:  # POS_CHARACTER, espeakCHARS_UTF8
+            raise ReprolabError(f"libespeak-ng refused to synthesise {text[:40]!r}", fix="check the text's encoding")
+        lib.espeak_Synchronize()
+    audio = (np.concatenate(chunks) if chunks else np.zeros(1, np.int16)).astype(np.float32) / 32768.0
+    total = len(audio) / native
+    # character span of every whitespace token (espeak's text_position counts characters from 1)
+    spans, pos = [], 0
+    for tok in tokens:
+        pos = text.index(tok, pos)
+        spans.append((pos, pos + len(tok)))
+        pos += len(tok)
+    starts: list[float | None] = [None] * len(tokens)
+    j = 0
+    for kind, char, sample in events:
+        if kind != _EVENT_WORD:
+            continue
+        c = char - 1
+        while j < len(spans) and spans[j][1] <= c:
+            j += 1
+        if j < len(spans) and spans[j][0] <= c and starts[j] is None:
+            starts[j] = sample / native
+    nxt = total
+    for i in range(len(tokens) - 1, -1, -1):  # unvoiced tokens: the next word's start
+        starts[i] = nxt if starts[i] is None else starts[i]
+        nxt = starts[i]
+    for i in range(1, len(starts)):  # monotone (numbers read out may emit events out of order)
+        starts[i] = max(starts[i], starts[i - 1])
+    ends = list(starts[1:]) + [total]
+    words = tuple(SpokenWord(("" if i == 0 else " ") + tok, round(float(s), 6), round(float(e), 6))
+                  for i, (tok, s, e) in enumerate(zip(tokens, starts, ends)))
+    if sample_rate != native:
+        from math import gcd
+
+        from scipy.signal import resample_poly
+
+        g = gcd(sample_rate, native)
+        audio = resample_poly(audio, sample_rate // g, native // g).astype(np.float32)
+    utt = Utterance(audio, sample_rate, words)
+    if cache:
+        base.parent.mkdir(parents=True, exist_ok=True)
+        tmp = base.with_name(f".{base.name}.{os.getpid()}.tmp.npy")
+        np.save(tmp, audio)
+        os.replace(tmp, base.with_suffix(".npy"))
+        from ..runtime import atomic_write_json
+
+        atomic_write_json(base.with_suffix(".json"), {"sample_rate": sample_rate, "words": [[w.text, w.start, w.end] for w in words]})
+    return utt
+
+
+def perturb(utterance: Utterance, perturbation: Perturbation, seed: int = 0) -> Utterance:
+    """The utterance through sox's effects (speed, pitch, reverberation; not noise), word times scaled by
+    1 / speed (sox ``speed`` changes tempo and pitch together). For held-out "speakers"."""
+    import tempfile
+
+    sox = _tool("sox")
+    with tempfile.TemporaryDirectory() as d:
+        src, dst = Path(d) / "in.wav", Path(d) / "out.wav"
+        write_wav(src, utterance.audio, utterance.sample_rate)
+        effects = _sox_effects(perturbation)
+        subprocess.run([sox, str(src), "-b", "16", str(dst), *effects[:-4], "rate", str(utterance.sample_rate), "channels", "1"],
+                       check=True, capture_output=True, env={**os.environ, "SOX_OPTS": "-R"})
+        audio, rate = read_wav(dst)
+    k = 1.0 / perturbation.speed
+    words = tuple(SpokenWord(w.text, round(w.start * k, 6), round(w.end * k, 6)) for w in utterance.words)
+    return Utterance(audio, rate, words)

@@ -151,8 +151,56 @@ class GPT(nn.Module):
         elif isinstance(m, nn.Embedding):
             nn.init.normal_(m.weight, mean=0.0, std=0.02)
 
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
+    def num_parameters(self, exclude_embeddings: bool = False) -> int:
+        """All parameters, or without the token (and position) embeddings (Kaplan et al. 2020's N) when asked;
+        a tied output head counts once, inside the embedding."""
+        n = sum(p.numel() for p in self.parameters())
+        if exclude_embeddings:
+            n -= self.tok_emb.weight.numel() + (self.pos_emb.weight.numel() if self.pos_emb is not None else 0)
+            if not self.cfg.tie_weights:
+                n -= self.head.weight.numel()
+        return n
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.tok_emb
+
+    @torch.no_grad()
+    def resize_token_embeddings(self, new_num_tokens: int, mean_resizing: bool = True) -> nn.Embedding:
+        """Grow or shrink the vocabulary in place, as ``transformers.PreTrainedModel.resize_token_embeddings``
+        does: the first min(old, new) rows are kept; added rows are the old rows' mean plus a tiny
+        Gaussian jitter (transformers' ``mean_resizing``: covariance 1e-9 x the old rows', here its
+        diagonal), or the model's N(0, 0.02) init when ``mean_resizing`` is False. The output head
+        follows (tied, or resized the same way); ``cfg.vocab_size`` is updated."""
+        import dataclasses
+
+        if new_num_tokens < 1:
+            raise ConfigError("new_num_tokens", new_num_tokens, "a positive vocabulary size")
+        old = self.tok_emb.weight
+        keep = min(old.shape[0], new_num_tokens)
+
+        def grown(w: torch.Tensor) -> torch.Tensor:
+            new = torch.empty(new_num_tokens, w.shape[1], device=w.device, dtype=w.dtype)
+            new[:keep] = w[:keep]
+            if new_num_tokens > keep:
+                if mean_resizing:
+                    mu, sd = w.float().mean(0), w.float().std(0) if w.shape[0] > 1 else torch.zeros(w.shape[1])
+                    noise = torch.randn(new_num_tokens - keep, w.shape[1], device=w.device) * sd.to(w.device) * math.sqrt(1e-9)
+                    new[keep:] = (mu.to(w.device) + noise).to(w.dtype)
+                else:
+                    nn.init.normal_(new[keep:], mean=0.0, std=0.02)
+            return new
+
+        self.tok_emb = nn.Embedding(new_num_tokens, old.shape[1], device=old.device, dtype=old.dtype)
+        self.tok_emb.weight.copy_(grown(old))
+        if self.cfg.tie_weights:
+            self.head = nn.Linear(old.shape[1], new_num_tokens, bias=False, device=old.device, dtype=old.dtype)
+            self.head.weight = self.tok_emb.weight
+        else:
+            w = grown(self.head.weight)
+            self.head = nn.Linear(old.shape[1], new_num_tokens, bias=False, device=old.device, dtype=old.dtype)
+            self.head.weight.copy_(w)
+        self.cfg = dataclasses.replace(self.cfg, vocab_size=new_num_tokens)
+        return self.tok_emb
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         B, T = idx.shape
