@@ -24,6 +24,9 @@ Which interval, for which data (all from scipy; nothing here resamples by hand):
 :func:`compare_statistic`         any statistic of the whole sample (FID of a set of images,
                                   an F1 over items): a paired (or not) bootstrap of
                                   ``statistic(a) - statistic(b)`` over the units.
+:func:`compare_contrast`          a weighted sum of the means of several independent
+                                  samples (a difference of differences): a bootstrap
+                                  resampling each sample on its own.
 :func:`compare_proportion`        k successes of n against a reference rate: the exact
                                   Clopper-Pearson interval of ``scipy.stats.binomtest``.
 :func:`permutation_p_value`       a paired sign-flip (or unpaired label) permutation test,
@@ -258,6 +261,49 @@ def compare_statistic(
         n = len(x) + len(y)
     lo, hi = sorted((sign * res.confidence_interval.low, sign * res.confidence_interval.high))
     return _finish(effect, lo, hi, n, unit, margin, direction, "bootstrap of the statistic", label, None, confidence=confidence)
+
+
+def compare_contrast(
+    samples: Sequence[Sequence[float]],
+    weights: Sequence[float],
+    *,
+    unit: str,
+    direction: Direction = "greater",
+    margin: float = 0.0,
+    label: str = "",
+    confidence: float = CONFIDENCE,
+) -> Comparison:
+    """A linear contrast ``sum_i w_i mean(sample_i)`` of independent samples, with a bootstrap that
+    resamples each sample on its own (``scipy.stats.bootstrap`` over all samples, percentile).
+
+    For effects that no two-arm comparison expresses, e.g. a difference of differences
+    "(trained wide - trained narrow) - (untrained wide - untrained narrow)": four samples,
+    weights (1, -1, -1, 1). Two samples with weights (1, -1) is :func:`compare_unpaired`'s
+    bootstrap. Every sample needs >= 2 units; ``n`` is the total number of units.
+    """
+    from scipy import stats as st
+
+    xs = _arrays(*samples)
+    w = np.asarray(weights, dtype=float)
+    if w.shape != (len(xs),) or not np.all(np.isfinite(w)) or not np.any(w != 0):
+        raise ConfigError("weights", list(np.atleast_1d(w)), f"{len(xs)} finite weights, one per sample, not all zero")
+    if min(len(x) for x in xs) < 2:
+        raise ConfigError("samples", [len(x) for x in xs], "at least 2 units per sample")
+    sign = 1.0 if direction == "greater" else -1.0
+    _oriented(np.zeros(1), direction)  # validates direction
+    effect = sign * float(sum(wi * x.mean() for wi, x in zip(w, xs)))
+    n = sum(len(x) for x in xs)
+    if all(np.ptp(x) == 0 for x in xs):
+        low, high, name = effect, effect, "no variation across units"
+    else:
+        def contrast(*arms: np.ndarray, axis: int = -1) -> np.ndarray:
+            return sum(wi * a.mean(axis=axis) for wi, a in zip(w, arms))
+
+        res = st.bootstrap(xs, contrast, confidence_level=confidence, n_resamples=N_RESAMPLES, method="percentile",
+                           random_state=np.random.default_rng(SEED), vectorized=True)
+        low, high = sorted((sign * res.confidence_interval.low, sign * res.confidence_interval.high))
+        name = "bootstrap of a contrast of means"
+    return _finish(effect, low, high, n, unit, margin, direction, name, label, None, confidence=confidence)
 
 
 def compare_proportion(

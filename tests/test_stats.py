@@ -156,3 +156,26 @@ def test_comparison_round_trips_through_json():
     c = stats.compare_paired([3.0, 5.0, 7.0], [1.0, 2.0, 3.0], unit="seeds", label="x")
     assert stats.Comparison.from_json(json.loads(json.dumps(c.to_json()))) == c
     assert "over 3 seeds" in c.describe()
+
+
+def test_contrast_of_means_is_a_difference_of_differences():
+    rng = np.random.default_rng(1)
+    tw, tn, uw, un = (rng.normal(mu, 0.1, n) for mu, n in ((0.7, 200), (0.4, 150), (0.55, 220), (0.45, 180)))
+    c = stats.compare_contrast([tw, tn, uw, un], [1, -1, -1, 1], unit="latents", label="diff of diffs")
+    assert c.effect == pytest.approx((tw.mean() - tn.mean()) - (uw.mean() - un.mean()))
+    assert c.n == 750 and c.outcome == Outcome.HOLDS and c.low < c.effect < c.high
+    # two samples, weights (1, -1): the same percentile bootstrap as compare_unpaired
+    u = stats.compare_unpaired(tw, tn, unit="latents")
+    two = stats.compare_contrast([tw, tn], [1, -1], unit="latents")
+    assert two.effect == pytest.approx(u.effect) and two.low == pytest.approx(u.low, abs=2e-3) and two.high == pytest.approx(u.high, abs=2e-3)
+    # control: the same rise in both pairs (trained = untrained) must not hold; direction "less" flips the sign
+    same = stats.compare_contrast([tw, tn, tw + rng.normal(0, 0.1, 200), tn + rng.normal(0, 0.1, 150)], [1, -1, -1, 1], unit="latents")
+    assert same.outcome == Outcome.UNRESOLVED
+    less = stats.compare_contrast([tw, tn, uw, un], [1, -1, -1, 1], unit="latents", direction="less")
+    assert less.effect == pytest.approx(-c.effect) and less.outcome == Outcome.CONTRADICTED
+    with pytest.raises(ConfigError):
+        stats.compare_contrast([tw, tn], [1, -1, 1], unit="latents")
+    with pytest.raises(ConfigError):
+        stats.compare_contrast([tw, tn[:1]], [1, -1], unit="latents")
+    with pytest.raises(NonFiniteError):
+        stats.compare_contrast([tw, np.array([0.1, np.nan])], [1, -1], unit="latents")
