@@ -5,6 +5,12 @@
     lv = levels[0]; print(lv.text); lv.solution              # e.g. ('up', 'left', 'left')
     env = SokobanEnv(lv); obs, info = env.reset(); obs, r, term, trunc, info = env.step("left")
 
+    # Boxoban (the DRC papers' format and environment): '; N' text files, 10x10 frames, a batched numpy env
+    from reprolab.data.sokoban import load_boxoban, generate_framed_levels, BatchedSokoban
+    levels = generate_framed_levels(64, room=8, boxes=2, seed=0)   # reverse play in 8x8 rooms, placed in 10x10 walls
+    env = BatchedSokoban(levels); obs = env.observation()          # (64, 7, 8, 8) one-hot
+    obs, reward, done, info = env.step(actions)                    # actions (64,) in 0..4: noop, up, down, left, right
+
 Generation follows the reverse-play idea of Racaniere et al. (2017, the generator of
 ``gym-sokoban`` and of the DRC planning paper's Boxoban levels), at a small scale: carve a room
 by a random walk inside a ``size`` x ``size`` border, put boxes on their targets, then *pull*
@@ -19,7 +25,8 @@ a box is in the way and the cell behind it is free).
 
 Environment reward (choice, as gym-sokoban's defaults scaled to a solve reward of 1): -0.01 a
 step, +0.1 for a box pushed onto a target, -0.1 for one pushed off, +1 when every box is on a
-target (terminated); truncated after ``max_steps``.
+target (terminated); truncated after ``max_steps``. (:class:`SokobanEnv`, the single-level text env; the
+batched Boxoban env at the end of this module has the DRC paper's rewards, see there.)
 """
 
 from __future__ import annotations
@@ -28,9 +35,12 @@ import random
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, MalformedFile
+import numpy as np
+
+from ..errors import ConfigError, MalformedFile, ShapeError
 
 ACTIONS = ("up", "down", "left", "right")
 MOVES = {"up": (-1, 0), "down": (1, 0), "left": (0, -1), "right": (0, 1)}
@@ -289,3 +299,238 @@ def replay(level: Level, actions: Sequence[str]) -> bool:
         if term:
             return True
     return env.solved
+
+
+# ----------------------------------------------------------------------------- Boxoban: text files, framed rooms, a batched env
+#
+# DeepMind's Boxoban levels (github deepmind/boxoban-levels, the levels of the DRC papers) are 10x10 rooms with a wall border,
+# one level per block headed ``; N``. The batched environment below follows the environment of "Interpreting Emergent
+# Planning in Model-Free RL" (arXiv 2504.01871; official code tuphs28/emergent-planning on stephen-chung-mh/thinker):
+# observation = the 8x8 interior as 7 one-hot channels, actions noop/up/down/left/right, reward -0.01 a step, +1 for a box
+# pushed onto a target, -1 for one pushed off, +10 when every box is on a target, episodes cut at 120 steps.
+
+BOXOBAN_SIZE = 10
+BOXOBAN_STEP_LIMIT = 120
+# Action indices of the batched env (the official order): 0 noop, 1 up, 2 down, 3 left, 4 right.
+BOXOBAN_ACTIONS = ("noop", "up", "down", "left", "right")
+ACTION_DELTAS = np.array([(0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)], dtype=np.int64)
+# Observation channels, one-hot per square (spec sheet; one class per square):
+OBS_CHANNELS = ("wall", "empty", "box", "box_on_target", "agent", "agent_on_target", "target")
+REWARD_STEP, REWARD_ON, REWARD_OFF, REWARD_SOLVED = -0.01, 1.0, -1.0, 10.0
+
+
+def parse_boxoban(text: str, source: str = "<boxoban text>") -> list[tuple[str, Level]]:
+    """``(name, level)`` for each ``; N`` block of a Boxoban text file (``;N`` and ``; N`` both; the name is the header
+    without its ``;``, e.g. ``"0"`` or the cutoff sets' ``"0-3,3-4,..."``). Raises MalformedFile naming the block."""
+    out: list[tuple[str, Level]] = []
+    name: str | None = None
+    rows: list[str] = []
+
+    def flush() -> None:
+        if name is None:
+            if any(r.strip() for r in rows):
+                raise MalformedFile(source, "level rows before the first '; N' header", fix="start each level with a '; N' line")
+            return
+        body = [r for r in rows if r.strip()]
+        if not body:
+            raise MalformedFile(source, f"level {name!r} has no rows", fix="give each '; N' header its level rows")
+        try:
+            out.append((name, Level.from_text("\n".join(body))))
+        except MalformedFile as e:
+            raise MalformedFile(source, f"level {name!r}: {e.problem}", fix=e.fix) from None
+
+    for line in text.splitlines():
+        if line.startswith(";"):
+            flush()
+            name, rows = line[1:].strip(), []
+        else:
+            rows.append(line.rstrip("\n"))
+    flush()
+    if not out:
+        raise MalformedFile(source, "no levels", fix="a Boxoban file is '; 0' followed by the level's rows, then '; 1' ...")
+    return out
+
+
+def format_boxoban(levels: Sequence[Level], names: Sequence[str] | None = None) -> str:
+    """Boxoban text: ``; N`` (N = the index, or ``names[i]``) then the level's rows, a blank line between levels."""
+    names = [str(i) for i in range(len(levels))] if names is None else list(names)
+    if len(names) != len(levels):
+        raise ConfigError("names", f"{len(names)} names", f"one name per level ({len(levels)})")
+    return "\n".join(f"; {n}\n{lv.text}\n" for n, lv in zip(names, levels))
+
+
+def load_boxoban(path: str | Path) -> list[Level]:
+    """The levels of a Boxoban text file (see :func:`parse_boxoban`)."""
+    p = Path(path)
+    if not p.is_file():
+        raise MalformedFile(str(p), "no such file", fix="pass the path of a Boxoban .txt file (e.g. unfiltered/valid/000.txt)")
+    return [lv for _, lv in parse_boxoban(p.read_text(), str(p))]
+
+
+def save_boxoban(levels: Sequence[Level], path: str | Path, names: Sequence[str] | None = None) -> Path:
+    """Write ``levels`` as a Boxoban text file, atomically."""
+    from ..runtime import atomic_write_text
+
+    return atomic_write_text(path, format_boxoban(levels, names))
+
+
+SHARED_BOXOBAN = Path(__file__).resolve().parents[3] / "shared" / "data" / "boxoban"
+
+
+def boxoban_dir() -> Path | None:
+    """The folder of Boxoban levels copied into the workspace's ``shared/`` (``REPROLAB_BOXOBAN`` overrides), or None:
+    the callers then fall back to generated levels and say so."""
+    import os
+
+    env = os.environ.get("REPROLAB_BOXOBAN")
+    for p in ([Path(env)] if env else []) + [SHARED_BOXOBAN]:
+        if (p / "unfiltered").is_dir() or (p / "experiments").is_dir():
+            return p
+    return None
+
+
+def frame_level(level: Level, frame: int = BOXOBAN_SIZE, offset: Pos = (0, 0)) -> Level:
+    """``level`` placed at ``offset`` inside a ``frame`` x ``frame`` room of walls (its solution, relative, is kept)."""
+    di, dj = offset
+    if level.height + di > frame or level.width + dj > frame or di < 0 or dj < 0:
+        raise ConfigError("offset", offset, f"a place where the {level.height}x{level.width} level fits a {frame}x{frame} frame")
+    inner = {(i + di, j + dj) for i in range(level.height) for j in range(level.width)}
+    walls = {(i + di, j + dj) for i, j in level.walls} | {(i, j) for i in range(frame) for j in range(frame) if (i, j) not in inner}
+    sh = lambda ps: frozenset((i + di, j + dj) for i, j in ps)  # noqa: E731
+    return Level(frozenset(walls), sh(level.targets), sh(level.boxes), (level.player[0] + di, level.player[1] + dj), frame, frame,
+                 level.solution)
+
+
+def generate_framed_levels(n: int, *, room: int = 6, boxes: int = 1, seed: int = 0, frame: int = BOXOBAN_SIZE,
+                           min_moves: int = 1, max_moves: int = 99, pulls: int = 30) -> list[Level]:
+    """``n`` reverse-play levels of a ``room`` x ``room`` room (border included) with ``boxes`` boxes, each BFS-verified
+    (``level.solution`` is optimal), placed at a seeded random offset inside a ``frame`` x ``frame`` wall frame (the
+    Boxoban size by default)."""
+    if room > frame:
+        raise ConfigError("room", room, f"at most the frame size {frame}")
+    rng = random.Random(seed + 7919)
+    return [frame_level(lv, frame, (rng.randrange(frame - room + 1), rng.randrange(frame - room + 1)))
+            for lv in generate_levels(n, size=room, boxes=boxes, seed=seed, pulls=pulls, min_moves=min_moves, max_moves=max_moves)]
+
+
+def level_arrays(levels: Sequence[Level], size: int = BOXOBAN_SIZE) -> dict[str, np.ndarray]:
+    """walls, targets, boxes as (N, size, size) bool arrays and the player as (N, 2) int64."""
+    n = len(levels)
+    walls, targets, boxes = (np.zeros((n, size, size), bool) for _ in range(3))
+    player = np.zeros((n, 2), np.int64)
+    for k, lv in enumerate(levels):
+        if lv.height != size or lv.width != size:
+            raise ShapeError(f"level {k}", (lv.height, lv.width), f"({size}, {size}); place smaller rooms with frame_level()")
+        for arr, ps in ((walls, lv.walls), (targets, lv.targets), (boxes, lv.boxes)):
+            if ps:
+                idx = np.array(sorted(ps))
+                arr[k, idx[:, 0], idx[:, 1]] = True
+        player[k] = lv.player
+    border = np.ones((size, size), bool)
+    border[1:-1, 1:-1] = False
+    if (~walls[:, border]).any():
+        bad = int(np.nonzero((~walls[:, border]).any(1))[0][0])
+        raise MalformedFile(f"<level {bad}>", "its border is not all wall", fix="Boxoban levels have a wall border; use frame_level()")
+    return {"walls": walls, "targets": targets, "boxes": boxes, "player": player}
+
+
+class BatchedSokoban:
+    """Many Boxoban-format Sokoban episodes stepped at once with numpy (the official observation, actions and rewards).
+
+    ``BatchedSokoban(levels)`` plays one episode per level (finished ones stay frozen: :attr:`done`); with
+    ``next_levels`` (a function ``k -> k new levels``) a finished episode is replaced at once by a new level
+    (training). ``step(actions)`` returns ``(obs, reward, done, info)``: obs ``(B, 7, 8, 8)`` float32, reward ``(B,)``,
+    done ``(B,)`` (solved or cut at ``step_limit``), info with ``solved`` ``(B,)``, ``steps`` ``(B,)`` (the episode's
+    steps), ``moved`` and ``pushed`` (B,) and, with auto-reset, ``reset`` (B,) marking the envs whose obs is a new level.
+    """
+
+    def __init__(self, levels: Sequence[Level], *, step_limit: int = BOXOBAN_STEP_LIMIT, next_levels: Any = None):
+        if not levels:
+            raise ConfigError("levels", "[]", "at least one level")
+        if step_limit < 1:
+            raise ConfigError("step_limit", step_limit, "a positive number of steps")
+        self.step_limit = step_limit
+        self.next_levels = next_levels
+        self._load(levels)
+
+    def _load(self, levels: Sequence[Level]) -> None:
+        a = level_arrays(levels)
+        self.walls, self.targets, self.boxes, self.player = a["walls"], a["targets"], a["boxes"], a["player"]
+        n = len(levels)
+        self.levels = list(levels)
+        self.steps = np.zeros(n, np.int64)
+        self.done = np.zeros(n, bool)
+        self.solved = np.zeros(n, bool)
+
+    def __len__(self) -> int:
+        return len(self.levels)
+
+    def reset(self, levels: Sequence[Level] | None = None) -> np.ndarray:
+        self._load(self.levels if levels is None else levels)
+        return self.observation()
+
+    def observation(self) -> np.ndarray:
+        """(B, 7, 8, 8) float32: the interior, one-hot over OBS_CHANNELS."""
+        return observation_of(self.walls, self.targets, self.boxes, self.player)
+
+    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        a = np.asarray(actions)
+        if a.shape != (len(self),) or not np.issubdtype(a.dtype, np.integer) or a.min() < 0 or a.max() > 4:
+            raise ConfigError("actions", f"shape {a.shape}, dtype {a.dtype}", f"({len(self)},) integers in 0..4 ({BOXOBAN_ACTIONS})")
+        live = ~self.done
+        idx = np.arange(len(self))
+        d = ACTION_DELTAS[a]
+        nxt = self.player + d
+        beyond = np.clip(nxt + d, 0, self.walls.shape[1] - 1)
+        wall_n = self.walls[idx, nxt[:, 0], nxt[:, 1]]
+        box_n = self.boxes[idx, nxt[:, 0], nxt[:, 1]]
+        free_b = ~self.walls[idx, beyond[:, 0], beyond[:, 1]] & ~self.boxes[idx, beyond[:, 0], beyond[:, 1]]
+        moved = live & (a > 0) & ~wall_n & (~box_n | free_b)
+        pushed = moved & box_n
+        on_before = (self.boxes & self.targets).sum((1, 2))
+        p = np.nonzero(pushed)[0]
+        self.boxes[p, nxt[p, 0], nxt[p, 1]] = False
+        self.boxes[p, beyond[p, 0], beyond[p, 1]] = True
+        self.player[moved] = nxt[moved]
+        on_after = (self.boxes & self.targets).sum((1, 2))
+        solved = live & (on_after == self.targets.sum((1, 2)))
+        delta = on_after - on_before
+        reward = np.where(live, REWARD_STEP + np.where(delta > 0, REWARD_ON * delta, REWARD_OFF * -delta) + REWARD_SOLVED * solved, 0.0)
+        reward = reward.astype(np.float32)
+        self.steps[live] += 1
+        done = live & (solved | (self.steps >= self.step_limit))
+        self.solved |= solved
+        self.done |= done
+        info = {"solved": solved, "steps": self.steps.copy(), "moved": moved, "pushed": pushed}
+        if self.next_levels is not None and done.any():
+            k = np.nonzero(done)[0]
+            new = list(self.next_levels(len(k)))
+            arr = level_arrays(new)
+            for name in ("walls", "targets", "boxes"):
+                getattr(self, name)[k] = arr[name]
+            self.player[k] = arr["player"]
+            self.steps[k] = 0
+            self.done[k] = False
+            self.solved[k] = False
+            for i, lv in zip(k, new):
+                self.levels[i] = lv
+            info["reset"] = done.copy()
+        return self.observation(), reward, done, info
+
+
+def observation_of(walls: np.ndarray, targets: np.ndarray, boxes: np.ndarray, player: np.ndarray) -> np.ndarray:
+    """The official observation of (B, 10, 10) states: (B, 7, 8, 8) float32, one-hot over OBS_CHANNELS, interior only."""
+    n, h, w = walls.shape
+    agent = np.zeros_like(walls)
+    agent[np.arange(n), player[:, 0], player[:, 1]] = True
+    cls = np.full((n, h, w), 1, np.int64)  # empty
+    cls[targets] = 6
+    cls[boxes] = 2
+    cls[boxes & targets] = 3
+    cls[agent] = 4
+    cls[agent & targets] = 5
+    cls[walls] = 0
+    inner = cls[:, 1:-1, 1:-1]
+    obs = np.zeros((n, len(OBS_CHANNELS), h - 2, w - 2), np.float32)
+    np.put_along_axis(obs, inner[:, None], 1.0, axis=1)
+    return obs

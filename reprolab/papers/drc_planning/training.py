@@ -1,0 +1,224 @@
+"""Training a DRC agent on Sokoban: actor-critic with V-trace targets and the official loss terms, on a curriculum.
+
+The paper's agent (arXiv 2504.01871, Sec. 3 and App. A; official code on stephen-chung-mh/thinker) is DRC(3,3)
+trained with IMPALA / V-trace for 250M transitions on Boxoban's 900k unfiltered 4-box levels: gamma 0.99, unroll 20,
+batch 16, Adam lr 4e-4 decayed linearly to 0, entropy cost 1e-2, an L2 cost of 1e-3 on the policy logits and 1e-5 on
+the policy and value weights. A CPU budget of minutes allows ~1e5 transitions, so (spec sheet, "Our reproduction"):
+
+- synchronous A2C: ``envs`` environments step together, each update is one unroll of 20 steps through the recurrent
+  net with gradients on (no actor/learner lag), so the V-trace importance ratios are exactly 1 and the targets are
+  V-trace's with rho-bar = c-bar = 1 (:func:`vtrace`, computed in the official form anyway);
+- a curriculum of generated rooms (:mod:`reprolab.data.sokoban`'s reverse-play generator, BFS-verified) inside the
+  10x10 Boxoban frame: 1 box in 7x7 rooms first, then 1 and 2 boxes in 8x8 rooms (:class:`Curriculum`);
+- loss = policy gradient + 0.5 * baseline loss (0.5 * squared error; torchbeast's baseline cost) - 1e-2 * entropy +
+  the official regulariser, averaged over the unroll (the official sums; Adam is nearly invariant to the scale);
+  gradients clipped at norm 40 (torchbeast's default). These are choices where the paper names no value.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ... import runtime
+from ...data.sokoban import BatchedSokoban, Level, generate_framed_levels
+from ...errors import ConfigError, NonFiniteError
+from ...nn.convlstm import DRC, DRCConfig
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    transitions: int = 100_000  # environment steps in total (paper: 250M)
+    envs: int = 32  # environments stepped together (paper: batch 16 of IMPALA actors' unrolls)
+    unroll: int = 20  # official 20
+    gamma: float = 0.99  # official
+    lr: float = 4e-4  # official, decayed linearly to 0
+    entropy_cost: float = 1e-2  # official
+    logit_l2: float = 1e-3  # official
+    weight_l2: float = 1e-5  # official
+    baseline_cost: float = 0.5  # torchbeast default (the paper names none)
+    grad_clip: float = 40.0  # torchbeast default
+    channels: int = 32  # DRC channels (official 32)
+    depth: int = 3
+    ticks: int = 3
+    warmup_share: float = 0.3  # share of the transitions on the first curriculum stage (1 box, 7x7 rooms)
+    pool: int = 2000  # levels generated per curriculum kind
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.transitions < self.envs * self.unroll:
+            raise ConfigError("transitions", self.transitions, f"at least envs * unroll = {self.envs * self.unroll}")
+        if not 0.0 <= self.warmup_share <= 1.0:
+            raise ConfigError("warmup_share", self.warmup_share, "a share in [0, 1]")
+
+    def drc(self) -> DRCConfig:
+        return DRCConfig(channels=self.channels, depth=self.depth, ticks=self.ticks)
+
+
+# Curriculum kinds: (room size incl. its wall border, boxes, minimum optimal moves, reverse-play pulls).
+WARMUP = (7, 1, 3, 40)
+MAIN = ((8, 1, 5, 60), (8, 2, 6, 60))
+
+
+class Curriculum:
+    """Level sources for training: stage 1 draws WARMUP rooms, stage 2 draws the MAIN kinds evenly. Pools are generated
+    once (seeded) so that the evaluation levels, drawn with other seeds, are new to the agent."""
+
+    def __init__(self, pool: int, seed: int):
+        self.rng = random.Random(seed)
+        self.pools = {k: generate_framed_levels(pool, room=k[0], boxes=k[1], min_moves=k[2], max_moves=40, pulls=k[3],
+                                                seed=10_000 + 97 * seed + i)
+                      for i, k in enumerate((WARMUP,) + MAIN)}
+        self.stage = 1
+
+    def draw(self, n: int) -> list[Level]:
+        kinds = [WARMUP] if self.stage == 1 else list(MAIN)
+        return [self.rng.choice(self.pools[self.rng.choice(kinds)]) for _ in range(n)]
+
+
+def evaluation_levels(n: int, seed: int) -> list[Level]:
+    """``n`` held-out levels of the final curriculum's kinds (half 1-box, half 2-box 8x8 rooms), seeds disjoint from
+    training's (training uses 10_000 + ...)."""
+    a = generate_framed_levels((n + 1) // 2, room=8, boxes=1, min_moves=MAIN[0][2], max_moves=40, pulls=60, seed=500 + seed)
+    b = generate_framed_levels(n // 2, room=8, boxes=2, min_moves=MAIN[1][2], max_moves=40, pulls=60, seed=900 + seed)
+    out = [x for pair in zip(a, b) for x in pair] + a[len(b):]
+    return out[:n]
+
+
+def vtrace(behaviour_logp: torch.Tensor, target_logp: torch.Tensor, rewards: torch.Tensor, values: torch.Tensor,
+           bootstrap: torch.Tensor, discounts: torch.Tensor, rho_bar: float = 1.0, c_bar: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """V-trace targets ``vs`` and policy-gradient advantages (Espeholt et al. 2018, Eq. 1 and Sec. 4.2); all (T, B).
+
+    ``vs_t = V(x_t) + sum_{s>=t} gamma^{s-t} (prod_{i<s} c_i) rho_s (r_s + gamma V(x_{s+1}) - V(x_s))``, with
+    ``rho = min(rho_bar, pi/mu)`` and ``c = min(c_bar, pi/mu)``; advantage ``rho_t (r_t + gamma vs_{t+1} - V(x_t))``."""
+    with torch.no_grad():
+        ratio = torch.exp(target_logp - behaviour_logp)
+        rho, cs = ratio.clamp(max=rho_bar), ratio.clamp(max=c_bar)
+        next_values = torch.cat([values[1:], bootstrap[None]], 0)
+        deltas = rho * (rewards + discounts * next_values - values)
+        acc = torch.zeros_like(bootstrap)
+        out = []
+        for t in range(len(rewards) - 1, -1, -1):
+            acc = deltas[t] + discounts[t] * cs[t] * acc
+            out.append(acc)
+        vs = values + torch.stack(out[::-1], 0)
+        next_vs = torch.cat([vs[1:], bootstrap[None]], 0)
+        return vs, rho * (rewards + discounts * next_vs - values)
+
+
+@dataclass
+class TrainResult:
+    model: DRC
+    curve: list[dict[str, float]] = field(default_factory=list)  # per logging window: transitions, solve rate, return, loss
+    seconds: float = 0.0
+    cached: bool = False
+
+
+def train_agent(config: TrainConfig, checkpoint: str | Path | None = None, *, device: torch.device | str = "cpu",
+                log_every: int = 10, on_update: Callable[[dict[str, float]], None] | None = None) -> TrainResult:
+    """Train a DRC on the curriculum (see the module docstring). With ``checkpoint``, a finished model saved there under the
+    same config is loaded instead of retrained, and a new one is saved there (atomically)."""
+    if checkpoint is not None:
+        saved = runtime.load_checkpoint(checkpoint)
+        if saved is not None and saved.get("config") == asdict(config):
+            model = DRC(config.drc())
+            model.load_state_dict(saved["model"])
+            return TrainResult(model.to(device), saved["curve"], saved["seconds"], cached=True)
+    t0 = time.perf_counter()
+    torch.manual_seed(config.seed)
+    np.random.seed(config.seed)
+    model = DRC(config.drc()).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    updates = config.transitions // (config.envs * config.unroll)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda u: max(0.0, 1.0 - u / updates))  # linearly to 0
+    cur = Curriculum(config.pool, config.seed)
+    env = BatchedSokoban(cur.draw(config.envs), next_levels=cur.draw)
+    gen = torch.Generator(device="cpu").manual_seed(config.seed)
+    obs = torch.as_tensor(env.observation(), device=device)
+    state = model.initial_state(config.envs, device)
+    curve: list[dict[str, float]] = []
+    window = {"episodes": 0, "solved": 0, "return": 0.0, "loss": 0.0, "entropy": 0.0, "updates": 0}
+    ep_return = np.zeros(config.envs)
+    for u in runtime.track(range(updates), "DRC training (A2C / V-trace)"):
+        if u >= config.warmup_share * updates:
+            cur.stage = 2
+        logps, values, rewards, discounts, entropies, regs = [], [], [], [], [], []
+        state = state.detach()
+        for _ in range(config.unroll):
+            out = model(obs, state)
+            logp_all = F.log_softmax(out.logits, -1)
+            action = torch.multinomial(logp_all.detach().exp().cpu(), 1, generator=gen).squeeze(1)
+            obs_np, reward, done, info = env.step(action.numpy())
+            logps.append(logp_all.gather(1, action.to(device)[:, None]).squeeze(1))
+            entropies.append(-(logp_all.exp() * logp_all).sum(-1))
+            regs.append(model.regulariser(out.logits, config.logit_l2, config.weight_l2))
+            values.append(out.value)
+            rewards.append(torch.as_tensor(reward, device=device))
+            discounts.append(torch.as_tensor(config.gamma * (1.0 - done), dtype=torch.float32, device=device))
+            ep_return += reward
+            window["episodes"] += int(done.sum())
+            window["solved"] += int(info["solved"].sum())
+            window["return"] += float(ep_return[done].sum())
+            ep_return[done] = 0.0
+            state = DRC.reset_where(out.state, torch.as_tensor(done, device=device))
+            obs = torch.as_tensor(obs_np, device=device)
+        with torch.no_grad():
+            bootstrap = model(obs, state).value
+        logp, value = torch.stack(logps), torch.stack(values)
+        vs, adv = vtrace(logp.detach(), logp.detach(), torch.stack(rewards), value.detach(), bootstrap, torch.stack(discounts))
+        pg_loss = -(logp * adv).mean()
+        baseline_loss = 0.5 * (vs - value).square().mean()
+        entropy = torch.stack(entropies).mean()
+        loss = pg_loss + config.baseline_cost * baseline_loss - config.entropy_cost * entropy + torch.stack(regs).mean()
+        if not torch.isfinite(loss):
+            raise NonFiniteError(f"training loss at update {u}", float(loss), fix="lower lr or check the rewards")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        opt.step()
+        sched.step()
+        window["loss"] += float(loss.detach())
+        window["entropy"] += float(entropy.detach())
+        window["updates"] += 1
+        if (u + 1) % log_every == 0 or u + 1 == updates:
+            n_ep = max(1, window["episodes"])
+            row = {"transitions": float((u + 1) * config.envs * config.unroll), "episodes": float(window["episodes"]),
+                   "solve_rate": window["solved"] / n_ep if window["episodes"] else math.nan,
+                   "return": window["return"] / n_ep, "loss": window["loss"] / window["updates"],
+                   "entropy": window["entropy"] / window["updates"], "stage": float(cur.stage),
+                   "seconds": time.perf_counter() - t0}
+            if not window["episodes"]:
+                row["solve_rate"] = 0.0
+            curve.append(row)
+            if on_update is not None:
+                on_update(row)
+            window = {k: 0 if isinstance(v, int) else 0.0 for k, v in window.items()}
+    model.eval()
+    res = TrainResult(model, curve, time.perf_counter() - t0)
+    if checkpoint is not None:
+        runtime.save_checkpoint(checkpoint, {"config": asdict(config), "model": model.state_dict(), "curve": curve,
+                                             "seconds": res.seconds})
+    return res
+
+
+def load_agent(path: str | Path, device: torch.device | str = "cpu") -> tuple[DRC, dict[str, Any]]:
+    """A DRC saved by :func:`train_agent` and its training config (dict). Raises MalformedFile on anything else."""
+    from ...errors import MalformedFile
+
+    p = runtime.readable_file(path, "DRC checkpoint", "pass a .pt written by train_agent(checkpoint=...)")
+    saved = runtime.load_checkpoint(p)
+    if not isinstance(saved, dict) or "model" not in saved or "config" not in saved:
+        raise MalformedFile(str(p), "not a DRC checkpoint (no 'model'/'config')", fix="pass a file written by train_agent(checkpoint=...)")
+    cfg = TrainConfig(**saved["config"])
+    model = DRC(cfg.drc())
+    model.load_state_dict(saved["model"])
+    return model.to(device).eval(), saved["config"]
