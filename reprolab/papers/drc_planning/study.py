@@ -150,7 +150,7 @@ def judge_thinking(m: Metrics) -> Judgement:
     return Judgement.from_headline(ours, c)
 
 
-def _train(scale_steps: int, channels: int, envs: int = 32, pool: int = 2000) -> TrainConfig:
+def _train(scale_steps: int, channels: int, envs: int = 16, pool: int = 2000) -> TrainConfig:
     return TrainConfig(transitions=scale_steps, envs=envs, channels=channels, pool=pool)
 
 
@@ -185,9 +185,9 @@ class DRCPlanningStudy(Study):
         Scale.SMOKE: DRCStudyConfig(TrainConfig(transitions=320, envs=16, channels=8, pool=20), probe_levels=8, test_levels=8,
                                     probe_seeds=1, probe_epochs=1, route_candidates=40, max_routes=6, alphas=(1.0,),
                                     kernel3=False, step_limit=24),
-        Scale.QUICK: DRCStudyConfig(_train(24_000, 16, pool=600), probe_levels=60, test_levels=50, probe_seeds=1, probe_epochs=5,
+        Scale.QUICK: DRCStudyConfig(_train(16_000, 16, pool=600), probe_levels=60, test_levels=50, probe_seeds=1, probe_epochs=5,
                                     route_candidates=300, max_routes=40, alphas=(0.5, 1.0, 2.0)),
-        Scale.FULL: DRCStudyConfig(_train(150_000, 16), probe_levels=300, test_levels=200, probe_seeds=3, probe_epochs=10,
+        Scale.FULL: DRCStudyConfig(_train(120_000, 16), probe_levels=300, test_levels=200, probe_seeds=3, probe_epochs=10,
                                    route_candidates=1200, max_routes=160),
     }
     version = 1
