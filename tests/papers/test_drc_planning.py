@@ -308,3 +308,28 @@ def test_route_choice_levels_offer_two_ways():
     for r in routes:
         assert not set(r.new) & set(r.old) and len(r.new) == len(r.new_dirs)
         assert set(r.new_dirs) <= {1, 2, 3, 4}
+
+
+def test_agent_checkpoint_is_cached_and_loads_and_a_corrupt_one_is_refused(tmp_path):
+    from reprolab.papers.drc_planning import TrainConfig, load_agent, train_agent
+
+    cfg = TrainConfig(transitions=320, envs=16, channels=4, pool=6)
+    first = train_agent(cfg, tmp_path / "a.pt")
+    again = train_agent(cfg, tmp_path / "a.pt")
+    assert not first.cached and again.cached and first.curve == again.curve
+    model, saved = load_agent(tmp_path / "a.pt")
+    assert saved["channels"] == 4 and all(torch.equal(a, b) for a, b in zip(model.parameters(), first.model.parameters()))
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(MalformedFile, match="torch checkpoint"):
+        load_agent(tmp_path / "bad.pt")
+    with pytest.raises(MalformedFile):
+        load_agent(tmp_path / "missing.pt")
+
+
+def test_bench_env_rates_measure_both_envs():
+    from reprolab.papers.drc_planning.bench import env_rates
+
+    rates = env_rates(generate_framed_levels(4, room=7, boxes=1, seed=0, min_moves=3), steps=5)
+    assert rates["ours"] > 0
+    if "_missing" not in rates:
+        assert rates["gym-sokoban 0.0.6"] > 0

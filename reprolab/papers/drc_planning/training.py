@@ -128,8 +128,11 @@ def train_agent(config: TrainConfig, checkpoint: str | Path | None = None, *, de
     """Train a DRC on the curriculum (see the module docstring). With ``checkpoint``, a finished model saved there under the
     same config is loaded instead of retrained, and a new one is saved there (atomically)."""
     if checkpoint is not None:
-        saved = runtime.load_checkpoint(checkpoint)
-        if saved is not None and saved.get("config") == asdict(config):
+        try:
+            saved = runtime.load_checkpoint(checkpoint)
+        except Exception:  # noqa: BLE001 - a corrupt cache is retrained and overwritten
+            saved = None
+        if isinstance(saved, dict) and saved.get("config") == asdict(config):
             model = DRC(config.drc())
             model.load_state_dict(saved["model"])
             return TrainResult(model.to(device), saved["curve"], saved["seconds"], cached=True)
@@ -215,7 +218,11 @@ def load_agent(path: str | Path, device: torch.device | str = "cpu") -> tuple[DR
     from ...errors import MalformedFile
 
     p = runtime.readable_file(path, "DRC checkpoint", "pass a .pt written by train_agent(checkpoint=...)")
-    saved = runtime.load_checkpoint(p)
+    try:
+        saved = runtime.load_checkpoint(p)
+    except Exception as e:  # noqa: BLE001 - torch.load raises many types on a corrupt file
+        raise MalformedFile(str(p), f"cannot be read as a torch checkpoint ({type(e).__name__})",
+                            fix="pass a file written by train_agent(checkpoint=...), or retrain") from None
     if not isinstance(saved, dict) or "model" not in saved or "config" not in saved:
         raise MalformedFile(str(p), "not a DRC checkpoint (no 'model'/'config')", fix="pass a file written by train_agent(checkpoint=...)")
     cfg = TrainConfig(**saved["config"])
