@@ -75,14 +75,14 @@ def test_verdicts_survive_a_json_round_trip():
     assert [c.verdict for c in DRCPlanningStudy.judge(m)] == [c.verdict for c in DRCPlanningStudy.judge(again)]
 
 
-def test_smoke_run_end_to_end(tmp_path):
+def test_smoke_run_end_to_end(smoke_run):
     from reprolab.study import run_study
 
-    res, _ = run_study("drc_planning", "smoke", out=tmp_path)
+    res, out = smoke_run("drc_planning")
     assert res.status == "ok" and len(res.claims) == 4
     m = res.metrics
     assert set(m["probes"]) == {"C_A", "C_B"} and len(m["thinking"]["with"]) == len(m["thinking"]["without"])
     assert {f.file for f in res.figures} >= {"figures/learning_curve.png", "figures/f1_per_layer.png", "figures/success_vs_alpha.png"}
-    assert all((tmp_path / "drc_planning" / "smoke" / f.file).exists() for f in res.figures)
-    again, reused = run_study("drc_planning", "smoke", out=tmp_path)
+    assert all((out / "drc_planning" / "smoke" / f.file).exists() for f in res.figures)
+    again, reused = run_study("drc_planning", "smoke", out=out)  # a finished result with the same key is reused, not rerun
     assert reused and again.key == res.key
