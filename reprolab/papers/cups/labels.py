@@ -202,11 +202,11 @@ def read_split_statistics(path: str | os.PathLike, threshold: float = 0.08) -> T
 
 
 # ----------------------------------------------------------------------------- peers
-def maskcut_instances(code: np.ndarray, n_objects: int = 3, tau: float = 0.2, grid: tuple[int, int] = (16, 32),
+def maskcut_instances(code: np.ndarray, n_objects: int = 3, tau: float = 0.2, grid: tuple[int, int] = (8, 16),
                       min_pixels: int = 16) -> np.ndarray:
     """U2Seg-style object masks by MaskCut (CutLER, Wang et al. 2023) on a dense code (D, H, W).
 
-    The code is average-pooled to ``grid``; affinities are cosine similarities binarised at ``tau``
+    The code is average-pooled to ``grid`` (8 x 16 for 64 x 128 images: 8-px patches, as DINO ViT/8's); affinities are cosine similarities binarised at ``tau``
     (else 1e-5); the second-smallest generalised eigenvector of (D - W) y = l D y splits the patches at
     its mean; the foreground is the side holding the largest |eigenvector| entry, flipped when it
     holds two or more of the four corners; the foreground's connected component holding that seed

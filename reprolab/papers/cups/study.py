@@ -206,7 +206,7 @@ class CupsStudy(Study):
               "and slide-only, paired bootstrap, greater, margin 0. Not testable if fusion changed no pixel", judge_depth_fusion),
     ]
     scales = {
-        Scale.SMOKE: CupsConfig(n_train=6, n_val=3, seeds=(0,), steps=2, self_steps=1, batch=3, fit_images=6, motion_runs=2,
+        Scale.SMOKE: CupsConfig(n_train=4, n_val=2, seeds=(0,), steps=1, self_steps=1, batch=2, fit_images=4, motion_runs=1,
                                 width=8, encoder="random"),
         Scale.QUICK: CupsConfig(n_train=40, n_val=16, seeds=(0,), steps=150, self_steps=30, fit_images=24),
         Scale.FULL: CupsConfig(n_train=160, n_val=48, seeds=(0, 1, 2), steps=300, self_steps=60),
