@@ -42,17 +42,16 @@ from .errors import MissingExtra, ReprolabError
 from .study import (
     RESULT_FILE,
     UNITS_DIR,
-    ClaimOutcome,
     Result,
     RunDir,
     Scale,
-    Verdict,
+    config_dict,
     get_study,
     load_result,
     load_unit,
+    not_run_claims,
     reusable_result,
     unit_failure,
-    unit_folder,
 )
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -191,14 +190,11 @@ def _incomplete_result(name: str, scale: Scale, seed: int, out: Path, failures: 
     missing = "; ".join(f"{f.unit} ({f.error})" for f in failures)
     reason = (f"{len(failures)} of {len(failures) + len(done)} units missing: {missing}. Rerun the same command to run "
               f"only those (tracebacks: {out / name / scale.value / UNITS_DIR}/<unit>/failed.json)")
-    import dataclasses
-
     result = Result(
         study=name, title=cls.paper.title, arxiv=cls.paper.arxiv, version=cls.version, scale=scale.value, seed=seed,
-        status="incomplete", reason=reason,
-        config=dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config),
+        status="incomplete", reason=reason, config=config_dict(config),
         metrics={"units_done": done, "units_missing": [f.unit for f in failures]},
-        claims=[ClaimOutcome(c.key, c.statement, c.paper, c.rule, Verdict.NOT_RUN, f"not run: {reason}") for c in cls.claims],
+        claims=not_run_claims(cls, reason),
         figures=[], timings={"started": time.strftime("%Y-%m-%dT%H:%M:%S")}, versions={}, machine=runtime.machine_info(),
         command=command, key=run.key, commit=runtime.git_commit(),
     )

@@ -565,6 +565,25 @@ def unit_failure(out: str | Path, name: str, scale: Scale | str, unit: str) -> d
         return None
 
 
+def _prepare_run(run: RunDir, seed: int) -> int:
+    """What every run (a study or one unit) does before its code: drop a staging folder an
+    interrupted run left behind, seed every generator, fix the thread counts (returned)."""
+    if run.staging.exists():
+        shutil.rmtree(run.staging)
+    runtime.seed_everything(seed)
+    return runtime.set_threads()
+
+
+def not_run_claims(cls: type[Study], reason: str) -> list[ClaimOutcome]:
+    """Every claim of ``cls`` as ``not run``, with the reason (a skipped or incomplete study)."""
+    return [ClaimOutcome(c.key, c.statement, c.paper, c.rule, Verdict.NOT_RUN, f"not run: {reason}") for c in cls.claims]
+
+
+def config_dict(config: Any) -> dict[str, Any]:
+    """A study's scale configuration as saved in result.json."""
+    return dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+
+
 def run_unit(name: str, unit: str, scale: Scale | str = Scale.QUICK, seed: int = 0, out: str | Path = "runs") -> UnitResult:
     """Run one unit of a study here and save it (``units/<unit>/unit.json`` and its figures,
     atomically). On an exception its traceback goes to ``failed.json`` and the exception is
@@ -581,10 +600,7 @@ def run_unit(name: str, unit: str, scale: Scale | str = Scale.QUICK, seed: int =
     (folder / FAILED_FILE).unlink(missing_ok=True)
     run = RunDir(folder, scale, seed, config=config, study=name, version=cls.version,
                  checkpoint_root=Path(out) / name / scale.value)
-    if run.staging.exists():
-        shutil.rmtree(run.staging)
-    runtime.seed_everything(seed)
-    runtime.set_threads()
+    _prepare_run(run, seed)
     t0 = time.perf_counter()
     try:
         metrics = runtime.plain_tree(study.run_unit(config, unit, run), f"metrics of unit {unit!r}")
@@ -653,10 +669,7 @@ def run_study(
         for sub in ("checkpoints", UNITS_DIR):
             if (folder / sub).exists():
                 shutil.rmtree(folder / sub)
-    if run.staging.exists():
-        shutil.rmtree(run.staging)
-    runtime.seed_everything(seed)
-    threads = runtime.set_threads()
+    threads = _prepare_run(run, seed)
     started = time.time()
     t0 = time.perf_counter()
     status, reason = "ok", None
@@ -683,7 +696,7 @@ def run_study(
         metrics = runtime.plain_tree(metrics, "metrics")
         claims = cls.judge(metrics)
     else:
-        claims = [ClaimOutcome(c.key, c.statement, c.paper, c.rule, Verdict.NOT_RUN, f"not run: {reason}") for c in cls.claims]
+        claims = not_run_claims(cls, reason or "skipped")
     result = Result(
         study=name,
         title=cls.paper.title,
@@ -693,7 +706,7 @@ def run_study(
         seed=seed,
         status=status,
         reason=reason,
-        config=dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config),
+        config=config_dict(config),
         metrics=metrics,
         claims=claims,
         figures=run.figures,

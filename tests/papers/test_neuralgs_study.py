@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from reprolab.papers.neuralgs.study import MIN_ORIGINAL_PSNR, NeuralGSStudy, bd_psnr, ratio_within
-from reprolab.study import Result, Verdict, rejudge, run_study
+from reprolab.study import Result, Verdict, rejudge
 
 UNITS = 6
 VIEWS = 6
@@ -121,8 +121,8 @@ def test_rules_name_unit_and_margin():
         assert "unit: scene x seed" in c.rule and "margin" in c.rule
 
 
-def test_smoke_result_rejudges_to_the_same_verdicts(tmp_path, one_thread):
-    result, _ = run_study("neuralgs", "smoke", out=tmp_path)
+def test_smoke_result_rejudges_to_the_same_verdicts(smoke_run):
+    result, out = smoke_run("neuralgs")
     assert result.status == "ok"
     cfg = NeuralGSStudy.config_for("smoke")
     units = result.metrics["units"]
@@ -131,5 +131,5 @@ def test_smoke_result_rejudges_to_the_same_verdicts(tmp_path, one_thread):
         assert len(u["curves"]["fp16_zip"]) == 4 and len(u["curves"]["prune_vq"]) == 4 and len(u["curves"]["neuralgs"]) >= 2
         assert all(len(a["psnr_views"]) == cfg.test_views for a in u["ablation"].values())
         assert all(p["bytes"] < u["original"]["bytes"] for k in u["curves"] for p in u["curves"][k])
-    again = rejudge(Result.load(tmp_path / "neuralgs" / "smoke" / "result.json"))
+    again = rejudge(Result.load(out / "neuralgs" / "smoke" / "result.json"))
     assert [(c.key, c.verdict, c.headline) for c in again.claims] == [(c.key, c.verdict, c.headline) for c in result.claims]

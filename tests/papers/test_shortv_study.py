@@ -78,10 +78,12 @@ def test_mllm_processor_and_tokenizer_round_trip(tmp_path):
     assert not torch.equal(out, ref) and len(decoder_layers(model)) == 2
 
 
-def test_study_smoke_run(tmp_path):
+def test_study_smoke_run(smoke_run, tmp_path):
+    import shutil
+
     from reprolab.study import Verdict, run_study
 
-    result, _ = run_study("shortv", "smoke", out=tmp_path)
+    result, out = smoke_run("shortv")
     assert result.status == "ok"
     assert {c.key for c in result.claims} == {"lc_small", "freeze_half", "random_worse"}
     assert all(c.verdict != Verdict.NOT_RUN for c in result.claims)
@@ -90,6 +92,7 @@ def test_study_smoke_run(tmp_path):
     assert m["flops"]["measured_saving"] == m["flops"]["predicted_saving"] > 0
     assert len(result.figures) == 2
     assert {len(v) for v in m["items"].values()} == {48}  # per-question numbers of every arm, for rejudge
+    shutil.copytree(out, tmp_path, dirs_exist_ok=True)  # rerun on a copy: the shared smoke folder stays as it was
     again, reused = run_study("shortv", "smoke", out=tmp_path)
     assert reused and again.metrics == m
     from reprolab.study import Result, rejudge

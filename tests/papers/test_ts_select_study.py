@@ -130,14 +130,12 @@ def test_rejudge_from_json_is_identical(claims):
         assert c.judge(m).verdict == c.judge(again).verdict, k
 
 
-def test_smoke_run_end_to_end(tmp_path):
-    from reprolab.study import run_study
-
-    res, _ = run_study("ts_select", "smoke", out=tmp_path)
+def test_smoke_run_end_to_end(smoke_run):
+    res, out = smoke_run("ts_select")
     assert res.status == "ok", res.reason
     m = res.metrics
     assert set(m["answer_status"]) == {f"llm:{p}" for p in ("values", "values+meta", "values+cot", "values+meta+cot")}
     assert m["answer_status"]["llm:values+cot"]["invalid"] > 0  # the scripted stand-in fails on non-seasonal series: counted
     assert all(v in (0, 1) for v in m["arms"]["llm:values+meta"]["hits"]["10"])
     assert {f.file for f in res.figures} == {f"figures/{n}.png" for n in ("hit_at_k", "relative_mse", "seconds", "answers")}
-    assert (tmp_path / "ts_select" / "smoke" / "answers.json").exists()
+    assert (out / "ts_select" / "smoke" / "answers.json").exists()

@@ -173,12 +173,12 @@ def test_cli_missing_audio_exits_2_with_one_line(tmp_path):
 # ----------------------------------------------------------------------------- a smoke run and `reprolab rejudge`
 
 
-def test_smoke_run_keeps_per_utterance_numbers_and_rejudges_to_the_same_verdicts(tmp_path):
-    from reprolab.study import Result, rejudge, run_study
+def test_smoke_run_keeps_per_utterance_numbers_and_rejudges_to_the_same_verdicts(smoke_run):
+    from reprolab.study import Result, rejudge
 
-    result, _ = run_study("whisper_lm", "smoke", out=tmp_path)
+    result, out = smoke_run("whisper_lm")
     assert result.status == "ok", result.reason  # make assets installs everything the smoke run needs
     u = result.metrics["utterances"]["whisper-base"]["es"]
     assert len(u["words"]) == 1 and set(u["errors"]) == {"plain", "rescore/id", "fusion/id"}
-    saved = Result.load(tmp_path / "whisper_lm" / "smoke" / "result.json")
+    saved = Result.load(out / "whisper_lm" / "smoke" / "result.json")
     assert [(c.key, c.verdict, c.headline) for c in rejudge(saved).claims] == [(c.key, c.verdict, c.headline) for c in result.claims]

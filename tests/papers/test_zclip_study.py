@@ -13,7 +13,7 @@ import pytest
 from reprolab.papers.zclip.study import (
     FP_PER_1000_STEPS, NOT_WORSE_MARGIN, SPIKE_WINDOW, UNIFORM_LOSS, ZClipStudy, count_spikes, lr_sensitivity, spiking_rates,
 )
-from reprolab.study import Result, Verdict, rejudge, run_study
+from reprolab.study import Result, Verdict, rejudge
 
 SEEDS = 4
 LRS = ["0.003", "0.01", "0.03", "0.1", "0.3"]
@@ -144,15 +144,15 @@ def test_the_claims_name_their_unit_and_margin():
     assert SPIKE_WINDOW == 50
 
 
-def test_smoke_result_rejudges_to_the_same_verdicts(tmp_path):
-    result, _ = run_study("zclip", "smoke", out=tmp_path)
+def test_smoke_result_rejudges_to_the_same_verdicts(smoke_run):
+    result, out = smoke_run("zclip")
     assert result.status == "ok"
     m = result.metrics
     cfg = ZClipStudy.config_for("smoke")
     for a in cfg.arms:
         for k in m["lrs"]:  # raw per-seed numbers the rules need
             assert len(m["runs"][a][k]["final_val_loss"]) == len(m["runs"][a][k]["spikes"]) == cfg.seeds
-    again = rejudge(Result.load(tmp_path / "zclip" / "smoke" / "result.json"))
+    again = rejudge(Result.load(out / "zclip" / "smoke" / "result.json"))
     assert [(c.key, c.verdict, c.headline) for c in again.claims] == [(c.key, c.verdict, c.headline) for c in result.claims]
 
 
