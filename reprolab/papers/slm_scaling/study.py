@@ -18,7 +18,8 @@ Rules (written before the first full run; 95% intervals from ``reprolab.stats``)
     largest budget is not below ln K (the uniform NLL over units: the models learned nothing).
 (b) twist: NLL(scratch) - NLL(TWIST) > 0 for the interleaved regime at the largest budget, at the scratch
     size; unit: held-out utterances, paired (bootstrap BCa), direction greater, margin 0. Not testable when
-    the TextLMs' held-out text NLL is not below ln(256) / 2 (no text knowledge to transfer).
+    a TextLM's held-out text NLL is not below the byte-unigram entropy of that text (no text knowledge beyond
+    byte frequencies to transfer).
 (c) allocation: a_interleaved - a_textless > 0 for N*(C) ~ C^a from the ISO-FLOP parabolas; same
     bootstrap as (a) with the parabolas refitted per resample, direction greater, margin 0. A minimum
     on the grid edge (in the full-sample fit of either regime, any budget) makes it inconclusive by rule.
@@ -49,6 +50,13 @@ from .scaling import grid_statistic, scaling_fit
 from .training import TrainConfig
 from .units import UnitConfig
 
+# The paper's lr 5e-4 (-> 5e-5) is for 0.1-7B models over thousands of steps; our 3k-230k-parameter models get
+# 1-500 steps and learn nothing with it (first quick run: every validation NLL stayed at ln K). Pilot on the full
+# corpus, 150 steps of 1,024 tokens, before the first full run: textless L1-d32 / L2-d48 reach 4.63 / 4.26 nats per
+# unit at 5e-4, 2.98 / 2.70 at 3e-3, 2.52 / 2.45 at 1e-2; the TextLM L1-d32 / L2-d48 reach 2.59 / 2.30 nats per byte
+# at 3e-3 but stall at the byte-unigram entropy (2.98-3.0) at 1e-2. One lr for every model: 3e-3 -> 3e-4 (the
+# paper's 10:1 cosine), batches of 8 x 128 tokens (more steps per budget).
+TINY_LR = TrainConfig(lr=3e-3, min_lr=3e-4, batch_size=8, block_size=128)
 PAPER = {"sblimp_qwen05b": 56.98, "ssc_qwen05b": 59.81, "tsc_qwen05b": 81.51, "tsc_sims7b": 88.3}
 MIN_ITEMS = 20
 
@@ -140,9 +148,9 @@ def judge_twist(m: Metrics) -> Judgement:
                              label=f"NLL scratch - TWIST, interleaved, {m['twist']['size']}, largest budget")
     ours = (f"interleaved {m['twist']['size']} at C = {m['budgets'][-1]:.2e}: NLL scratch {sc.mean():.3f} vs TWIST {tw.mean():.3f} "
             f"nats/unit, difference {_ival(c)}")
-    lim = math.log(256) / 2
-    pre = {f"TextLMs learned text (held-out NLL {max(m['textlm_val_nll']):.2f} below ln(256)/2 = {lim:.2f} nats/byte)":
-           max(m["textlm_val_nll"]) < lim}
+    lim = m["text_unigram_nll"]
+    pre = {f"TextLMs learned text beyond byte frequencies (worst held-out NLL {max(m['textlm_val_nll']):.2f} below the byte-unigram "
+           f"entropy {lim:.2f} nats/byte)": max(m["textlm_val_nll"]) < lim}
     return Judgement.from_headline(ours, c, preconditions=pre)
 
 
@@ -199,7 +207,7 @@ class SLMScalingStudy(Study):
         Claim("twist", "Initialising from a TextLM (TWIST) beats random initialisation for interleaved SLMs.",
               "Sec. 5 / Fig. 2: TextLM initialisation is essential for interleaved SLMs",
               "unit: held-out utterances. NLL(scratch) - NLL(TWIST), interleaved, scratch size, largest budget, paired, direction "
-              "greater, margin 0. Not testable when the TextLMs' held-out text NLL is not below ln(256)/2", judge_twist),
+              "greater, margin 0. Not testable when a TextLM's held-out text NLL is not below the byte-unigram entropy", judge_twist),
         Claim("allocation", "For interleaved SLMs compute should go more to model size than for textless SLMs.",
               "Sec. 5.2 / Fig. 4: the ISO-FLOP optima N*(C) grow faster with C for interleaved SLMs (model size over tokens)",
               "unit: held-out utterances. a_interleaved - a_textless of N* ~ C^a from ISO-FLOP parabolas, bootstrap with the "
@@ -215,12 +223,12 @@ class SLMScalingStudy(Study):
         Scale.QUICK: SLMScalingConfig(
             corpus=CorpusConfig(speech_docs=60, eval_docs=20, max_sentences=8, cloze_items=60, val_utterances=80, text_docs=300,
                                 units=UnitConfig(num_units=100)),
-            sizes=(ModelSize(1, 2, 16), ModelSize(2, 2, 32), ModelSize(2, 4, 64)), budgets=(5e8, 2e9, 8e9), scratch_size=1,
-            text_tokens=40_000, train=TrainConfig(batch_size=16, block_size=128), interleave_passes=2),
+            sizes=(ModelSize(1, 2, 16), ModelSize(2, 2, 32), ModelSize(2, 4, 64)), budgets=(2.5e8, 1e9, 4e9), scratch_size=1,
+            text_tokens=40_000, train=TINY_LR, interleave_passes=2),
         Scale.FULL: SLMScalingConfig(
             corpus=CorpusConfig(speech_docs=200, eval_docs=50, max_sentences=10, cloze_items=150, val_utterances=200),
             sizes=(ModelSize(1, 2, 32), ModelSize(2, 4, 48), ModelSize(3, 4, 80)), budgets=(2.5e9, 1e10, 4e10), scratch_size=1,
-            text_tokens=150_000, train=TrainConfig(batch_size=16, block_size=128), interleave_passes=3),
+            text_tokens=150_000, train=TINY_LR, interleave_passes=3),
     }
     version = 1
     changelog = {1: "first version: rules (a)-(d) fixed before the first full run"}
@@ -293,6 +301,7 @@ class SLMScalingStudy(Study):
             "frontier": frontier, "runs": runs, "twist": twist, "scratch_curve": scratch_curve, "cloze_largest": cloze_largest,
             "voices_drop": voices, "plan": p,
             "textlm": textlm_info, "textlm_val_nll": [v["text_val_nll"] for v in textlm_info.values()],
+            "text_unigram_nll": _unigram_entropy(streams.text_val),
             "stream_tokens": {k: int(len(getattr(streams, k))) for k in ("text", "interleaved", "speech", "textless", "text_bytes")},
             "paper": PAPER,
         }
@@ -316,12 +325,8 @@ class SLMScalingStudy(Study):
             ax.plot(B, fr, "o", color=colors[regime], label=f"{regime} frontier")
             ax.plot(xs, np.exp(b) * xs ** f["gamma"], "-", color=colors[regime], label=f"{regime}: L ~ C^{f['gamma']:+.3f}")
         ax.plot(B, m["scratch_curve"], "s--", color=colors["scratch"], label=f"scratch ({m['twist']['size']})")
-        ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlabel("compute C = 6ND (FLOPs)")
-        ax.set_ylabel("speech-only validation NLL (nats/unit)")
-        ax.set_title("validation loss against compute")
-        ax.legend(fontsize=7)
+        _compute_axes(ax, "speech-only validation NLL (nats/unit)", "validation loss against compute")
         run.save_figure(fig, "loss_vs_compute", "Speech-only validation NLL against training compute per regime: every run (dots), "
                         "the frontier per budget and its fitted power law L ~ C^gamma; scratch at one size dashed.")
 
@@ -345,10 +350,21 @@ class SLMScalingStudy(Study):
             if pts:
                 ax.plot([p[0] for p in pts], [100 * p[1] for p in pts], "o", color=colors[regime], label=regime, alpha=0.7)
         ax.axhline(50, color="k", ls="--", lw=1, label="chance (50%)")
-        ax.set_xscale("log")
-        ax.set_xlabel("compute C = 6ND (FLOPs)")
-        ax.set_ylabel("tSC-like accuracy (%)")
-        ax.set_title("spoken topic cloze against compute")
-        ax.legend(fontsize=7)
+        _compute_axes(ax, "tSC-like accuracy (%)", "spoken topic cloze against compute")
         run.save_figure(fig, "cloze_vs_compute", "tSC-like accuracy (true next sentence vs one from another page, mean NLL, ties 0.5) "
                         "of every run against its compute; chance is 50%.")
+
+
+def _unigram_entropy(data: Any) -> float:
+    """Entropy (nats) of the byte frequencies of ``data``: what a TextLM knowing only byte frequencies scores."""
+    p = np.bincount(np.asarray(data), minlength=256) / len(data)
+    p = p[p > 0]
+    return float(-(p * np.log(p)).sum())
+
+
+def _compute_axes(ax: Any, ylabel: str, title: str) -> None:
+    ax.set_xscale("log")
+    ax.set_xlabel("compute C = 6ND (FLOPs)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=7)
