@@ -2,7 +2,7 @@
 
 On the same synthetic stereo-video scenes (the study's generator, seed 7), with the same fitted semantic
 clusters (EfficientNet-Lite0 features; their cost is shared and reported in ``extra``):
-- ``cups``: OpenCV cues (SGBM both ways at t and t+1, Farneback both ways) + motion instances (8 runs)
+- ``cups``: OpenCV cues (SGBM both ways at t and t+1, DIS both ways on 2x upsampled images) + motion instances (8 runs)
   + depth-guided fusion + majority merge;
 - ``u2seg``: MaskCut instances on the sliding-window code + slide-only semantics (thing classes by
   k-means over all masks, reported in ``extra``, not timed per image).
@@ -20,12 +20,11 @@ import torch
 
 from ...data.scenes import STEREO_STUFF, STEREO_THINGS, StereoVideoConfig, make_stereo_video
 from ...study import Benchmark, BenchResult, BenchRow, bench_rows, register_bench
-from .cues import CueConfig, stereo_cues
 from .labels import thing_stuff_split
-from .motion import MotionConfig
 from .panoptic import evaluate_clusters, panoptic_quality
-from .pipeline import PseudoLabelConfig, pseudo_label_scene, u2seg_thing_classes
+from .pipeline import pseudo_label_scene, u2seg_thing_classes
 from .semantics import ClusterSemantics, SemanticConfig
+from .study import pseudo_label_config
 
 
 @register_bench
@@ -42,8 +41,7 @@ class CupsBench(Benchmark):
         sem = ClusterSemantics(SemanticConfig(k=8)).fit(torch.from_numpy(video.left0[: min(n, 16)]))
         low, slide, codes = sem.log_probs(torch.from_numpy(video.left0))
         semantics_s = (time.perf_counter() - t) / n
-        plc = PseudoLabelConfig(motion=MotionConfig(depth_min=1.0, depth_max=40.0, min_pixels=16, min_area=0.1, border=2),
-                                cues=CueConfig(flow="farneback"))
+        plc = pseudo_label_config()
         times: dict[str, list[float]] = {"u2seg": [], "cups": []}
         out: dict[str, list[dict]] = {"u2seg": [], "cups": []}
         for i in range(n):
@@ -93,7 +91,7 @@ class CupsBench(Benchmark):
         return BenchResult(
             bench=self.name, baseline="u2seg (s per image); torchmetrics for the PQ rows",
             rows=rows,
-            config={"scenes": n, "size": "64x128", "clusters": 8, "motion_runs": 8, "flow": "farneback"},
+            config={"scenes": n, "size": "64x128", "clusters": 8, "motion_runs": 8, "flow": "dis x2"},
             extra={"pq_cups": ev_c.pq, "pq_u2seg": ev_u.pq, "semantics_seconds_per_image": semantics_s,
                    "u2seg_thing_clustering_seconds": u2seg_cluster_s, "pq_ours": ours_v, "pq_torchmetrics": tm_v,
                    "cups_things": list(split.things)},

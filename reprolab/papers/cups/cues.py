@@ -32,6 +32,7 @@ class CueConfig:
     num_disparities: int = 32  # SGBM search range (a multiple of 16), pixels
     block_size: int = 5  # SGBM matching block
     flow: str = "dis"  # "dis" (DIS optical flow, preset medium) or "farneback"
+    flow_upsample: int = 2  # images are upsampled (bicubic) by this factor for flow, the flow scaled back (small images)
 
     def __post_init__(self) -> None:
         if self.num_disparities <= 0 or self.num_disparities % 16:
@@ -80,12 +81,22 @@ def sgbm_disparity_right(left: np.ndarray, right: np.ndarray, config: CueConfig 
     return np.ascontiguousarray(sgbm_disparity(b[:, ::-1].copy(), a[:, ::-1].copy(), config)[:, ::-1])
 
 
-def optical_flow(image0: np.ndarray, image1: np.ndarray, method: str = "dis") -> np.ndarray:
-    """Dense flow (2, H, W) float32 taking pixels of ``image0`` to ``image1`` (DIS medium or Farneback)."""
+def optical_flow(image0: np.ndarray, image1: np.ndarray, method: str = "dis", upsample: int = 1) -> np.ndarray:
+    """Dense flow (2, H, W) float32 taking pixels of ``image0`` to ``image1`` (DIS medium or Farneback).
+
+    ``upsample``: estimate on images enlarged by this factor (bicubic), then area-resize the flow back and
+    divide it by the factor: on 64 x 128 images DIS's coarsest pyramid level is otherwise too small
+    (median end-point error on moving objects of our scenes 1.07 px at 1x vs 0.48 px at 2x)."""
     cv2 = _cv2()
     a, b = to_gray_u8(image0), to_gray_u8(image1)
     if a.shape != b.shape:
         raise ShapeError("image1", b.shape, f"image0's shape {a.shape}")
+    if upsample < 1:
+        raise ConfigError("upsample", upsample, "an integer >= 1")
+    H, W = a.shape
+    if upsample > 1:
+        a = cv2.resize(a, (W * upsample, H * upsample), interpolation=cv2.INTER_CUBIC)
+        b = cv2.resize(b, (W * upsample, H * upsample), interpolation=cv2.INTER_CUBIC)
     if method == "dis":
         dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
         f = dis.calc(a, b, None)
@@ -93,6 +104,8 @@ def optical_flow(image0: np.ndarray, image1: np.ndarray, method: str = "dis") ->
         f = cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 9, 5, 5, 1.1, 0)
     else:
         raise ConfigError("method", method, "'dis' or 'farneback'")
+    if upsample > 1:
+        f = cv2.resize(f, (W, H), interpolation=cv2.INTER_AREA) / upsample
     return np.ascontiguousarray(f.transpose(2, 0, 1).astype(np.float32))
 
 
@@ -102,7 +115,8 @@ def stereo_cues(left0: np.ndarray, right0: np.ndarray, left1: np.ndarray, right1
     return {
         "disparity0": sgbm_disparity(left0, right0, config), "disparity0_right": sgbm_disparity_right(left0, right0, config),
         "disparity1": sgbm_disparity(left1, right1, config), "disparity1_right": sgbm_disparity_right(left1, right1, config),
-        "flow": optical_flow(left0, left1, config.flow), "flow_back": optical_flow(left1, left0, config.flow),
+        "flow": optical_flow(left0, left1, config.flow, config.flow_upsample),
+        "flow_back": optical_flow(left1, left0, config.flow, config.flow_upsample),
     }
 
 

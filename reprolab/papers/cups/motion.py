@@ -52,9 +52,12 @@ class MotionConfig:
     min_inliers: int = 24  # a motion with fewer inliers ends the run
     neighbourhood: int = 6  # half-size (px) of the window the 2nd and 3rd RANSAC points come from
     fb_tolerance: tuple[float, float] = (0.01, 0.5)  # occlusion check |f + f_bw(x+f)|^2 < a(|f|^2+|f_bw|^2) + b
-    edge_threshold: float = 0.2  # a disparity edge: |grad log disparity| above this (dilated 5x5)
+    edge_threshold: float = 0.2  # a disparity edge: |grad log disparity| above this
+    edge_dilation: int = 5  # ... dilated by this square (official 5 x 5)
     split_components: bool = True  # split each kept mask into connected components (the official code keeps one id)
     noise_factor: float = 3.0  # the inlier threshold is max(inlier_px, noise_factor * estimated cue noise std)
+    euclidean_px: float = 2.0  # densify a motion to pixels within this many pixel footprints in 3-D of its inliers
+    min_gain: float = 3.0  # an object motion must move its pixels by > min_gain x the inlier threshold against the background
 
     def __post_init__(self) -> None:
         if self.runs < 1:
@@ -114,11 +117,11 @@ def consistent_disparity(left: np.ndarray, right: np.ndarray, tolerance: tuple[f
     return consistent_flow(np.stack([-left, zero]), np.stack([np.asarray(right), zero]), tolerance)
 
 
-def disparity_edges(disparity: np.ndarray, threshold: float = 0.2) -> np.ndarray:
-    """Pixels near a disparity edge: |gradient of log disparity| > threshold, dilated by a 5x5 square."""
+def disparity_edges(disparity: np.ndarray, threshold: float = 0.2, dilation: int = 5) -> np.ndarray:
+    """Pixels near a disparity edge: |gradient of log disparity| > threshold, dilated by a square (official 5x5)."""
     logd = np.log(np.maximum(disparity, 0) + 1e-3)
     gy, gx = np.gradient(logd)
-    return ndimage.binary_dilation(np.hypot(gx, gy) > threshold, structure=np.ones((5, 5), bool))
+    return ndimage.binary_dilation(np.hypot(gx, gy) > threshold, structure=np.ones((dilation, dilation), bool))
 
 
 def scene_flow_points(disparity0: np.ndarray, disparity1: np.ndarray, flow: np.ndarray, focal: float, baseline: float):
@@ -144,9 +147,9 @@ def valid_scene_flow(disp0: np.ndarray, disp0_right: np.ndarray, disp1: np.ndarr
     z0 = disparity_to_depth(disp0, focal, baseline)
     z1 = disparity_to_depth(disp1, focal, baseline)
     ok1 = (z1 >= config.depth_min) & (z1 <= config.depth_max) & consistent_disparity(disp1, disp1_right, config.fb_tolerance)
-    ok1 &= ~disparity_edges(disp1, config.edge_threshold)
+    ok1 &= ~disparity_edges(disp1, config.edge_threshold, config.edge_dilation)
     target_ok = sample(ok1.astype(np.float64), u + flow[0], v + flow[1], order=0) > 0.5
-    return ((z0 >= config.depth_min) & (z0 <= config.depth_max) & ~disparity_edges(disp0, config.edge_threshold)
+    return ((z0 >= config.depth_min) & (z0 <= config.depth_max) & ~disparity_edges(disp0, config.edge_threshold, config.edge_dilation)
             & consistent_flow(flow, flow_back, config.fb_tolerance) & consistent_disparity(disp0, disp0_right, config.fb_tolerance)
             & target_ok)
 
@@ -194,6 +197,8 @@ def rigid_motion_masks(disparity0: np.ndarray, disparity1: np.ndarray, flow: np.
     uu, vv = u.ravel()[idx], v.ravel()[idx]
     p1 = scene_flow_points(disparity0, disparity1, flow, focal, baseline)[1].reshape(-1, 3)[idx]
     cx, cy = W / 2 - 0.5, H / 2 - 0.5
+    all_pts = p0.reshape(-1, 3)
+    bg_pixels = np.zeros(0, np.int64)
     remaining = np.ones(len(idx), bool)
     slot = np.full(H * W, -1, np.int64)
     slot[idx] = np.arange(len(idx))
@@ -243,11 +248,34 @@ def rigid_motion_masks(disparity0: np.ndarray, disparity1: np.ndarray, flow: np.
             remaining[trip[best]] = False  # do not reseed here
             continue
         remaining[inl] = False
-        if m > 0:
-            mask = np.zeros(H * W, bool)
-            mask[idx[inl]] = True
-            masks.append(mask.reshape(H, W))
+        if m == 0:
+            R_bg, t_bg = kabsch(pts[inl][None], p1[inl][None])
+            bg_pixels = idx[inl]
+        elif np.median(_residual(R_bg, t_bg, pts[inl], obs[inl], focal, baseline, cx, cy)[0]) > config.min_gain * config.inlier_px:
+            # SF2SE3 keeps an SE(3) model only when it explains its pixels much better than the background's
+            # (``se3filter_prob_gain_min``); here: the background leaves them > min_gain thresholds off
+            masks.append(_densify(idx[inl], bg_pixels, all_pts, H, W, focal, config.euclidean_px))
     return masks
+
+
+def _densify(inlier_pixels: np.ndarray, background_pixels: np.ndarray, points: np.ndarray, H: int, W: int, focal: float,
+              radius_px: float) -> np.ndarray:
+    """A motion's mask over every pixel (SF2SE3 pairs each SE(3) model with a Euclidean model, so pixels without
+    a valid flow or disparity still get a label): the inliers plus each pixel with a depth, not explained by
+    the background, whose 3-D point lies within ``radius_px`` pixel footprints (radius_px * z / f) of an inlier."""
+    from scipy.spatial import cKDTree
+
+    mask = np.zeros(H * W, bool)
+    mask[inlier_pixels] = True
+    cand = np.ones(H * W, bool)
+    cand[background_pixels] = False
+    cand[inlier_pixels] = False
+    cand &= points[:, 2] > 0
+    ci = np.flatnonzero(cand)
+    if len(ci) and len(inlier_pixels):
+        dist, _ = cKDTree(points[inlier_pixels]).query(points[ci], k=1)
+        mask[ci[dist < radius_px * points[ci, 2] / focal]] = True
+    return mask.reshape(H, W)
 
 
 def run_consistency(masks: list[np.ndarray], runs: int) -> np.ndarray:
