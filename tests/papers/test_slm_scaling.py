@@ -132,7 +132,8 @@ def test_sequence_nll_masks_and_restricts():
     full = sequence_nll(gpt, [[1, 2, 3, 4]])
     only = sequence_nll(gpt, [[1, 2, 3, 4]], scored=[4])
     restricted = sequence_nll(gpt, [[1, 2, 3, 4]], scored=[4], allowed=[3, 4])
-    logits, _ = gpt(torch.tensor([[1, 2, 3]]))
+    with torch.no_grad():
+        logits, _ = gpt(torch.tensor([[1, 2, 3]]))
     lp = torch.log_softmax(logits[0, 2], -1)
     assert abs(only[0] + float(lp[4])) < 1e-5
     assert abs(restricted[0] + float(torch.log_softmax(logits[0, 2, [3, 4]], -1)[1])) < 1e-5
@@ -276,3 +277,11 @@ def test_rule_twist_and_tsc_control_fails_planted_passes():
     assert judge_tsc(m).verdict != Verdict.REPRODUCED
     m = {"cloze_largest": {"interleaved": {"size": "a", "tsc": good[:5]}, "textless": {"size": "b", "tsc": good[:5]}}}
     assert judge_tsc(m).verdict == Verdict.NOT_TESTABLE
+
+
+def test_bench_is_registered_with_the_three_variants():
+    from reprolab.papers.slm_scaling.bench import VARIANTS
+    from reprolab.study import get_bench
+
+    assert get_bench("slm_scaling").name == "slm_scaling"
+    assert VARIANTS["poisson"][1] == "poisson" and VARIANTS["random"][1] == "random" and VARIANTS["textless"][0] == "textless"
