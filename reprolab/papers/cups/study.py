@@ -218,11 +218,21 @@ class CupsStudy(Study):
     scales = {
         Scale.SMOKE: CupsConfig(n_train=4, n_val=2, seeds=(0,), steps=1, self_steps=1, batch=2, fit_images=4, motion_runs=1,
                                 width=8, encoder="random"),
-        Scale.QUICK: CupsConfig(n_train=40, n_val=16, seeds=(0,), steps=150, self_steps=30, fit_images=24),
-        Scale.FULL: CupsConfig(n_train=160, n_val=48, seeds=(0, 1, 2), steps=300, self_steps=60),
+        Scale.QUICK: CupsConfig(n_train=40, n_val=16, seeds=(0,), steps=200, self_steps=40, fit_images=24),
+        Scale.FULL: CupsConfig(n_train=160, n_val=48, seeds=(0, 1, 2), steps=600, self_steps=150),
     }
 
     def run(self, config: CupsConfig, run: RunDir) -> Metrics:
+        # one intra-op thread: this study's tensors are small, and on a shared 2-core machine two torch threads
+        # spin at every barrier (a training step: 66 ms with one thread, 1.2 s with two, measured)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return self._run(config, run)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _run(self, config: CupsConfig, run: RunDir) -> Metrics:
         from ...runtime import track
 
         t0 = time.perf_counter()
