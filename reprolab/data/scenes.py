@@ -83,6 +83,28 @@ def _texture(rng: np.random.Generator, points: np.ndarray, kind: int, period: fl
     return (q[..., axis] % 2).astype(np.float64)
 
 
+def _sphere_hit(d: np.ndarray, c: np.ndarray, r: float) -> tuple[np.ndarray, np.ndarray]:
+    """Ray length and unit normal where rays from the origin along ``d`` (H, W, 3) first hit the sphere (c, r)."""
+    b = d @ c  # |t d - c|^2 = r^2 -> t^2 - 2 t (d.c) + |c|^2 - r^2 = 0
+    disc = b**2 - (c @ c - r * r)
+    t = np.where(disc >= 0, b - np.sqrt(np.maximum(disc, 0)), np.inf)
+    n = t[..., None] * d - c
+    return t, n / np.maximum(np.linalg.norm(n, axis=-1, keepdims=True), 1e-12)
+
+
+def _box_hit(d: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ray length and normal where rays from the origin along ``d`` first hit the axis-aligned box [lo, hi] (slabs)."""
+    H, W = d.shape[:2]
+    t1, t2 = lo / d, hi / d
+    tmin, tmax = np.minimum(t1, t2), np.maximum(t1, t2)
+    t_near, t_far = tmin.max(-1), tmax.min(-1)
+    t = np.where((t_near <= t_far) & (t_far > 0), t_near, np.inf)
+    axis = tmin.argmax(-1)
+    n = np.zeros((H, W, 3))
+    np.put_along_axis(n, axis[..., None], -np.sign(np.take_along_axis(d, axis[..., None], -1)), -1)
+    return t, n
+
+
 def render_scene(rng: np.random.Generator, config: SceneConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One scene: image (3, H, W) in [0, 1], depth (H, W), instance (H, W)."""
     d_cam = _rays(config)  # (H, W, 3) in camera coordinates
@@ -110,25 +132,13 @@ def render_scene(rng: np.random.Generator, config: SceneConfig) -> tuple[np.ndar
         for _ in range(int(rng.integers(0, config.max_spheres + 1))):
             r = rng.uniform(0.35, 1.2)
             c = np.array([rng.uniform(-2.0, 2.0), -cam_h + r, rng.uniform(2.0 + r, max(2.0 + r, 0.7 * wall))])
-            b = d @ c  # ray o=0: |t d - c|^2 = r^2 -> t^2 - 2 t (d.c) + |c|^2 - r^2 = 0
-            disc = b**2 - (c @ c - r * r)
-            t = np.where(disc >= 0, b - np.sqrt(np.maximum(disc, 0)), np.inf)
-            n = t[..., None] * d - c
-            hit(t, n / np.maximum(np.linalg.norm(n, axis=-1, keepdims=True), 1e-12), k)
+            hit(*_sphere_hit(d, c, r), k)
             objects.append(k)
             k += 1
         for _ in range(int(rng.integers(0, config.max_boxes + 1))):
             size = rng.uniform(0.4, 1.4, 3)
             lo = np.array([rng.uniform(-2.5, 1.5), -cam_h, rng.uniform(2.0, 0.7 * wall)])
-            hi = lo + size
-            t1, t2 = lo / d, hi / d  # slabs, o = 0
-            tmin, tmax = np.minimum(t1, t2), np.maximum(t1, t2)
-            t_near, t_far = tmin.max(-1), tmax.min(-1)
-            t = np.where((t_near <= t_far) & (t_far > 0), t_near, np.inf)
-            axis = tmin.argmax(-1)
-            n = np.zeros((H, W, 3))
-            np.put_along_axis(n, axis[..., None], -np.sign(np.take_along_axis(d, axis[..., None], -1)), -1)
-            hit(t, n, k)
+            hit(*_box_hit(d, lo, lo + size), k)
             objects.append(k)
             k += 1
 
@@ -263,22 +273,9 @@ def _cast(origin: np.ndarray, d: np.ndarray, ground_y: float, wall_z: float, obj
         for k, ob in enumerate(objects, start=2):
             pos = ob["pos"] + shift * ob["velocity"]
             if ob["kind"] == "sphere":
-                c = pos - origin
-                b = d @ c
-                disc = b**2 - (c @ c - ob["radius"] ** 2)
-                t = np.where(disc >= 0, b - np.sqrt(np.maximum(disc, 0)), np.inf)
-                n = t[..., None] * d - c
-                hit(t, n / np.maximum(np.linalg.norm(n, axis=-1, keepdims=True), 1e-12), k)
+                hit(*_sphere_hit(d, pos - origin, ob["radius"]), k)
             else:
-                lo, hi = pos - origin, pos + ob["size"] - origin
-                t1, t2 = lo / d, hi / d
-                tmin, tmax = np.minimum(t1, t2), np.maximum(t1, t2)
-                t_near, t_far = tmin.max(-1), tmax.min(-1)
-                t = np.where((t_near <= t_far) & (t_far > 0), t_near, np.inf)
-                axis = tmin.argmax(-1)
-                n = np.zeros((H, W, 3))
-                np.put_along_axis(n, axis[..., None], -np.sign(np.take_along_axis(d, axis[..., None], -1)), -1)
-                hit(t, n, k)
+                hit(*_box_hit(d, pos - origin, pos + ob["size"] - origin), k)
     return t_best, normal, surf
 
 
