@@ -33,6 +33,14 @@ class CupsBench(Benchmark):
     description = "PQ and seconds per image: CUPS pseudo-labels (stereo video) vs U2Seg-style (MaskCut); our PQ vs torchmetrics"
 
     def run(self, quick: bool) -> BenchResult:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # small tensors on shared cores: see the study
+        try:
+            return self._run(quick)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _run(self, quick: bool) -> BenchResult:
         from ...runtime import library_versions, machine_info
 
         n = 8 if quick else 24
