@@ -327,8 +327,11 @@ class CupsStudy(Study):
 
         images = torch.from_numpy(train.left0)
         vimg = torch.from_numpy(val.left0)
+        # official proportions at our step counts: copy-paste switches to own predictions after 1/8 of training
+        # (1000 of 8000), and the EMA keeps the official horizon (0.999 ** 1500 = ema ** self_steps)
+        ema = 0.999 ** (1500 / max(config.self_steps, 1))
         base = TrainConfig(steps=config.steps, batch=config.batch, self_steps=config.self_steps, width=config.width,
-                           copy_paste_switch=config.steps // 2)
+                           copy_paste_switch=max(config.steps // 8, 1), ema=min(ema, 0.999))
         rows = {n: np.zeros((config.n_val, 16)) for n in NETS}
         hits = {n: {"static": [], "moving": []} for n in NETS}
         things_out = {n: 0 for n in NETS}
