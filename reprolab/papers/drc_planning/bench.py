@@ -5,24 +5,26 @@
    field's Sokoban papers; one env, its cheapest observation ``tiny_rgb_array``; its room loaded from our level).
    gym-sokoban imports ``pkg_resources`` (setuptools <= 80) and old ``gym``: when it cannot be imported its row is
    left out and the reason named in ``extra``.
-2. Probe fitting: cell states of a DRC (the study's cached ``quick`` agent when present, else a small one trained
-   here) on C_A; our 1x1 ``fit_probe`` (AdamW, 10 epochs, batch 16) vs scikit-learn ``LogisticRegression``
+2. Probe fitting: cell states of a DRC (the agent a study run cached under ``runs/drc_planning/``, full preferred,
+   else a small one trained here; ``extra.probe.agent`` names it) on C_A; our 1x1 ``fit_probe`` (AdamW, 10 epochs, batch 16) vs scikit-learn ``LogisticRegression``
    (lbfgs, multinomial, no intercept: the same model) on the same per-square rows; seconds and test macro-F1.
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from ...data.sokoban import BatchedSokoban, Level
+from ...errors import ReprolabError
 from ...study import Benchmark, BenchResult, BenchRow, register_bench
 from .concepts import play, probe_dataset
 from .probes import ProbeConfig, confusion, fit_probe, from_sklearn, macro_f1, squares_as_rows
-from .training import TrainConfig, evaluation_levels, train_agent
+from .training import TrainConfig, evaluation_levels, load_agent, train_agent
 
 
 def _gym_env(level: Level) -> Any:
@@ -73,13 +75,26 @@ def env_rates(levels: list[Level], steps: int, seed: int = 0) -> dict[str, Any]:
     return out
 
 
+def _agent(quick: bool, runs: str | Path = "runs") -> tuple[Any, str]:
+    """The study's trained agent when a run left one (full preferred, then quick), else a small one trained here."""
+    for scale in ("full", "quick"):
+        found = (Path(runs) / "drc_planning" / scale / "checkpoints").glob("agent-*.pt")
+        for ck in sorted(found, key=lambda p: p.stat().st_mtime, reverse=True):  # the newest first
+            try:
+                return load_agent(ck)[0], str(ck)
+            except ReprolabError:
+                continue
+    cfg = TrainConfig(transitions=3200 if quick else 24_000, envs=16, channels=16, pool=300 if quick else 600, lr=2e-3)
+    return train_agent(cfg).model, f"trained here ({cfg.transitions} transitions)"
+
+
 def probe_race(quick: bool) -> dict[str, Any]:
     from sklearn.linear_model import LogisticRegression
 
     prev = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        agent = train_agent(TrainConfig(transitions=3200 if quick else 24_000, envs=32, channels=16, pool=300 if quick else 600)).model
+        agent, source = _agent(quick)
         eps_tr = play(agent, evaluation_levels(30 if quick else 150, seed=11))
         eps_te = play(agent, evaluation_levels(20 if quick else 100, seed=12))
         layer = agent.config.depth - 1
@@ -97,7 +112,7 @@ def probe_race(quick: bool) -> dict[str, Any]:
             sk_f1 = macro_f1(confusion(from_sklearn(lr).predict(xte), yte))
         else:  # a class absent from the training rows: score sklearn's own predictions
             sk_f1 = macro_f1(confusion(lr.predict(squares_as_rows(xte)[0]).reshape(yte.shape), yte))
-        return {"rows": int(len(rows)), "ours_s": ours_s, "ours_f1": ours_f1, "sklearn_s": sk_s, "sklearn_f1": sk_f1}
+        return {"agent": source, "rows": int(len(rows)), "ours_s": ours_s, "ours_f1": ours_f1, "sklearn_s": sk_s, "sklearn_f1": sk_f1}
     finally:
         torch.set_num_threads(prev)
 
@@ -112,12 +127,12 @@ class DRCPlanningBench(Benchmark):
         levels = evaluation_levels(64, seed=7)
         rates = env_rates(levels, steps=50 if quick else 300)
         race = probe_race(quick)
-        rows = [BenchRow("ours: BatchedSokoban (s per 1k env steps)", 1000 / rates["ours"], 0.0, 1.0)]
+        rows = [BenchRow("ours: BatchedSokoban, per 1k env steps", 1000 / rates["ours"], 0.0, 1.0)]
         if "gym-sokoban 0.0.6" in rates:
             g = rates["gym-sokoban 0.0.6"]
-            rows.append(BenchRow("gym-sokoban 0.0.6 (s per 1k env steps)", 1000 / g, 0.0, rates["ours"] / g))
-        rows.append(BenchRow("ours: conv probe fit (s)", race["ours_s"], 0.0, 1.0, f"test macro-F1 {race['ours_f1']:.3f}"))
-        rows.append(BenchRow("scikit-learn LogisticRegression fit (s)", race["sklearn_s"], 0.0, race["sklearn_s"] / race["ours_s"],
+            rows.append(BenchRow("gym-sokoban 0.0.6, per 1k env steps", 1000 / g, 0.0, rates["ours"] / g))
+        rows.append(BenchRow("ours: conv probe, per fit", race["ours_s"], 0.0, 1.0, f"test macro-F1 {race['ours_f1']:.3f}"))
+        rows.append(BenchRow("scikit-learn LogisticRegression, per fit", race["sklearn_s"], 0.0, race["sklearn_s"] / race["ours_s"],
                              f"test macro-F1 {race['sklearn_f1']:.3f}"))
         extra = {"env_steps_per_s": {k: v for k, v in rates.items() if not k.startswith("_")}, "probe": race}
         if "_missing" in rates:
