@@ -122,6 +122,14 @@ def build_corpus(cfg: CorpusConfig, cache_dir: str | Path, progress: bool = True
     key = hashlib.sha256(json.dumps(asdict(cfg), sort_keys=True, default=str).encode()).hexdigest()[:12]
     folder = cache_dir / f"corpus-{key}"
     index = folder / "corpus.json"
+    texts = folder / "text_docs.json"
+    if index.exists() and texts.exists():  # the text-only documents too: no need to parse the help pages again
+        data = json.loads(index.read_text())
+        tok = UnitTokenizer.load(folder / data["codebook"], cfg.units)
+        train = [[_sentence(s) for s in d] for d in data["train"]]
+        val = [_sentence(s) for s in data["val"]]
+        return SpeechTextCorpus(cfg, train, val, json.loads(texts.read_text()), folder / "cloze",
+                                {k: [tuple(p) for p in v] for k, v in data["cloze"].items()}, tok)
     docs = speech_text.documents("es", "libreoffice", max_words=cfg.max_words, min_sentences=3)
     order = list(range(len(docs)))
     random.Random(cfg.seed).shuffle(order)
@@ -133,6 +141,7 @@ def build_corpus(cfg: CorpusConfig, cache_dir: str | Path, progress: bool = True
     eval_ids, train_ids = spoken_ids[: cfg.eval_docs], spoken_ids[cfg.eval_docs:]
     text_docs = [" ".join(docs[i]) for i in text_ids]
     if index.exists():
+        atomic_write_json(texts, text_docs)
         data = json.loads(index.read_text())
         tok = UnitTokenizer.load(folder / data["codebook"], cfg.units)
         train = [[_sentence(s) for s in d] for d in data["train"]]
@@ -176,6 +185,7 @@ def build_corpus(cfg: CorpusConfig, cache_dir: str | Path, progress: bool = True
                     utt = tts.perturb(utt, pert)
                 utt.save_wav(root / name / fname)
     codebook = next(folder.glob("codebook-*.npz")).name
+    atomic_write_json(texts, text_docs)
     atomic_write_json(index, {"codebook": codebook, "train": [[_plain(s) for s in d] for d in train], "val": [_plain(s) for s in val],
                               "cloze": cloze})
     return SpeechTextCorpus(cfg, train, val, text_docs, root, {k: list(v) for k, v in cloze.items()}, tok)

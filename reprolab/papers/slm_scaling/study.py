@@ -190,7 +190,7 @@ def _smoke() -> SLMScalingConfig:
     return SLMScalingConfig(
         corpus=CorpusConfig(speech_docs=6, eval_docs=2, max_sentences=4, max_words=14, cloze_items=3, val_utterances=6,
                             text_docs=40, units=UnitConfig(num_units=16)),
-        sizes=(ModelSize(1, 2, 8), ModelSize(1, 2, 16), ModelSize(1, 2, 24)), budgets=(1e6, 3e6, 9e6), scratch_size=1,
+        sizes=(ModelSize(1, 2, 8), ModelSize(1, 2, 16), ModelSize(1, 2, 24)), budgets=(3e5, 1e6, 3e6), scratch_size=1,
         text_tokens=512, train=TrainConfig(batch_size=4, block_size=32), interleave_passes=1)
 
 
