@@ -34,10 +34,26 @@ Reducer = Callable[[torch.Tensor], torch.Tensor]
 def get_module(model: nn.Module, name: str) -> nn.Module:
     """The submodule called ``name`` in ``model.named_modules()``; unknown names suggest near matches."""
     modules = dict(model.named_modules())
-    if name not in modules:  # suggest among names as deep as the one asked for (a short list)
-        depth = name.count(".")
-        raise UnknownName("module", name, [n for n in modules if n and n.count(".") == depth])
+    if name not in modules:
+        raise UnknownName("module", name, module_suggestions(list(modules), name))
     return modules[name]
+
+
+def module_suggestions(names: list[str], name: str, n: int = 8) -> list[str]:
+    """A short list of module names close to ``name``, at any depth: names that end with it or
+    that it ends with (a wrapper prefix such as ``vision_model.`` added or dropped across library
+    versions), then the closest by string similarity, then the children of its deepest existing parent."""
+    import difflib
+
+    names = [m for m in names if m]
+    tail = [m for m in names if m.endswith("." + name) or name.endswith("." + m)]
+    close = difflib.get_close_matches(name, names, n=n, cutoff=0.5)
+    parent = name
+    while parent and parent not in names:
+        parent = parent.rpartition(".")[0]
+    depth = parent.count(".") + 1 if parent else 0
+    children = [m for m in names if m.count(".") == depth and (not parent or m.startswith(parent + "."))]
+    return list(dict.fromkeys(tail + close + children))[: max(n, len(tail) + len(close))]
 
 
 def _pick(output: Any, index: int | None, name: str) -> torch.Tensor:

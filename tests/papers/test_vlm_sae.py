@@ -232,12 +232,40 @@ def test_resume_matches_uninterrupted_run(tmp_path):
 
 
 def test_dead_latents_trigger_aux_loss(tmp_path):
-    x = _planted_data(n=400)
+    """Planted: half the latents start dead (encoder rows scaled down, so their pre-activations never
+    make the batch top-k). Without the auxiliary loss no gradient reaches them and they stay dead;
+    with the official weight 0.03 the aux loss trains them on the residual and revives many."""
+    x = _planted_data(n=512)
     store = ActivationStore.from_array(tmp_path / "acts", x)
-    sae = BatchTopKSAE(SAEConfig(d_in=12, expansion_factor=8, k=1, dead_tokens_threshold=64))
-    res = train_sae(sae, store, TrainConfig(steps=30, batch_size=32, warmup_steps=2))
-    assert any(h["aux"] > 0 for h in res.history)  # some of 96 latents went unused for 64 vectors
-    assert 0.0 <= res.dead_fraction < 1.0
+    alive = {}
+    for alpha in (0.0, 0.03):
+        torch.manual_seed(0)
+        sae = BatchTopKSAE(SAEConfig(d_in=12, expansion_factor=4, k=2, auxk_alpha=alpha, dead_tokens_threshold=64))
+        with torch.no_grad():
+            sae.W_enc[:, 24:] *= 0.05
+            sae.b_enc[:24] += 1.0
+            assert int((sae.encode_batch_topk(x)[:, 24:] > 0).sum()) == 0  # all 24 start dead
+        res = train_sae(sae, store, TrainConfig(steps=60, batch_size=64, lr=1e-2))
+        assert any(h["aux"] > 0 for h in res.history)  # the dead latents were seen as dead
+        with torch.no_grad():
+            alive[alpha] = int(((sae.encode_batch_topk(x)[:, 24:] > 0).sum(0) > 0).sum())
+    assert alive[0.0] == 0 and alive[0.03] >= 5, alive
+
+
+def test_short_runs_learn_a_threshold_and_warm_up_within_the_run(tmp_path):
+    """README usage: TrainConfig(steps=200) works (warm-up min(1000, steps // 10)) and encode() works after it."""
+    from reprolab.papers.vlm_sae.training import effective_threshold_start
+
+    assert TrainConfig(steps=200).warmup_steps == 20 and TrainConfig(steps=110_000).warmup_steps == 1000
+    assert effective_threshold_start(1000, 110_000) == 1001 and effective_threshold_start(1000, 200) == 20
+    with pytest.raises(ConfigError, match="warmup_steps"):
+        TrainConfig(steps=200, warmup_steps=1000)  # an explicit warm-up longer than the run fails at construction
+    store = ActivationStore.from_array(tmp_path / "acts", _planted_data(n=256))
+    for steps in (1, 30):
+        sae = BatchTopKSAE(SAEConfig(d_in=12, expansion_factor=2, k=2))  # official threshold_start_step 1000
+        train_sae(sae, store, TrainConfig(steps=steps, batch_size=64))
+        assert (sae.threshold > 0).all()
+        assert sae.encode(torch.randn(3, 12)).shape == (3, 24)
 
 
 def test_trainer_refuses_wrong_width_and_nan(tmp_path):
@@ -365,15 +393,51 @@ def test_purity_and_spearman_on_planted_latents():
     assert spearman(np.arange(10.0), -np.arange(10.0)) == pytest.approx(-1.0)
 
 
-def test_pixel_embedding_sees_colour_and_is_centred():
+def test_pixel_embedding_sees_colour_uncentred_by_default():
     from reprolab.data.shapes import ShapesDataset
-    from reprolab.papers.vlm_sae.study import pixel_statistics_embedding
+    from reprolab.papers.vlm_sae.embeddings import pixel_statistics_embedding
 
     ds = ShapesDataset.generate(120, image_size=32, seed=0)
     e = pixel_statistics_embedding(ds.images)
-    assert e.shape[0] == 120 and np.isfinite(e).all()
+    assert e.shape[0] == 120 and np.isfinite(e).all() and (e >= 0).all()  # histograms, not centred (official metric.py)
     u = e / np.linalg.norm(e, axis=1, keepdims=True)
     s = u @ u.T
     same = ds.labels["colour"][:, None] == ds.labels["colour"][None]
     off = ~np.eye(120, dtype=bool)
     assert s[same & off].mean() > s[~same].mean() + 0.1  # same colour looks alike to it
+    c = pixel_statistics_embedding(ds.images, centre=True)  # v2: each block centred on the batch
+    assert c.min() < 0 and np.abs(c.mean(0)).max() < 0.2 < e.mean(0).max()
+    with pytest.raises(ShapeError):
+        pixel_statistics_embedding(ds.images[:, :1])
+
+
+def test_ms_centring_option_matches_the_pairwise_reference():
+    """A shared offset in every embedding makes all cosines ~1 (uncentred MS near 1 for every unit);
+    centring removes it and separates a class-selective unit from a random one."""
+    g = torch.Generator().manual_seed(4)
+    labels = torch.arange(3).repeat_interleave(20)
+    e = torch.randn(3, 8, generator=g)[labels] + 0.3 * torch.randn(60, 8, generator=g) + 20.0
+    a = torch.stack([(labels == 0).double(), torch.rand(60, generator=g).double()], 1)
+    raw, cen = monosemanticity_score(a, e), monosemanticity_score(a, e, centre_embeddings=True, chunk_size=7)
+    assert torch.allclose(cen, monosemanticity_score_pairwise(a, e, centre_embeddings=True, block=16), atol=1e-10)
+    assert torch.allclose(raw, monosemanticity_score_pairwise(a, e), atol=1e-10)
+    assert float(raw.min()) > 0.99
+    assert float(cen[0]) > 0.8 and float(cen[1]) < 0.3
+
+
+def test_attribute_cnn_embedding():
+    from reprolab.data.shapes import ATTRIBUTES, VOCAB, ShapesDataset
+    from reprolab.papers.vlm_sae.embeddings import AttributeCNN, attribute_accuracy, cnn_embedding, train_attribute_cnn
+
+    ds = ShapesDataset.generate(96, image_size=32, seed=1)
+    n_values = {a: len(VOCAB[a]) for a in ATTRIBUTES}
+    cnn = train_attribute_cnn(ds.images, ds.labels, n_values, steps=25, batch_size=32, lr=1e-2, seed=0)
+    f = cnn_embedding(cnn, ds.images)
+    assert f.shape == (96, 128) and (f >= 0).all() and np.isfinite(f).all()  # penultimate ReLU features, uncentred
+    correct = attribute_accuracy(cnn, ds.images, ds.labels)
+    assert set(correct) == set(ATTRIBUTES) and all(0 <= k <= 96 for k in correct.values())
+    assert correct["position"] > 96 / 4 + 20  # 25 steps already learn where the object is
+    with pytest.raises(ShapeError):
+        train_attribute_cnn(ds.images, {**ds.labels, "shape": ds.labels["shape"][:5]}, n_values, steps=1)
+    with pytest.raises(ConfigError):
+        AttributeCNN({"shape": 1})

@@ -79,6 +79,12 @@ def test_unknown_module_suggests_names(tiny_clip):
     with pytest.raises(UnknownName, match="did you mean"):
         with record_activations(tiny_clip, f"{P}encoder.layer.1"):
             pass
+    # the other library version's path (a wrapper prefix added or dropped) suggests the real name, at any depth
+    other = "encoder.layers.1" if P else "vision_model.encoder.layers.1"
+    with pytest.raises(UnknownName, match=f"did you mean '{P}encoder.layers.1'"):
+        get_module(tiny_clip, other)
+    with pytest.raises(UnknownName, match=f"{P}encoder.layers.1.mlp.fc2"):
+        get_module(tiny_clip, "mlp.fc2")
 
 
 def test_splice_sae_on_clip_layer(tiny_clip):

@@ -4,7 +4,7 @@
     acts = collect_activations(model, "_blocks.15", images, reduce=global_average_pool,
                                forward=model.extract_features)        # (N, 320)
     clip = transformers.CLIPVisionModel(config)
-    acts = collect_activations(clip, "vision_model.encoder.layers.2", pixel_values, reduce=class_token)
+    acts = collect_activations(clip, "encoder.layers.2", pixel_values, reduce=class_token, input_kwarg="pixel_values")  # transformers 5 names
     sae = load_saelens_sae("path/to/saelens_sae/")          # SAELens' cfg.json + sae_weights.safetensors
 
 All heavy imports are lazy; a missing package raises AssetMissing / MissingExtra with the fix.

@@ -23,6 +23,10 @@ Sums are accumulated in float64 (the differences above cancel large terms).
 :func:`monosemanticity_score_pairwise` evaluates Eq. 7 literally, pair block by pair block,
 as the reference the tests compare against.
 
+Embeddings are used as given (uncentred), as the official ``metric.py`` does;
+``centre_embeddings=True`` subtracts their mean over the N images first (an option; the study
+reports both).
+
 Edge cases (as the official ``metric.py``): a neuron with max == min (constant, e.g. never
 active) has undefined r and gets NaN; a neuron whose weight sum is 0 (active on fewer than
 two images) gets NaN. ``min_active`` optionally also marks as NaN neurons with fewer than
@@ -102,9 +106,14 @@ def monosemanticity_score(
     chunk_size: int = 4096,
     neuron_chunk: int = 8192,
     min_active: int = 0,
+    centre_embeddings: bool = False,
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
     """MS of every neuron (Eq. 7), shape (K,) float64; NaN where undefined (see module docstring).
+
+    ``centre_embeddings``: subtract the mean embedding over the N images before the cosines. The
+    official ``metric.py`` does not (its centring line is commented out), hence the default False;
+    centring removes what all images share, which lowers the MS of units that fire broadly.
 
     ``activations``: (N, K) tensor or array (a ``numpy.memmap`` works: it is read chunk by
     chunk); ``embeddings``: (N, D) from a different encoder. ``chunk_size`` images and
@@ -114,6 +123,7 @@ def monosemanticity_score(
     n, k = a.shape
     dev = torch.device(device) if device is not None else (a.device if isinstance(a, torch.Tensor) else torch.device("cpu"))
     lo, hi = minmax_range(a, chunk_size, dev)
+    shift = _embedding_mean(e, chunk_size, dev) if centre_embeddings else None
     out = torch.empty(k, dtype=torch.float64, device=dev)
     for j0 in range(0, k, neuron_chunk):
         j1 = min(k, j0 + neuron_chunk)
@@ -124,7 +134,8 @@ def monosemanticity_score(
         active = torch.zeros(j1 - j0, dtype=torch.long, device=dev)
         for i in range(0, n, chunk_size):
             r = _normalise(_rows(a, i, i + chunk_size, j0, j1).to(dev), lo[j0:j1], hi[j0:j1])  # (c, k')
-            u = _unit(_rows(e, i, i + chunk_size).to(dev))  # (c, D)
+            ei = _rows(e, i, i + chunk_size).to(dev)
+            u = _unit(ei - shift if shift is not None else ei)  # (c, D)
             ut_r += u.T @ r
             sum_r += r.sum(0)
             r2 = r * r
@@ -141,11 +152,23 @@ def monosemanticity_score(
     return out
 
 
-def monosemanticity_score_pairwise(activations: ArrayLike, embeddings: ArrayLike, block: int = 256) -> torch.Tensor:
+def _embedding_mean(e: ArrayLike, chunk_size: int, dev: torch.device) -> torch.Tensor:
+    total = torch.zeros(e.shape[1], dtype=torch.float64, device=dev)
+    for i in range(0, e.shape[0], chunk_size):
+        c = _rows(e, i, i + chunk_size).to(dev)
+        if not torch.isfinite(c).all():
+            raise NonFiniteError("embeddings", "NaN/inf", fix="remove the images whose embeddings are not finite")
+        total += c.sum(0)
+    return total / e.shape[0]
+
+
+def monosemanticity_score_pairwise(activations: ArrayLike, embeddings: ArrayLike, block: int = 256, centre_embeddings: bool = False) -> torch.Tensor:
     """Eq. 7 summed literally over pairs n < m, block by block (reference; O(N^2 K) time)."""
     a, e = _check_inputs(activations, embeddings)
     a = _rows(a, 0, a.shape[0])
     e = _rows(e, 0, e.shape[0])
+    if centre_embeddings:
+        e = e - e.mean(0, keepdim=True)
     lo, hi = a.min(0).values, a.max(0).values
     r = _normalise(a, lo, hi)
     u = _unit(e)

@@ -20,7 +20,9 @@ re-implemented here:
 - init: W_dec ~ Kaiming-uniform, columns normalised to 1; W_enc = W_dec^T; b_enc = 0;
   b_dec = geometric median of the first batch (set by the trainer);
 - theta: from step ``threshold_start_step`` on, an EMA (beta 0.999) of the smallest
-  non-zero activation kept by the batch top-k; at inference z is kept where z > theta;
+  non-zero activation kept by the batch top-k; at inference z is kept where z > theta
+  (a run shorter than 10 x ``threshold_start_step`` starts tracking at 10% of its steps, so
+  every trained SAE can ``encode``; ``training.effective_threshold_start``);
 - L_aux (Gao et al. 2024): the ``top_k_aux = d // 2`` largest pre-activations among *dead*
   latents (no firing in the last ``dead_tokens_threshold`` training vectors, official 10M)
   reconstruct the residual x - x_hat (decoder without bias), normalised by the residual's
@@ -197,7 +199,7 @@ class BatchTopKSAE(nn.Module):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Inference code: pre-activations above the learned threshold theta (JumpReLU form)."""
         if bool((self.threshold < 0).any()):
-            raise ConfigError("threshold", "not learned", "a trained SAE (train past threshold_start_step), or use encode_batch_topk")
+            raise ConfigError("threshold", "not learned", "an SAE trained by train_sae (any number of steps learns it), or encode_batch_topk for an untrained one")
         pre = self.pre_activations(x)
         return pre * (pre > self.threshold)
 

@@ -7,8 +7,8 @@ h' = decode(z)), leaving the language model untouched. We expose that as a funct
 
     from reprolab.nn.hooks import splice
     edit = LatentEdit(latent=123, value=100.0, mode="set")            # the paper's clamp
-    with splice(model, "vision_model.encoder.layers.22", SAESplice(sae, edit)):
-        out = model(...)
+    with splice(clip, "encoder.layers.22", SAESplice(sae, edit)):        # transformers 5 CLIPVisionModel
+        out = clip(pixel_values=x)
 
 Choices (the paper does not spell them out):
 - ``keep_error`` (default False, as the official code) adds back the SAE's reconstruction

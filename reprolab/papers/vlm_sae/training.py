@@ -185,7 +185,7 @@ class TrainConfig:
     steps: int  # optimizer steps (official 110,000)
     batch_size: int = 4096  # vectors per step (official 4096)
     lr: float | None = None  # None -> 2e-4 / sqrt(omega / 2^14) (official rule)
-    warmup_steps: int = 1000  # linear lr warm-up (official trainer default 1000)
+    warmup_steps: int | None = None  # linear lr warm-up; None -> min(1000, steps // 10) (official 1000 of 110k steps)
     decay_start: int | None = None  # linear decay to 0 from this step (official: steps - 1, i.e. none)
     grad_clip: float = 1.0  # gradient-norm clip (official)
     seed: int = 0  # data order
@@ -196,6 +196,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if int(self.steps) < 1:
             raise ConfigError("steps", self.steps, "a positive integer")
+        if self.warmup_steps is None:  # short runs get a warm-up shorter than the run (frozen dataclass)
+            object.__setattr__(self, "warmup_steps", min(1000, int(self.steps) // 10))
         if int(self.batch_size) < 1:
             raise ConfigError("batch_size", self.batch_size, "a positive integer")
         if not (0 <= self.warmup_steps < max(self.steps, 1)):
@@ -223,6 +225,14 @@ class TrainResult:
     vectors_per_second: float  # training throughput of this call (excludes resumed steps)
     resumed_from: int  # step the run resumed from (0 = fresh)
     fired: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))  # (omega,) vectors on which each latent fired
+
+
+def effective_threshold_start(threshold_start_step: int, steps: int) -> int:
+    """The first step whose batch updates the inference threshold: ``threshold_start_step + 1``
+    (the official ``step > threshold_start_step``, 1000 of 110k steps), or 10% into the run when
+    the run is shorter than 10 x that, so that every run ends with a learned threshold
+    (``encode`` works after any training, however short)."""
+    return min(int(threshold_start_step) + 1, int(steps) // 10)
 
 
 def geometric_median(points: torch.Tensor, max_iter: int = 100, tol: float = 1e-5) -> torch.Tensor:
@@ -271,6 +281,7 @@ def train_sae(
         since_fired, fired = state["since_fired"].to(device), state["fired"].to(device)
         step, epoch, batch_in_epoch, history = state["step"], state["epoch"], state["batch_in_epoch"], state["history"]
     resumed_from = step
+    threshold_start = effective_threshold_start(sae.config.threshold_start_step, config.steps)
 
     def save() -> None:
         if ckpt_path is not None:
@@ -310,7 +321,7 @@ def train_sae(
         opt.step()
         sched.step()
         sae.normalize_decoder()
-        if step > sae.config.threshold_start_step:
+        if step >= threshold_start:
             sae.update_threshold(out.z.detach())
         with torch.no_grad():
             did_fire = (out.z > 0).any(0)
