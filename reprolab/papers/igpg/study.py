@@ -192,7 +192,7 @@ def _scale(**kw) -> IGPGStudyConfig:
                 seeds=(0, 1), n_train=600, n_test=400, zoo_steps=100, zoo_lr=1e-2, image_encoder="efficientnet",
                 text_embedder="minilm", per_class=10, shapes_n=2400, chunk_size=64, downsample=2, n_embed=256, hidden=32, quantizer="nearest",
                 standardize=True, weight_scale=1.0,
-                vq_steps=1500, vq_lr=1e-3, vq_temperature_end=0.1, prior_steps=800, prior_lr=1e-3, n_embd=64, n_layer=2,
+                vq_steps=2500, vq_lr=1e-3, vq_temperature_end=0.1, prior_steps=1500, prior_lr=1e-3, n_embd=64, n_layer=2,
                 gen_seeds=3, n_draws=8, finetune_cap=200, eval_every=5)
     base.update(kw)
     return IGPGStudyConfig(**base)
@@ -243,7 +243,7 @@ class IGPGStudy(Study):
                             vq_steps=10, prior_steps=5, n_embd=16, n_layer=1, gen_seeds=2, n_draws=2, finetune_cap=10,
                             eval_every=5),
         Scale.QUICK: _scale(tasks=(("fashion", 4), ("digits", 2)), held_out=2, archs=("cnn_a",), seeds=(0,), vq_steps=400,
-                            prior_steps=300, finetune_cap=100),
+                            prior_steps=300, finetune_cap=100),  # 4 training nets: proves the path, the gate rarely passes
         Scale.FULL: _scale(),
     }
     version = 1
