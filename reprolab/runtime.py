@@ -49,6 +49,21 @@ def set_threads(n: int | None = None) -> int:
     return torch.get_num_threads()
 
 
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[int]:
+    """Run a block with ``n`` intra-op torch threads, then restore the previous setting. For studies of
+    many tiny tensor ops: on a shared 2-core machine two threads wait at every op's barrier and run such
+    work several times slower than one."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, n))
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+
+
 def pyplot() -> Any:
     """``matplotlib.pyplot`` on the non-interactive Agg backend: studies draw their figures headless."""
     import matplotlib

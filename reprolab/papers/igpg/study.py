@@ -252,14 +252,10 @@ class IGPGStudy(Study):
     # ------------------------------------------------------------------ run
 
     def run(self, config: IGPGStudyConfig, run: RunDir) -> Metrics:
-        # every model here is tiny (1k-parameter nets, a 64-wide GPT): one intra-op thread is faster than two,
-        # and much faster on a shared machine, where a second thread waits at every op's barrier
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
+        from ...runtime import torch_threads
+
+        with torch_threads(1):  # every model here is tiny (1k-parameter nets, a 64-wide GPT): 1 thread is fastest
             return self._run(config, run)
-        finally:
-            torch.set_num_threads(threads)
 
     def _run(self, config: IGPGStudyConfig, run: RunDir) -> Metrics:
         import time
