@@ -12,6 +12,8 @@ EXTRAS := zclip,gaussians,vlm_sae,fresca,llm,whisper_lm,grm,agents,agents_peers,
 # --no-install-recommends: the help packages otherwise pull in a web browser.
 DEBIAN_ASSETS := dataset-fashion-mnist espeak-ng sox libreoffice-help-es libreoffice-help-ca fortunes-es gimp-help-ca bubblewrap libseccomp2 chromium
 export REPROLAB_THREADS ?= 2
+# make test: pytest-xdist workers side by side (tests/conftest.py gives each REPROLAB_THREADS / workers threads)
+TEST_WORKERS ?= 2
 
 .PHONY: help setup demo test test-slow report bench assets clean readme
 
@@ -46,8 +48,8 @@ assets: $(STAMP)  ## install offline assets: Debian data sets, and model weights
 demo: setup assets  ## run every study at quick scale and write runs/report/index.html (FORCE=1 reruns)
 	$(VENV)/bin/reprolab demo --scale quick $(if $(FORCE),--force,)
 
-test: setup assets  ## the test suite (under 10 minutes on 2 cores)
-	$(PY) -m pytest
+test: setup assets  ## the test suite (under 10 minutes on 2 cores; TEST_WORKERS=1 runs it in one process)
+	$(PY) -m pytest $(if $(filter-out 1,$(TEST_WORKERS)),-n $(TEST_WORKERS),)
 
 test-slow: setup  ## only the slow tests
 	$(PY) -m pytest -m slow
