@@ -795,13 +795,20 @@ def run_bench(name: str, quick: bool = True, out: str | Path = "runs") -> BenchR
 
 
 def overall_verdict(claims: list[ClaimOutcome]) -> Verdict:
-    """A study's verdict: ``reproduced`` only when every claim is; when all claims that ran share
-    one verdict, that verdict; else ``partly``. ``not run`` when no claim ran."""
+    """A study's verdict: ``reproduced`` only when every claim is; ``partly`` when some claim is
+    reproduced (or partly) and not all are; with no claim reproduced, ``not reproduced`` when one is
+    contradicted, else the verdict the claims that ran share (``inconclusive`` for a mix of
+    inconclusive and not testable). ``not run`` when no claim ran.
+
+    (Issue 17's note: "partly" used to mean only "the claims differ", so a study with no claim
+    holding, e.g. not reproduced + inconclusive, read as partly.)"""
     ran = {c.verdict for c in claims if c.verdict != Verdict.NOT_RUN}
     if not ran:
         return Verdict.NOT_RUN
-    if len(ran) == 1 and len(ran) == len({c.verdict for c in claims}):
-        return ran.pop()
-    if ran == {Verdict.NOT_REPRODUCED}:
-        return Verdict.NOT_REPRODUCED  # some not run, the rest not reproduced
-    return Verdict.PARTLY
+    if ran == {Verdict.REPRODUCED} and len(ran) == len({c.verdict for c in claims}):
+        return Verdict.REPRODUCED
+    if ran & {Verdict.REPRODUCED, Verdict.PARTLY}:
+        return Verdict.PARTLY
+    if Verdict.NOT_REPRODUCED in ran:
+        return Verdict.NOT_REPRODUCED
+    return ran.pop() if len(ran) == 1 else Verdict.INCONCLUSIVE

@@ -133,6 +133,11 @@ def test_overall_verdict():
     assert overall_verdict([c(Verdict.REPRODUCED), c(Verdict.INCONCLUSIVE)]) == Verdict.PARTLY
     assert overall_verdict([c(Verdict.REPRODUCED), c(Verdict.NOT_RUN)]) == Verdict.PARTLY  # every claim must hold
     assert overall_verdict([c(Verdict.NOT_REPRODUCED), c(Verdict.NOT_RUN)]) == Verdict.NOT_REPRODUCED
+    # no claim holds: never "partly" (issue 17: not reproduced + inconclusive read as partly)
+    assert overall_verdict([c(Verdict.NOT_REPRODUCED), c(Verdict.INCONCLUSIVE)]) == Verdict.NOT_REPRODUCED
+    assert overall_verdict([c(Verdict.NOT_TESTABLE), c(Verdict.INCONCLUSIVE)]) == Verdict.INCONCLUSIVE
+    assert overall_verdict([c(Verdict.NOT_TESTABLE)] * 2) == Verdict.NOT_TESTABLE
+    assert overall_verdict([c(Verdict.PARTLY), c(Verdict.NOT_REPRODUCED)]) == Verdict.PARTLY
 
 
 def test_reuse_is_keyed_on_config_version_and_seed_never_on_a_skip(tmp_path):
