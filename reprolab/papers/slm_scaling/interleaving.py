@@ -9,7 +9,9 @@ words [w_i .. w_j] is the units whose cumulative end time lies in [start(w_i), e
 
 Methods of choosing the spoken words (slamkit's ``_assign_interleaved_modality``):
 - ``poisson`` (the paper's): :func:`select_spans_poisson`, spans of Poisson(lambda) words covering
-  ceil(eta n) words; spans never overlap and the word right after a span never starts a span;
+  ceil(eta n) words; spans never overlap and the word right after a span never starts a span drawn
+  after it (a span drawn earlier may end right before a later one starts: ~2% of neighbours touch, as
+  in the official code);
 - ``random`` (SpiritLM-style): each word spoken with probability 1/2, independently;
 - ``span``: each word starts a speech run of ``span`` words with probability ``prob`` (runs extend).
 
