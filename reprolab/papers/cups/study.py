@@ -42,6 +42,7 @@ import torch
 
 from ... import stats
 from ...data.scenes import STEREO_STUFF, STEREO_THINGS, StereoVideoConfig, make_stereo_video
+from ...runtime import torch_threads
 from ...study import Claim, Judgement, Metrics, Paper, RunDir, Scale, Study, register
 from .cues import CueConfig, stereo_cues
 from .labels import majority_merge, thing_stuff_split
@@ -224,12 +225,8 @@ class CupsStudy(Study):
     def run(self, config: CupsConfig, run: RunDir) -> Metrics:
         # one intra-op thread: this study's tensors are small, and on a shared 2-core machine two torch threads
         # spin at every barrier (a training step: 66 ms with one thread, 1.2 s with two, measured)
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
+        with torch_threads(1):
             return self._run(config, run)
-        finally:
-            torch.set_num_threads(threads)
 
     def _run(self, config: CupsConfig, run: RunDir) -> Metrics:
         from ...runtime import track

@@ -66,7 +66,7 @@ import torch
 from ...gaussians import GaussianScene, psnr, read_ply, render, scene_to_ply_bytes, ssim, write_ply
 from ...gaussians.fit import FitConfig, fit_gaussians, initial_scene
 from ...gaussians.procedural import SCENES, ProceduralViews, procedural_views, surface_points
-from ...runtime import atomic_write_json, track
+from ...runtime import atomic_write_json, torch_threads, track
 from ... import stats
 from ...study import Claim, Judgement, Metrics, Paper, RunDir, Scale, Study, register
 from .baselines import fp16_unzip, fp16_zip, prune_sh_vq, prune_sh_vq_decode
@@ -345,12 +345,8 @@ class NeuralGSStudy(Study):
     def run(self, config: NeuralGSStudyConfig, run: RunDir) -> Metrics:
         # The rasterizer is many small tensor ops: on 2 shared cores, 2 intra-op threads ran it up to
         # 40x slower than 1 (measured), so the study runs single-threaded and restores the setting.
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
+        with torch_threads(1):
             return self._run(config, run)
-        finally:
-            torch.set_num_threads(threads)
 
     def _ngs(self, arm: str, cfg: NeuralGSConfig, ply_path: str, train: ProceduralViews, test: ProceduralViews, run: RunDir, seed: int, tag: str) -> dict:
         key = run.key_with(arm, tag, cfg, seed)
