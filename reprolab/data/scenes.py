@@ -105,6 +105,22 @@ def _box_hit(d: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray,
     return t, n
 
 
+class _ZBuffer:
+    """The nearest surface along each ray so far: ray length, normal and surface id per pixel."""
+
+    def __init__(self, H: int, W: int):
+        self.t = np.full((H, W), np.inf)
+        self.normal = np.zeros((H, W, 3))
+        self.id = np.full((H, W), -1, dtype=np.int64)
+
+    def hit(self, t: np.ndarray, n: np.ndarray, k: int) -> None:
+        """Keep surface ``k`` (ray lengths ``t``, normals ``n``: per pixel or one vector) where it is nearer."""
+        closer = (t > 1e-6) & (t < self.t)
+        self.t[closer] = t[closer]
+        self.normal[closer] = n[closer] if n.ndim == 3 else n
+        self.id[closer] = k
+
+
 def render_scene(rng: np.random.Generator, config: SceneConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One scene: image (3, H, W) in [0, 1], depth (H, W), instance (H, W)."""
     d_cam = _rays(config)  # (H, W, 3) in camera coordinates
@@ -114,15 +130,8 @@ def render_scene(rng: np.random.Generator, config: SceneConfig) -> tuple[np.ndar
     d = d_cam @ rot.T  # world directions; a point t * d in the world is t * d_cam in the camera
     cam_h = rng.uniform(*config.camera_height)
     wall = rng.uniform(*config.wall_distance)
-    t_best = np.full((H, W), np.inf)
-    normal = np.zeros((H, W, 3))
-    inst = np.full((H, W), -1, dtype=np.int64)
-
-    def hit(t: np.ndarray, n: np.ndarray, k: int) -> None:
-        closer = (t > 1e-6) & (t < t_best)
-        t_best[closer] = t[closer]
-        normal[closer] = n[closer] if n.ndim == 3 else n
-        inst[closer] = k
+    zb = _ZBuffer(H, W)
+    hit = zb.hit
 
     with np.errstate(divide="ignore", invalid="ignore"):
         hit(np.where(d[..., 1] < 0, -cam_h / d[..., 1], np.inf), np.array([0.0, 1.0, 0.0]), 0)  # ground y = -cam_h
@@ -142,6 +151,7 @@ def render_scene(rng: np.random.Generator, config: SceneConfig) -> tuple[np.ndar
             objects.append(k)
             k += 1
 
+    t_best, normal, inst = zb.t, zb.normal, zb.id
     points = t_best[..., None] * d
     depth = t_best * d_cam[..., 2]  # camera-space z of the hit
     light = np.array([rng.uniform(-0.6, 0.6), 1.0, rng.uniform(-0.9, -0.2)])
@@ -257,15 +267,8 @@ def _cast(origin: np.ndarray, d: np.ndarray, ground_y: float, wall_z: float, obj
     selects the object positions of frame 0 or 1.
     """
     H, W = d.shape[:2]
-    t_best = np.full((H, W), np.inf)
-    normal = np.zeros((H, W, 3))
-    surf = np.full((H, W), -1, dtype=np.int64)
-
-    def hit(t: np.ndarray, n: np.ndarray, k: int) -> None:
-        closer = (t > 1e-6) & (t < t_best)
-        t_best[closer] = t[closer]
-        normal[closer] = n[closer] if n.ndim == 3 else n
-        surf[closer] = k
+    zb = _ZBuffer(H, W)
+    hit = zb.hit
 
     with np.errstate(divide="ignore", invalid="ignore"):
         hit(np.where(d[..., 1] < 0, (ground_y - origin[1]) / d[..., 1], np.inf), np.array([0.0, 1.0, 0.0]), 0)
@@ -276,7 +279,7 @@ def _cast(origin: np.ndarray, d: np.ndarray, ground_y: float, wall_z: float, obj
                 hit(*_sphere_hit(d, pos - origin, ob["radius"]), k)
             else:
                 hit(*_box_hit(d, pos - origin, pos + ob["size"] - origin), k)
-    return t_best, normal, surf
+    return zb.t, zb.normal, zb.id
 
 
 def render_stereo_video(rng: np.random.Generator, config: StereoVideoConfig) -> dict:
