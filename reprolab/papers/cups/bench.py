@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ...data.scenes import STEREO_STUFF, STEREO_THINGS, StereoVideoConfig, make_stereo_video
+from ...runtime import torch_threads
 from ...study import Benchmark, BenchResult, BenchRow, bench_rows, register_bench
 from .labels import thing_stuff_split
 from .panoptic import evaluate_clusters, panoptic_quality
@@ -33,12 +34,8 @@ class CupsBench(Benchmark):
     description = "PQ and seconds per image: CUPS pseudo-labels (stereo video) vs U2Seg-style (MaskCut); our PQ vs torchmetrics"
 
     def run(self, quick: bool) -> BenchResult:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # small tensors on shared cores: see the study
-        try:
+        with torch_threads(1):  # small tensors on shared cores: see the study
             return self._run(quick)
-        finally:
-            torch.set_num_threads(threads)
 
     def _run(self, quick: bool) -> BenchResult:
         from ...runtime import library_versions, machine_info

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from ...data.sokoban import BatchedSokoban, Level
 from ...errors import ReprolabError
+from ...runtime import torch_threads
 from ...study import Benchmark, BenchResult, BenchRow, register_bench
 from .concepts import play, probe_dataset
 from .probes import ProbeConfig, confusion, fit_probe, from_sklearn, macro_f1, squares_as_rows
@@ -91,9 +91,7 @@ def _agent(quick: bool, runs: str | Path = "runs") -> tuple[Any, str]:
 def probe_race(quick: bool) -> dict[str, Any]:
     from sklearn.linear_model import LogisticRegression
 
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         agent, source = _agent(quick)
         eps_tr = play(agent, evaluation_levels(30 if quick else 150, seed=11))
         eps_te = play(agent, evaluation_levels(20 if quick else 100, seed=12))
@@ -113,8 +111,6 @@ def probe_race(quick: bool) -> dict[str, Any]:
         else:  # a class absent from the training rows: score sklearn's own predictions
             sk_f1 = macro_f1(confusion(lr.predict(squares_as_rows(xte)[0]).reshape(yte.shape), yte))
         return {"agent": source, "rows": int(len(rows)), "ours_s": ours_s, "ours_f1": ours_f1, "sklearn_s": sk_s, "sklearn_f1": sk_f1}
-    finally:
-        torch.set_num_threads(prev)
 
 
 @register_bench

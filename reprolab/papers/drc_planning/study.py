@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from ... import stats
+from ...runtime import torch_threads
 from ...study import Claim, Judgement, Metrics, Paper, RunDir, Scale, Study, register, run_key
 from .concepts import CONCEPTS, concept_labels, play, probe_dataset
 from .interventions import ALPHAS, THINKING, random_vectors, route_choice_levels, route_success, steer
@@ -198,12 +199,8 @@ class DRCPlanningStudy(Study):
     changelog = {1: "first version: rules (gate, a-d) fixed before the first full run"}
 
     def run(self, config: DRCStudyConfig, run: RunDir) -> Metrics:
-        prev = torch.get_num_threads()
-        torch.set_num_threads(1)  # the DRC's small convolutions: 824 vs 81 transitions/s at 1 vs 2 threads on shared cores
-        try:
+        with torch_threads(1):  # the DRC's small convolutions: 824 vs 81 transitions/s at 1 vs 2 threads on shared cores
             return self._run(config, run)
-        finally:
-            torch.set_num_threads(prev)
 
     def _run(self, config: DRCStudyConfig, run: RunDir) -> Metrics:
         ck = run.checkpoints / f"agent-{run_key(dataclasses.asdict(config.train))}.pt"

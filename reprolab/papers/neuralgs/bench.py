@@ -23,7 +23,7 @@ import torch
 from ...gaussians import look_at, read_ply, render, scene_to_ply_bytes
 from ...gaussians.fit import FitConfig, fit_gaussians, initial_scene
 from ...gaussians.procedural import procedural_views, surface_points
-from ...runtime import interleaved_timings
+from ...runtime import interleaved_timings, torch_threads
 from ...study import Benchmark, BenchResult, bench_rows, register_bench
 from .baselines import fp16_unzip, fp16_zip, prune_sh_vq, prune_sh_vq_decode
 from .neuralgs import NeuralGSConfig, compress, decompress, importance_scores
@@ -69,12 +69,8 @@ class NeuralGSBench(Benchmark):
     description = "NeuralGS vs .ply, fp16+zip, pruning+SH-VQ: size, held-out PSNR/SSIM, compress/decompress time (ratios to fp16+zip)"
 
     def run(self, quick: bool) -> BenchResult:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # see study.py: the rasterizer's small ops run fastest on one thread here
-        try:
+        with torch_threads(1):  # see study.py: the rasterizer's small ops run fastest on one thread here
             return self._run(quick)
-        finally:
-            torch.set_num_threads(threads)
 
     def _run(self, quick: bool) -> BenchResult:
         if quick:

@@ -56,7 +56,7 @@ import torch
 
 from ...data.text_corpus import ByteCorpus
 from ...nn.gpt import GPT, GPTConfig
-from ...runtime import atomic_write_json, track
+from ...runtime import atomic_write_json, torch_threads, track
 from ... import stats
 from ...study import Claim, Judgement, Metrics, Paper, RunDir, Scale, Study, register
 from .zclip import ZClip
@@ -452,14 +452,10 @@ class ZClipStudy(Study):
                 for (arm, lr, seed), trace in track(pool.map(_job, jobs), f"{len(jobs)} runs on {config.workers} workers", total=len(jobs)):
                     traces[(arm, lr, seed - run.seed * 1000)] = trace
         else:  # one thread: a tiny model gains nothing from a second, and loses much when the cores are shared
-            threads = torch.get_num_threads()
-            torch.set_num_threads(1)
-            try:
+            with torch_threads(1):
                 for job in jobs:
                     (arm, lr, seed), trace = _job(job)
                     traces[(arm, lr, seed - run.seed * 1000)] = trace
-            finally:
-                torch.set_num_threads(threads)
 
         metrics: Metrics = {
             "lrs": [lr_key(lr) for lr in config.lrs],
