@@ -81,11 +81,8 @@ def test_rejudge_from_saved_metrics_gives_the_same_verdicts():
     assert a == b
 
 
-def test_smoke_run_end_to_end(tmp_path, monkeypatch):
-    from reprolab.study import run_study
-
-    monkeypatch.setenv("REPROLAB_THREADS", "1")
-    res, _ = run_study("igpg", "smoke", out=tmp_path)
+def test_smoke_run_end_to_end(smoke_run):
+    res, _ = smoke_run("igpg")  # shared with tests/test_studies_smoke.py (tests/conftest.py)
     assert res.status == "ok" and len(res.claims) == 6
     assert {f.file for f in res.figures} == {"figures/epoch0_accuracy.png", "figures/finetuning.png", "figures/codebook_usage.png"}
     m = res.metrics

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from reprolab.data.shapes import ATTRIBUTES
-from reprolab.study import Result, Verdict, get_study, rejudge, run_study
+from reprolab.study import Result, Verdict, get_study, rejudge
 
 EPS = (1, 4)
 
@@ -171,11 +171,11 @@ def test_controls_share_the_trained_encoding():
     assert codes.shape == (10, 8) and int((codes > 0).sum()) <= 30
 
 
-def test_smoke_result_rejudges_to_the_same_verdicts(tmp_path, one_thread):
-    result, _ = run_study("vlm_sae", "smoke", out=tmp_path)
+def test_smoke_result_rejudges_to_the_same_verdicts(smoke_run):
+    result, out = smoke_run("vlm_sae")  # shared with tests/test_studies_smoke.py (tests/conftest.py)
     assert result.status == "ok"
     m = result.metrics
     assert set(m["sae"]) == set(m["untrained"]) and all(set(v["ms_values"]) == {"cnn", "pixel"} for v in [*m["sae"].values(), *m["untrained"].values()])
     assert set(m["neurons"]["ms"]) == {"cnn", "pixel", "cnn_centred", "pixel_centred"} and "ms_values" in m["neurons_topk"]
-    again = rejudge(Result.load(tmp_path / "vlm_sae" / "smoke" / "result.json"))
+    again = rejudge(Result.load(out / "vlm_sae" / "smoke" / "result.json"))
     assert [(c.key, c.verdict, c.headline) for c in again.claims] == [(c.key, c.verdict, c.headline) for c in result.claims]
