@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
-import pytest
 import torch
 
-README = Path(__file__).resolve().parents[2] / "reprolab" / "papers" / "igpg" / "README.md"
+from tests.readme_examples import printed, run_readme_example
 
 
 def test_readme_usage_example_runs(capsys, tmp_path, monkeypatch):
@@ -16,11 +12,8 @@ def test_readme_usage_example_runs(capsys, tmp_path, monkeypatch):
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        text = README.read_text()
-        block = re.findall(r"```python\n(.*?)```", text, re.S)[0]
-        printed = re.findall(r"prints\n\n```\n(.*?)```", text, re.S)[0].splitlines()
-        exec(compile(block, str(README), "exec"), {"__name__": "readme"})
+        text = run_readme_example("igpg")
     finally:
         torch.set_num_threads(n)
-    assert capsys.readouterr().out.splitlines() == printed
+    assert capsys.readouterr().out.splitlines() == printed(text)
     assert (tmp_path / "mlp.safetensors").exists()

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
+from tests.readme_examples import printed, run_readme_example
 
-README = Path(__file__).resolve().parents[2] / "reprolab" / "papers" / "slm_scaling" / "README.md"
+PAPER = "slm_scaling"
 
 
 def test_readme_usage_example_runs(capsys):
-    text = README.read_text()
-    block = re.findall(r"```python\n(.*?)```", text, re.S)[0]
-    printed = re.findall(r"prints\n\n```\n(.*?)```", text, re.S)[0].splitlines()
-    exec(compile(block, str(README), "exec"), {"__name__": "readme"})
-    assert capsys.readouterr().out.splitlines() == printed
+    text = run_readme_example(PAPER)
+    assert capsys.readouterr().out.splitlines() == printed(text)

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 import pytest
 
-README = Path(__file__).resolve().parents[2] / "reprolab" / "papers" / "vlm_sae" / "README.md"
+from tests.readme_examples import run_readme_example
+
+PAPER = "vlm_sae"
 
 
 def test_readme_usage_example_runs(tmp_path, monkeypatch, capsys, one_thread):
     pytest.importorskip("transformers")
-    block = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)[0]
     monkeypatch.chdir(tmp_path)
-    exec(compile(block, str(README), "exec"), {"__name__": "readme"})
+    run_readme_example(PAPER)
     out = capsys.readouterr().out.strip().splitlines()
     assert out[-1] == "(256, 256) (256,) (4, 64) MatryoshkaBatchTopKSAE"
     assert (tmp_path / "my_sae" / "cfg.json").exists() and (tmp_path / "acts" / "store.json").exists()

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
-README = Path(__file__).resolve().parents[2] / "reprolab" / "papers" / "zclip" / "README.md"
+from tests.readme_examples import run_readme_example
+
+PAPER = "zclip"
 
 
 def test_readme_usage_example_runs(capsys):
-    block = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)[0]
-    exec(compile(block, str(README), "exec"), {"__name__": "readme"})
+    run_readme_example(PAPER)
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 1 and out[0].startswith("step 15: spike, norm ")
     norm, clipped = (float(v) for v in re.findall(r"[\d.]+", out[0].split("norm ")[1]))
