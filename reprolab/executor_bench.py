@@ -15,12 +15,18 @@ Per study, the wall time its ``result.json`` records is compared across the thre
 local instance against the local executor; ``(ray - local) / units`` is the overhead per unit.
 
 Scale: ``reprolab bench runner`` runs the studies at ``smoke`` (minutes; mostly start-up costs);
-``--full`` at ``quick``, which is ``reprolab demo`` itself (three times: about 45 minutes on 2 cores).
+``--full`` at ``quick``, which is ``reprolab demo`` itself (three times: about an hour on 2 cores).
+
+``REPROLAB_BENCH_RUNNER_ARMS`` (comma-separated, default ``loop,procs,alone,ray``) picks the arms:
+``procs,alone`` is all that "within 10% of alone" needs (the baseline is then the first arm run).
+A study that fails in one arm is named in ``extra["failed"]`` and left out of the ratios; the
+others are still measured.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -31,14 +37,25 @@ from typing import Any
 from .study import Benchmark, BenchResult, BenchRow, register_bench, studies
 
 RAY_STUDY = "foundation_agents"
+ARMS = {"loop": "in-process loop", "procs": "process per study", "alone": "each study alone", "ray": "ray"}
 
 
-def _cli(*args: str, env: dict[str, str] | None = None) -> float:
-    """Run ``reprolab ARGS`` in a fresh process; its wall seconds (a failure raises)."""
+def _arms() -> list[str]:
+    raw = os.environ.get("REPROLAB_BENCH_RUNNER_ARMS", "loop,procs,alone,ray")
+    arms = [a.strip() for a in raw.split(",") if a.strip()]
+    bad = [a for a in arms if a not in ARMS]
+    if bad or not arms:
+        raise ValueError(f"REPROLAB_BENCH_RUNNER_ARMS={raw!r}: unknown arm(s) {bad}; choose from {', '.join(ARMS)}")
+    return arms
+
+
+def _cli(*args: str, env: dict[str, str] | None = None, check: bool = True) -> float:
+    """Run ``reprolab ARGS`` in a fresh process; its wall seconds (a failure raises unless ``check=False``:
+    a study that fails inside ``run --all`` exits 2 after the others ran, and their walls still count)."""
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "reprolab.cli", *args], capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
-    if proc.returncode != 0:
+    if proc.returncode != 0 and check:
         raise RuntimeError(f"`reprolab {' '.join(args)}` failed ({proc.returncode}): {proc.stderr[-800:]}")
     return wall
 
@@ -64,43 +81,60 @@ class RunnerBench(Benchmark):
         names = list(studies())
         env = child_environment()
         env["REPROLAB_PROGRESS"] = "0"
+        arms = _arms()
         with tempfile.TemporaryDirectory(prefix="reprolab-bench-runner-") as tmp:
             root = Path(tmp)
-            totals = {
-                "in-process loop": _cli("run", "--all", "--in-process", "--force", "--scale", scale, "--out", str(root / "loop"), env=env),
-                "process per study": _cli("run", "--all", "--force", "--scale", scale, "--out", str(root / "procs"), env=env),
-            }
-            alone = 0.0
-            for n in names:
-                alone += _cli("run", n, "--force", "--scale", scale, "--out", str(root / "alone"), env=env)
-            totals["each study alone"] = alone
-            per = {k: _walls(root / d, names, scale) for k, d in
-                   (("in-process loop", "loop"), ("process per study", "procs"), ("each study alone", "alone"))}
+            totals: dict[str, float] = {}
+            if "loop" in arms:
+                totals[ARMS["loop"]] = _cli("run", "--all", "--in-process", "--force", "--scale", scale,
+                                            "--out", str(root / "loop"), env=env, check=False)
+            if "procs" in arms:
+                totals[ARMS["procs"]] = _cli("run", "--all", "--force", "--scale", scale, "--out", str(root / "procs"),
+                                             env=env, check=False)
+            if "alone" in arms:
+                totals[ARMS["alone"]] = sum(_cli("run", n, "--force", "--scale", scale, "--out", str(root / "alone"),
+                                                 env=env, check=False) for n in names)
+            per = {ARMS[a]: _walls(root / a, names, scale) for a in ("loop", "procs", "alone") if a in arms}
+            failed = {k: [n for n, w in v.items() if not w == w] for k, v in per.items()}
+            failed = {k: v for k, v in failed.items() if v}
 
             ray: dict[str, Any] = {}
-            try:
-                import ray as _ray  # noqa: F401
+            if "ray" in arms:
+                try:
+                    import ray as _ray  # noqa: F401
 
-                units = 5
-                local = _cli("run", RAY_STUDY, "--force", "--scale", scale, "--out", str(root / "ray-local"), env=env)
-                remote = _cli("run", RAY_STUDY, "--force", "--scale", scale, "--executor", "ray", "--cpus-per-unit", "1",
-                              "--out", str(root / "ray"), env=env)
-                ray = {"study": RAY_STUDY, "units": units, "local_s": round(local, 2), "ray_s": round(remote, 2),
-                       "overhead_per_unit_s": round((remote - local) / units, 2),
-                       "note": "ray_s includes starting a local Ray instance (once per command)"}
-            except ImportError:
-                ray = {"skipped": "ray is not installed: pip install 'reprolab[distributed]'"}
+                    units = 5
+                    local = _cli("run", RAY_STUDY, "--force", "--scale", scale, "--out", str(root / "ray-local"), env=env)
+                    remote = _cli("run", RAY_STUDY, "--force", "--scale", scale, "--executor", "ray", "--cpus-per-unit", "1",
+                                  "--out", str(root / "ray"), env=env)
+                    ray = {"study": RAY_STUDY, "units": units, "local_s": round(local, 2), "ray_s": round(remote, 2),
+                           "overhead_per_unit_s": round((remote - local) / units, 2),
+                           "note": "ray_s includes starting a local Ray instance (once per command)"}
+                except ImportError:
+                    ray = {"skipped": "ray is not installed: pip install 'reprolab[distributed]'"}
 
-        base = totals["in-process loop"]
+        base_name = next(iter(totals)) if totals else None
+        base = totals[base_name] if base_name else float("nan")
         rows = [BenchRow(f"{k} (all {len(names)} studies at {scale})", v, 0.0, v / base) for k, v in totals.items()]
-        ratios = {n: {"demo_vs_alone": round(per["process per study"][n] / per["each study alone"][n], 3),
-                      "loop_vs_alone": round(per["in-process loop"][n] / per["each study alone"][n], 3)}
-                  for n in names if per["each study alone"][n] > 0}
-        within = [n for n, r in ratios.items() if abs(r["demo_vs_alone"] - 1) <= 0.10]
+        ratios: dict[str, dict[str, float]] = {}
+        alone_w = per.get(ARMS["alone"], {})
+        for n in names:
+            a = alone_w.get(n, float("nan"))
+            if not a > 0:
+                continue
+            r = {}
+            if ARMS["procs"] in per and per[ARMS["procs"]][n] > 0:
+                r["demo_vs_alone"] = round(per[ARMS["procs"]][n] / a, 3)
+            if ARMS["loop"] in per and per[ARMS["loop"]][n] > 0:
+                r["loop_vs_alone"] = round(per[ARMS["loop"]][n] / a, 3)
+            if r:
+                ratios[n] = r
+        within = [n for n, r in ratios.items() if "demo_vs_alone" in r and abs(r["demo_vs_alone"] - 1) <= 0.10]
+        measured = sum("demo_vs_alone" in r for r in ratios.values())
         return BenchResult(
-            bench=self.name, baseline=f"in-process loop (all {len(names)} studies at {scale})", rows=rows,
-            config={"scale": scale, "studies": names, "threads": env["REPROLAB_THREADS"]},
-            extra={"per_study_wall_s": per, "per_study_ratios": ratios,
-                   "within_10pct_of_alone": f"{len(within)} of {len(ratios)} studies", "ray": ray,
+            bench=self.name, baseline=f"{base_name} (all {len(names)} studies at {scale})", rows=rows,
+            config={"scale": scale, "studies": names, "threads": env["REPROLAB_THREADS"], "arms": arms},
+            extra={"per_study_wall_s": per, "per_study_ratios": ratios, "failed": failed,
+                   "within_10pct_of_alone": f"{len(within)} of {measured} studies", "ray": ray,
                    "note": "one measurement per variant on a shared 2-core machine: ratios near 1 are inside its noise"},
         )

@@ -139,7 +139,7 @@ def test_runner_bench_compares_the_three_ways_per_study(monkeypatch, toy_units):
     walls = {"loop": 2.0, "procs": 1.0, "alone": 1.05, "ray-local": 1.0, "ray": 3.5}
     monkeypatch.setattr(executor_bench, "studies", lambda: {"a": None, "b": None})
 
-    def fake_cli(*args, env=None):
+    def fake_cli(*args, env=None, check=True):
         out = Path(args[args.index("--out") + 1])
         names = ["a", "b"] if "--all" in args else [args[1]]
         scale = args[args.index("--scale") + 1]
@@ -157,3 +157,12 @@ def test_runner_bench_compares_the_three_ways_per_study(monkeypatch, toy_units):
     assert res.extra["within_10pct_of_alone"] == "2 of 2 studies"
     if "ray" in sys.modules or __import__("importlib").util.find_spec("ray"):
         assert res.extra["ray"]["overhead_per_unit_s"] == pytest.approx((3.5 - 1.0) / 5)
+    # only the two arms item 1 needs; a study that failed in one arm is named and left out of the ratios
+    monkeypatch.setenv("REPROLAB_BENCH_RUNNER_ARMS", "procs,alone")
+    walls["procs"] = float("nan")
+    res = executor_bench.RunnerBench().run(quick=True)
+    assert [r.name.split(" (")[0] for r in res.rows] == ["process per study", "each study alone"]
+    assert res.extra["failed"] == {"process per study": ["a", "b"]} and res.extra["within_10pct_of_alone"] == "0 of 0 studies"
+    monkeypatch.setenv("REPROLAB_BENCH_RUNNER_ARMS", "procs,nope")
+    with pytest.raises(ValueError, match="nope"):
+        executor_bench.RunnerBench().run(quick=True)
