@@ -17,6 +17,7 @@ local instance against the local executor; ``(ray - local) / units`` is the over
 Scale: ``reprolab bench runner`` runs the studies at ``smoke`` (minutes; mostly start-up costs);
 ``--full`` at ``quick``, which is ``reprolab demo`` itself (three times: about an hour on 2 cores).
 
+``REPROLAB_BENCH_RUNNER_KEEP=DIR`` runs in DIR and keeps every run's files (else a temporary folder).
 ``REPROLAB_BENCH_RUNNER_ARMS`` (comma-separated, default ``loop,procs,alone,ray``) picks the arms:
 ``procs,alone`` is all that "within 10% of alone" needs (the baseline is then the first arm run).
 A study that fails in one arm is named in ``extra["failed"]`` and left out of the ratios; the
@@ -25,6 +26,7 @@ others are still measured.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -82,7 +84,8 @@ class RunnerBench(Benchmark):
         env = child_environment()
         env["REPROLAB_PROGRESS"] = "0"
         arms = _arms()
-        with tempfile.TemporaryDirectory(prefix="reprolab-bench-runner-") as tmp:
+        keep = os.environ.get("REPROLAB_BENCH_RUNNER_KEEP")  # a folder to run in and keep (the runs' own result.json)
+        with (contextlib.nullcontext(keep) if keep else tempfile.TemporaryDirectory(prefix="reprolab-bench-runner-")) as tmp:
             root = Path(tmp)
             totals: dict[str, float] = {}
             if "loop" in arms:
@@ -134,7 +137,8 @@ class RunnerBench(Benchmark):
         return BenchResult(
             bench=self.name, baseline=f"{base_name} (all {len(names)} studies at {scale})", rows=rows,
             config={"scale": scale, "studies": names, "threads": env["REPROLAB_THREADS"], "arms": arms},
-            extra={"per_study_wall_s": per, "per_study_ratios": ratios, "failed": failed,
+            extra={"per_study_wall_s": {k: {n: (w if w == w else None) for n, w in v.items()} for k, v in per.items()},
+                   "per_study_ratios": ratios, "failed": failed,
                    "within_10pct_of_alone": f"{len(within)} of {measured} studies", "ray": ray,
                    "note": "one measurement per variant on a shared 2-core machine: ratios near 1 are inside its noise"},
         )

@@ -147,7 +147,8 @@ def test_runner_bench_compares_the_three_ways_per_study(monkeypatch, toy_units):
             p = out / n / scale / "result.json"
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_text(json.dumps({"timings": {"wall_s": walls[out.name]}}))
-        return walls[out.name] * len(names)
+        w = walls[out.name]
+        return (w if w == w else 1.0) * len(names)  # a failed run still took wall time
 
     monkeypatch.setattr(executor_bench, "_cli", fake_cli)
     res = executor_bench.RunnerBench().run(quick=True)
@@ -163,6 +164,8 @@ def test_runner_bench_compares_the_three_ways_per_study(monkeypatch, toy_units):
     res = executor_bench.RunnerBench().run(quick=True)
     assert [r.name.split(" (")[0] for r in res.rows] == ["process per study", "each study alone"]
     assert res.extra["failed"] == {"process per study": ["a", "b"]} and res.extra["within_10pct_of_alone"] == "0 of 0 studies"
+    assert res.extra["per_study_wall_s"]["process per study"] == {"a": None, "b": None}  # JSON has no NaN
+    json.dumps(res.to_json(), allow_nan=False)
     monkeypatch.setenv("REPROLAB_BENCH_RUNNER_ARMS", "procs,nope")
     with pytest.raises(ValueError, match="nope"):
         executor_bench.RunnerBench().run(quick=True)
