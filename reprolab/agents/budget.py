@@ -192,12 +192,16 @@ class MeteredLLM(LLM):
     def format_chat(self, messages: Sequence[Message], add_generation_prompt: bool = True) -> str:
         return self.inner.format_chat(messages, add_generation_prompt)
 
+    def renders_chat(self, messages: Sequence[Message]) -> bool:
+        return self.inner.renders_chat(messages)
+
     def _record(self, kind: str, outs: list[Completion], prompt: str | Sequence[Message]) -> None:
         for c in outs:
             self.meter.add(c)
             self.stats.add(c)
             if self.trace is not None:
-                self.trace.log("llm_call", agent=self.agent, kind=kind, prompt=prompt if isinstance(prompt, str) else list(prompt),
+                self.trace.log("llm_call", agent=self.agent, kind=kind, prompt=prompt if isinstance(prompt, str)
+                               else [_loggable(m) for m in prompt],
                                text=c.text, prompt_tokens=c.prompt_tokens, completion_tokens=c.completion_tokens,
                                seconds=round(c.seconds, 4), cached=c.cached)
 
@@ -237,3 +241,12 @@ class MeteredLLM(LLM):
 
     def score(self, text: str, prefix: str = "") -> float:
         return self._logprob_call("score", lambda: self.inner.score(text, prefix), prefix + text)
+
+
+def _loggable(message: Message) -> Message:
+    """A message as a trace keeps it: images (base64 data URLs, often 100 KB each) become ``<image>``."""
+    if isinstance(message.get("content"), str):
+        return message
+    from ..llm.multimodal import message_text
+
+    return {**message, "content": message_text(message)}

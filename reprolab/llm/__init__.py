@@ -6,6 +6,7 @@
     llm = load_llm("/models/my-hf-folder")                     # a save_pretrained folder -> transformers
     llm = load_llm("http://127.0.0.1:8000/v1", model="qwen")   # any OpenAI-compatible server
     llm = load_llm("qwen2.5-coder-0.5b", cache="runs/x/llm.sqlite")   # resumable: answers cached on disk
+    llm.chat([user_message("What is shown?", images=[frame], max_side=768)])   # images: OpenAI-compatible VLM endpoints only
 
 See :mod:`reprolab.llm.base` for the interface (complete, chat, next_token_logprobs,
 choice_logprobs, score, stats.tokens_per_second).
@@ -19,9 +20,10 @@ from typing import Any
 
 from .base import LLM, ChoicesNotInTopK, Completion, LLMError, LogprobsUnavailable, Message, Sampling, TokenLogprob, UsageStats
 from .cache import CachedLLM, ResponseCache
+from .multimodal import ImagesUnsupported, image_part, text_part, user_message
 
-__all__ = ["LLM", "CachedLLM", "ChoicesNotInTopK", "load_for_study", "Completion", "LLMError", "LogprobsUnavailable", "Message", "ResponseCache", "Sampling",
-           "TokenLogprob", "UsageStats", "load_llm"]
+__all__ = ["LLM", "CachedLLM", "ChoicesNotInTopK", "load_for_study", "Completion", "ImagesUnsupported", "LLMError", "LogprobsUnavailable",
+           "Message", "ResponseCache", "Sampling", "TokenLogprob", "UsageStats", "image_part", "load_llm", "text_part", "user_message"]
 
 
 def load_llm(spec: str | os.PathLike, *, cache: str | os.PathLike | ResponseCache | None = None, **kwargs: Any) -> LLM:

@@ -26,7 +26,9 @@ from typing import Any
 
 from ..errors import ConfigError, ReprolabError
 
-Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": "..."}
+# {"role": "system" | "user" | "assistant", "content": "..."}; content may also be a list of OpenAI content parts
+# (text and images, see reprolab.llm.multimodal), which only backends that can see accept
+Message = dict[str, Any]
 
 
 class LLMError(ReprolabError, RuntimeError):
@@ -221,7 +223,20 @@ class LLM:
     def chat(self, messages: Sequence[Message], sampling: Sampling | None = None, *, prefill: str = "") -> list[Completion]:
         """Complete the assistant's next turn; ``prefill`` starts the assistant's text (continued, not repeated)."""
         _check_messages(messages)
+        if not self.renders_chat(messages):
+            from .multimodal import ImagesUnsupported
+
+            raise ImagesUnsupported(f"{self.name} renders a text chat template and cannot read images (content parts)",
+                                    fix="send images to an OpenAI-compatible VLM endpoint: load_llm('http://HOST/v1', model=...)")
         return self.complete(self.format_chat(messages) + prefill, sampling)
+
+    def renders_chat(self, messages: Sequence[Message]) -> bool:
+        """Whether :meth:`chat` turns these messages into a raw prompt through :meth:`format_chat` (text-only
+        messages on a backend with a chat template); backends that send messages as they are (an HTTP chat
+        endpoint) override it. Caches key such chats by their raw prompt, the others by the messages."""
+        from .multimodal import has_images
+
+        return not has_images(messages)
 
     def close(self) -> None:
         pass
@@ -237,8 +252,12 @@ def _check_messages(messages: Sequence[Message]) -> None:
     if isinstance(messages, str) or not messages:
         raise ConfigError("messages", messages if isinstance(messages, str) else "[]", 'a non-empty list of {"role": ..., "content": ...}')
     for m in messages:
-        if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant") or not isinstance(m.get("content"), str):
-            raise ConfigError("message", m, '{"role": "system" | "user" | "assistant", "content": str}')
+        if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant") or not isinstance(m.get("content"), (str, list)):
+            raise ConfigError("message", m, '{"role": "system" | "user" | "assistant", "content": str or a list of content parts}')
+        if isinstance(m["content"], list):
+            from .multimodal import check_parts
+
+            check_parts(m["content"])
 
 
 def apply_stops(text: str, stops: Sequence[str]) -> tuple[str, bool]:

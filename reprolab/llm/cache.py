@@ -67,6 +67,31 @@ class CachedLLM(LLM):
     def format_chat(self, messages: Sequence[Message], add_generation_prompt: bool = True) -> str:
         return self.inner.format_chat(messages, add_generation_prompt)
 
+    def renders_chat(self, messages: Sequence[Message]) -> bool:
+        return self.inner.renders_chat(messages)
+
+    def chat(self, messages: Sequence[Message], sampling: Sampling | None = None, *, prefill: str = "") -> list[Completion]:
+        """Text chats on a backend with a template are cached by their raw prompt (as :meth:`complete`); chats the
+        backend sends as messages (images, an HTTP chat endpoint without a template) by the messages themselves."""
+        if self.inner.renders_chat(messages):
+            return super().chat(messages, sampling, prefill=prefill)
+        if prefill:  # not cacheable by messages; the backend says why it cannot continue a turn
+            return self.inner.chat(messages, sampling, prefill=prefill)
+        sampling = sampling or Sampling()
+        out = []
+        for i in range(sampling.n):
+            s = sampling.one(i)
+            key = cache_key(self.name, "chat", {"messages": list(messages), "sampling": s.key()})
+            hit = self.cache.get(key)
+            if hit is not None:
+                c = Completion.from_json(hit)
+                self.stats.add(c)
+            else:
+                (c,) = self.inner.chat(messages, s)  # counted by the inner backend
+                self.cache.put(key, c.to_json())
+            out.append(c)
+        return out
+
     def _complete_one(self, prompt: str, s: Sampling) -> Completion:
         key = cache_key(self.name, "complete", {"prompt": prompt, "sampling": s.key()})
         hit = self.cache.get(key)

@@ -137,12 +137,17 @@ class OpenAICompatLLM(LLM):
         return render_chat(self.chat_template, messages, bos_token=self._bos, eos_token=self._eos,
                            add_generation_prompt=add_generation_prompt)
 
+    def renders_chat(self, messages: Sequence[Message]) -> bool:
+        """With a chat template, text-only chats become raw completions (a prefill is possible); messages with
+        images, or any chat without a template, go to the server's chat endpoint as they are."""
+        return bool(self.chat_template) and super().renders_chat(messages)
+
     def chat(self, messages: Sequence[Message], sampling: Sampling | None = None, *, prefill: str = "") -> list[Completion]:
-        if self.chat_template:
+        _check_messages(messages)
+        if self.renders_chat(messages):
             return super().chat(messages, sampling, prefill=prefill)
         if prefill:
-            raise ConfigError("prefill", prefill[:40], "empty, or give the backend the model's chat_template")
-        _check_messages(messages)
+            raise ConfigError("prefill", prefill[:40], "empty, or give the backend the model's chat_template (and no images)")
         sampling = sampling or Sampling()
         out = []
         for i in range(sampling.n):
