@@ -8,10 +8,11 @@ list of :class:`ShapeSpec` whose attributes are known, so every answer is exact.
     ds.images[i]      # (3, H, W) float32 in [0, 1]
     ds.questions[i]   # "what colour is the circle ?"
     ds.answers[i]     # "red"   (always one word of ``answer_vocabulary()``)
-    ds.kinds[i]       # "colour" | "count" | "position" | "relation"
+    ds.kinds[i]       # "colour" | "count" | "position" | "relation" (the default four), or one of
+                      # RELATIONAL_KINDS when asked for: VQAConfig(kinds=("count_shape", "compare", ...))
 
-Question kinds (each drawn with equal probability; a scene that cannot host a kind, e.g. a
-relation question in a one-object scene, draws another kind):
+Question kinds (each drawn with equal probability among ``config.kinds``; a scene that cannot host
+a kind, e.g. a relation question in a one-object scene, draws another kind):
 
 - ``colour``: ``what colour is the <shape> ?`` about a shape that occurs once -> a colour;
 - ``count``: ``how many shapes ?`` or ``how many <colour> shapes ?`` -> ``zero`` .. ``four``;
@@ -19,6 +20,19 @@ relation question in a one-object scene, draws another kind):
   (``top-left`` ...; objects whose centre is within ``margin`` of a quadrant border are not asked about);
 - ``relation``: ``is the <colour> <shape> left of|right of|above|below the <colour> <shape> ?``
   -> ``yes`` / ``no``, asked only when the two centres differ by more than ``margin`` along that axis.
+
+Relational kinds (not in the default set; each needs several objects of the scene at once, so a
+per-patch feature alone cannot answer it):
+
+- ``count_shape``: ``how many circles ?`` -> ``zero`` .. ``four`` (shape is a property of several
+  patches of a small image, unlike colour);
+- ``compare``: ``are there more <colour> shapes than <colour> shapes ?`` -> ``yes`` / ``no``, asked
+  only when the two counts differ (so yes and no are equally likely);
+- ``same_colour``: ``is the <shape> the same colour as the <shape> ?`` about two shapes that each occur
+  once -> ``yes`` / ``no``; the answer is drawn first (50/50) and a pair that gives it is sought (when the
+  scene has none, another kind is drawn, so "no" stays more frequent: pairs of one colour are rarer);
+- ``extreme``: ``what colour is the leftmost|rightmost|topmost|bottommost shape ?`` -> a colour, asked
+  only in scenes of two or more objects where the extreme one leads the next by more than ``margin``.
 
 Scenes have between ``objects[0]`` and ``objects[1]`` objects with distinct (colour, shape)
 pairs, placed by rejection so their bounding circles do not overlap, solid (no texture). The
@@ -35,7 +49,11 @@ import numpy as np
 from ..errors import ConfigError
 from .shapes import COLOURS, QUADRANTS, SHAPES, SIZE_RADIUS, SIZES, ShapeSpec, random_shape, render_scene
 
-KINDS = ("colour", "count", "position", "relation")
+KINDS = ("colour", "count", "position", "relation")  # the default set
+RELATIONAL_KINDS = ("count_shape", "compare", "same_colour", "extreme")
+ALL_KINDS = KINDS + RELATIONAL_KINDS
+PLURALS = {"circle": "circles", "square": "squares", "triangle": "triangles", "cross": "crosses", "diamond": "diamonds", "ring": "rings"}
+EXTREMES = ("leftmost", "rightmost", "topmost", "bottommost")
 NUMBERS = ("zero", "one", "two", "three", "four")
 RELATIONS = ("left of", "right of", "above", "below")
 
@@ -56,7 +74,7 @@ class VQAConfig:
         lo, hi = self.objects
         if not (1 <= lo <= hi <= len(NUMBERS) - 1):
             raise ConfigError("objects", self.objects, f"(min, max) with 1 <= min <= max <= {len(NUMBERS) - 1}")
-        for name, vocab in (("shapes", SHAPES), ("colours", COLOURS), ("sizes", SIZES), ("kinds", KINDS)):
+        for name, vocab in (("shapes", SHAPES), ("colours", COLOURS), ("sizes", SIZES), ("kinds", ALL_KINDS)):
             vals = getattr(self, name)
             if not vals or any(v not in vocab for v in vals):
                 raise ConfigError(name, vals, f"a non-empty tuple drawn from {', '.join(vocab)}")
@@ -69,6 +87,7 @@ class VQAConfig:
 def question_vocabulary(config: VQAConfig | None = None) -> list[str]:
     """Every word a question can contain (whitespace-separated tokens), sorted."""
     words = {"what", "colour", "is", "the", "how", "many", "shapes", "where", "?", "of", "left", "right", "above", "below"}
+    words |= {"are", "there", "more", "than", "same", "as", "shape"} | set(EXTREMES) | set(PLURALS.values())  # relational kinds
     words |= set(SHAPES) | set(COLOURS)
     return sorted(words)
 
@@ -159,7 +178,34 @@ def _ask(rng: np.random.Generator, scene: list[ShapeSpec], kind: str, cfg: VQACo
                 return None
             truth = dy < 0 if rel == "above" else dy > 0
         return f"is the {a.colour} {a.shape} {rel} the {b.colour} {b.shape} ?", "yes" if truth else "no"
-    raise ConfigError("kind", kind, f"one of {', '.join(KINDS)}")  # pragma: no cover
+    if kind == "count_shape":
+        s = cfg.shapes[rng.integers(len(cfg.shapes))]
+        return f"how many {PLURALS[s]} ?", NUMBERS[sum(o.shape == s for o in scene)]
+    if kind == "compare":
+        i, j = rng.choice(len(cfg.colours), size=2, replace=False)
+        c1, c2 = cfg.colours[int(i)], cfg.colours[int(j)]
+        n1, n2 = sum(o.colour == c1 for o in scene), sum(o.colour == c2 for o in scene)
+        if n1 == n2:
+            return None
+        return f"are there more {c1} shapes than {c2} shapes ?", "yes" if n1 > n2 else "no"
+    if kind == "same_colour":
+        unique = [o for o in scene if sum(p.shape == o.shape for p in scene) == 1]
+        want = bool(rng.random() < 0.5)
+        pairs = [(a, b) for a in unique for b in unique if a is not b and (a.colour == b.colour) == want]
+        if not pairs:
+            return None
+        a, b = pairs[rng.integers(len(pairs))]
+        return f"is the {a.shape} the same colour as the {b.shape} ?", "yes" if want else "no"
+    if kind == "extreme":
+        if len(scene) < 2:
+            return None
+        ext = EXTREMES[rng.integers(len(EXTREMES))]
+        key = {"leftmost": lambda o: o.cx, "rightmost": lambda o: -o.cx, "topmost": lambda o: o.cy, "bottommost": lambda o: -o.cy}[ext]
+        first, second = sorted(scene, key=key)[:2]
+        if key(second) - key(first) <= m:
+            return None
+        return f"what colour is the {ext} shape ?", first.colour
+    raise ConfigError("kind", kind, f"one of {', '.join(ALL_KINDS)}")  # pragma: no cover
 
 
 def make_vqa(n: int, config: VQAConfig | None = None, seed: int = 0) -> VQADataset:

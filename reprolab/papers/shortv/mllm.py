@@ -8,7 +8,9 @@ reaches well-above-chance accuracy in about a minute of one CPU thread, uses the
 method wraps (``LlavaForConditionalGeneration``, ``LlamaDecoderLayer``), and keeps the visual-token
 / text-token split of LLaVA (image placeholder tokens expanded in ``input_ids``). Departure: our
 model is trained end to end on one task family, so its layers may be used differently than in
-LLaVA-1.5-7B; the study says so.
+LLaVA-1.5-7B; the study says so. Since study v4 the study reads the CLIP patch embeddings
+(``vision_feature_layer=0``): no layer mixes patches before the language model, which then has to relate them
+(issue 20: with a CLIP layer in front, the language model barely worked on the visual tokens).
 
     tok = build_tokenizer()
     model = build_mllm(MLLMConfig(), tok)
@@ -77,6 +79,13 @@ def build_tokenizer():
     return PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="<pad>", unk_token="<unk>", bos_token="<bos>", padding_side="left")
 
 
+def _feature_layer(cfg: MLLMConfig) -> int:
+    """The LlavaConfig index of the vision hidden state fed to the projector. Index 0 (the patch embeddings) is
+    written as -(vision_layers + 1), the same hidden state: transformers 5.24 passes the index on as
+    ``output_hidden_states``, where 0 reads as False and no hidden state is kept."""
+    return -(cfg.vision_layers + 1) if cfg.vision_feature_layer == 0 else cfg.vision_feature_layer
+
+
 def build_mllm(cfg: MLLMConfig, tokenizer, seed: int = 0):
     """A randomly initialised ``LlavaForConditionalGeneration`` of ``cfg`` (seeded)."""
     from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration, Qwen2Config
@@ -84,7 +93,7 @@ def build_mllm(cfg: MLLMConfig, tokenizer, seed: int = 0):
     vision = CLIPVisionConfig(hidden_size=cfg.vision_hidden, intermediate_size=2 * cfg.vision_hidden, num_hidden_layers=cfg.vision_layers, num_attention_heads=4, image_size=cfg.image_size, patch_size=cfg.patch_size, projection_dim=cfg.vision_hidden)
     common = dict(vocab_size=len(tokenizer), hidden_size=cfg.hidden, intermediate_size=cfg.intermediate, num_hidden_layers=cfg.layers, num_attention_heads=cfg.heads, num_key_value_heads=cfg.kv_heads, max_position_embeddings=128, pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.pad_token_id)
     text = LlamaConfig(**common) if cfg.language_model == "llama" else Qwen2Config(**common, use_sliding_window=False)
-    config = LlavaConfig(vision_config=vision, text_config=text, image_token_id=tokenizer.convert_tokens_to_ids("<image>"), image_seq_length=cfg.image_tokens, vision_feature_select_strategy="default", vision_feature_layer=cfg.vision_feature_layer, projector_hidden_act="gelu")
+    config = LlavaConfig(vision_config=vision, text_config=text, image_token_id=tokenizer.convert_tokens_to_ids("<image>"), image_seq_length=cfg.image_tokens, vision_feature_select_strategy="default", vision_feature_layer=_feature_layer(cfg), projector_hidden_act="gelu")
     config._attn_implementation = cfg.attn_implementation
     config.text_config._attn_implementation = cfg.attn_implementation
     config.vision_config._attn_implementation = cfg.attn_implementation

@@ -21,9 +21,11 @@ what a ShortV layer needs (gathered text positions for Q / attention / O / MLP; 
 position, written to the KV cache as usual). Visual positions are read from ``input_ids ==
 image_token_id`` by a forward pre-hook on the model; in cached decoding the new tokens are text, so
 a ShortV layer runs its original forward. :func:`remove_shortv` puts the original layers back.
-Works on ``LlavaForConditionalGeneration`` (Llama, Qwen2 language models) and
-``Qwen2VLForConditionalGeneration`` (transformers 5 mixes M-RoPE's sections into cos/sin before the
-layers, so the same rotary call applies).
+Works on ``LlavaForConditionalGeneration`` (Llama, Qwen2 language models), ``Qwen2VLForConditionalGeneration``
+and ``Qwen2_5_VLForConditionalGeneration`` (transformers 5 mixes M-RoPE's sections into cos/sin before the
+layers, so the same rotary call applies); any other class is refused with a ``ConfigError`` naming these
+(:data:`SUPPORTED_MODELS`), rather than wrapped on trust. The index work of a forward call (positions,
+gathered rotary tables, the attention mask) is done once and shared by its wrapped layers.
 
 FastV (Chen et al., 2024, arXiv 2403.06764), the paper's companion method (Table 3), is here as a
 second option of the same wrapper: after layer ``K`` the ``R`` fraction of visual tokens that receive
@@ -47,6 +49,9 @@ Choices where the paper is vague (flagged in place):
 - Attention in a wrapped layer is computed from gathered queries with an explicit mask (SDPA when the
   model's ``_attn_implementation`` is ``"sdpa"``, else eager matmuls). Sliding-window attention is not
   supported (``ConfigError``).
+- FLOPs: Eq. 3-5 of the paper (matmul FLOPs of attention and FFN, 2 per multiply-add, the full square of
+  attention scores); the paper computes its ratios with 64 text tokens (v2 Sec. 4.2) and 576 / 2,880 visual
+  tokens (LLaVA-1.5 / LLaVA-NeXT, Sec. 4.1): :data:`PAPER_TABLE1` and :func:`paper_tflops` redo Table 1 with them.
 """
 
 from __future__ import annotations
@@ -65,6 +70,41 @@ from torch import nn
 from ...errors import ConfigError, NonFiniteError, ShapeError
 
 TOKEN_KINDS = ("visual", "text")
+# The model classes the wrapper is tested on (tests/papers/test_shortv.py builds a tiny one of each); any other
+# class is refused by apply_shortv / apply_fastv / layer_contribution with a ConfigError naming these.
+SUPPORTED_MODELS = ("LlavaForConditionalGeneration", "Qwen2VLForConditionalGeneration", "Qwen2_5_VLForConditionalGeneration")
+SUPPORTED_LAYERS = ("LlamaDecoderLayer", "Qwen2DecoderLayer", "Qwen2VLDecoderLayer", "Qwen2_5_VLDecoderLayer")
+
+# Table 1 of the paper (arXiv 2504.00502 v2), TFLOPs of the vanilla model and of ShortV with N layers, from each
+# model's LLM shapes and the prompt the paper states: 576 visual tokens per image for LLaVA-1.5 and 2,880 for
+# LLaVA-NeXT (Sec. 4.1), "we set the number of text tokens to 64" (Sec. 4.2), Eq. 3-5 for the count.
+PAPER_TEXT_TOKENS = 64
+PAPER_TABLE1 = {
+    "LLaVA-1.5-7B": {"hidden": 4096, "intermediate": 11008, "layers": 32, "heads": 32, "visual": 576, "shortv_layers": 19, "tflops": (8.5, 4.7)},
+    "LLaVA-1.5-13B": {"hidden": 5120, "intermediate": 13824, "layers": 40, "heads": 40, "visual": 576, "shortv_layers": 24, "tflops": (16.6, 9.1)},
+    "LLaVA-NeXT-7B": {"hidden": 4096, "intermediate": 11008, "layers": 32, "heads": 32, "visual": 2880, "shortv_layers": 19, "tflops": (42.7, 21.6)},
+    "LLaVA-NeXT-13B": {"hidden": 5120, "intermediate": 13824, "layers": 40, "heads": 40, "visual": 2880, "shortv_layers": 24, "tflops": (81.8, 41.0)},
+}
+
+
+def paper_llm_shapes(name: str):
+    """The LLM shapes of a Table-1 model as a config object :func:`prefill_flops` reads (Vicuna = Llama, MHA)."""
+    from types import SimpleNamespace
+
+    if name not in PAPER_TABLE1:
+        raise ConfigError("name", name, f"one of {', '.join(PAPER_TABLE1)}")
+    r = PAPER_TABLE1[name]
+    return SimpleNamespace(hidden_size=r["hidden"], intermediate_size=r["intermediate"], num_hidden_layers=r["layers"],
+                           num_attention_heads=r["heads"], num_key_value_heads=r["heads"], head_dim=r["hidden"] // r["heads"])
+
+
+def paper_tflops(name: str, shortv_layers: int | None = None, text_tokens: int = PAPER_TEXT_TOKENS) -> tuple[float, float]:
+    """(vanilla, ShortV) TFLOPs of one prompt of a Table-1 model (Eq. 3-5; the ShortV layers' count, not
+    which ones, matters), with the paper's prompt: its visual tokens and ``text_tokens`` (64 as stated)."""
+    cfg = paper_llm_shapes(name)  # refuses an unknown name
+    r = PAPER_TABLE1[name]
+    n = r["shortv_layers"] if shortv_layers is None else int(shortv_layers)
+    return prefill_flops(cfg, text_tokens, r["visual"]) / 1e12, prefill_flops(cfg, text_tokens, r["visual"], range(n)) / 1e12
 
 
 @dataclass(frozen=True)
@@ -122,6 +162,7 @@ class _Controller:
         self.override: torch.Tensor | None = None  # set by visual_positions()
         self.pruned: torch.Tensor | None = None  # (B, L_prompt) bool over absolute positions (FastV)
         self.hook = None
+        self.memo: dict = {}  # per forward call: index work the wrapped layers share (FrozenTokenLayer._forward_frozen)
 
     def pre_hook(self, module, args, kwargs):
         cache = kwargs.get("cache", kwargs.get("past_key_values"))
@@ -134,6 +175,7 @@ class _Controller:
                 raise ConfigError("input_ids", None, "input_ids with the image tokens, or the call inside `with visual_positions(model, mask):`")
             # cached decoding: the new tokens are text, even a generated id equal to the image token's
             self.visual = torch.zeros_like(ids, dtype=torch.bool) if decoding else ids == self.image_token_id
+        self.memo = {}
         if not decoding:
             self.pruned = None  # a new prompt: FastV scores again
         return None
@@ -211,40 +253,52 @@ class FrozenTokenLayer(nn.Module):
         fv = ctl.fastv
         scoring = fv is not None and self.layer_idx == fv.k - 1 and vis is not None and bool(vis.any())
         prune_here = fv is not None and self.layer_idx >= fv.k and ctl.pruned is not None
-        if not frozen.any() and not scoring and not prune_here:
+        if kind is None and not scoring and not prune_here:  # nothing frozen or dropped here: the original layer
             return self.layer(hidden_states, attention_mask=attention_mask, position_ids=position_ids, cache=cache, use_cache=use_cache, position_embeddings=position_embeddings, **kwargs)
-        return self._forward_frozen(hidden_states, frozen, scoring, prune_here, attention_mask, cache, position_embeddings, kwargs)
+        memo = ctl.memo.setdefault((kind, prune_here), {})  # index work shared by the wrapped layers of one call
+        if "frozen_any" not in memo:
+            memo["frozen_any"] = bool(frozen.any())
+        if not memo["frozen_any"] and not scoring and not prune_here:
+            return self.layer(hidden_states, attention_mask=attention_mask, position_ids=position_ids, cache=cache, use_cache=use_cache, position_embeddings=position_embeddings, **kwargs)
+        return self._forward_frozen(hidden_states, frozen, scoring, prune_here, attention_mask, cache, position_embeddings, memo)
 
-    def _forward_frozen(self, h, frozen, scoring, prune_here, attention_mask, cache, position_embeddings, kwargs):
+    def _forward_frozen(self, h, frozen, scoring, prune_here, attention_mask, cache, position_embeddings, memo):
+        """``memo``: positions, gathered rotary tables and the attention mask, computed by the first wrapped
+        layer of a forward call and reused by the others with the same frozen kind (they are the same for
+        all of them: same positions, same mask); this is most of the wrapper's own cost on a small model."""
         layer, attn, ctl = self.layer, self.layer.self_attn, self.controller
         B, T, D = h.shape
         hd = attn.head_dim
         dev = h.device
-        # positions of this call that FastV dropped (prompt positions) -> no Q, K, V, MLP
-        dropped = torch.zeros(B, T, dtype=torch.bool, device=dev)
-        key_drop = None
-        if prune_here:
-            past_len = cache.get_seq_length(self.layer_idx) if cache is not None else 0
-            total = past_len + T
-            key_drop = torch.zeros(B, total, dtype=torch.bool, device=dev)
-            n = min(ctl.pruned.shape[1], total)
-            key_drop[:, :n] = ctl.pruned[:, :n]
-            dropped = key_drop[:, past_len:]
-        active = ~frozen & ~dropped  # (B, T): positions that get Q / attention / O / MLP
-        kv_mask = ~dropped  # (B, T): positions that write K, V
-        act_idx = _positions(active, "active (not frozen) positions")  # (B, Ta)
         cos, sin = position_embeddings  # (B or 1, T, hd)
         cos, sin = cos.expand(B, -1, -1), sin.expand(B, -1, -1)
+        if "act_idx" not in memo:
+            # positions of this call that FastV dropped (prompt positions) -> no Q, K, V, MLP
+            dropped = torch.zeros(B, T, dtype=torch.bool, device=dev)
+            key_drop = None
+            if prune_here:
+                past_len = cache.get_seq_length(self.layer_idx) if cache is not None else 0
+                total = past_len + T
+                key_drop = torch.zeros(B, total, dtype=torch.bool, device=dev)
+                n = min(ctl.pruned.shape[1], total)
+                key_drop[:, :n] = ctl.pruned[:, :n]
+                dropped = key_drop[:, past_len:]
+            active = ~frozen & ~dropped  # (B, T): positions that get Q / attention / O / MLP
+            kv_mask = ~dropped  # (B, T): positions that write K, V
+            memo["act_idx"] = _positions(active, "active (not frozen) positions")  # (B, Ta)
+            memo["kv_idx"] = None if bool(kv_mask.all()) else _positions(kv_mask, "kept positions")
+            memo["keep_idx"] = None if key_drop is None else _positions(~key_drop, "kept keys")  # (B, Tkeep)
+            memo["cos_a"], memo["sin_a"] = _gather_rows(cos, memo["act_idx"]), _gather_rows(sin, memo["act_idx"])
+        act_idx, kv_idx, keep_idx = memo["act_idx"], memo["kv_idx"], memo["keep_idx"]
 
         normed = layer.input_layernorm(h)  # (B, T, D)
         # K, V at kept positions (all positions in a ShortV-only layer); dropped ones stay zero in the cache
-        if kv_mask.all():
+        if kv_idx is None:
             k = attn.k_proj(normed).view(B, T, -1, hd).transpose(1, 2)  # (B, Hkv, T, hd)
             v = attn.v_proj(normed).view(B, T, -1, hd).transpose(1, 2)
             q_dummy = k.new_zeros(B, 1, T, hd)
             _, k = self._rope(q_dummy, k, cos, sin)
         else:
-            kv_idx = _positions(kv_mask, "kept positions")
             x = _gather_rows(normed, kv_idx)
             kk = attn.k_proj(x).view(B, x.shape[1], -1, hd)
             vv = attn.v_proj(x).view(B, x.shape[1], -1, hd)
@@ -262,14 +316,17 @@ class FrozenTokenLayer(nn.Module):
         xa = _gather_rows(normed, act_idx)  # (B, Ta, D)
         Ta = xa.shape[1]
         q = attn.q_proj(xa).view(B, Ta, -1, hd).transpose(1, 2)  # (B, Hq, Ta, hd)
-        q, _ = self._rope(q, q.new_zeros(B, 1, Ta, hd), _gather_rows(cos, act_idx), _gather_rows(sin, act_idx))
-        # mask rows of the active queries: the model's own mask where it gave one, else causal
-        allowed = self._allowed(attention_mask, act_idx, past, Tk, B, dev)  # (B, 1, Ta, Tk) bool
-        if key_drop is not None:  # FastV: dropped tokens are gone from the sequence for this layer
-            keep_idx = _positions(~key_drop, "kept keys")  # (B, Tkeep)
+        q, _ = self._rope(q, q.new_zeros(B, 1, Ta, hd), memo["cos_a"], memo["sin_a"])
+        if "allowed" not in memo:
+            # mask rows of the active queries: the model's own mask where it gave one, else causal
+            allowed = self._allowed(attention_mask, act_idx, past, Tk, B, dev)  # (B, 1, Ta, Tk) bool
+            if keep_idx is not None:  # FastV: dropped tokens are gone from the sequence for this layer
+                allowed = torch.gather(allowed, 3, keep_idx[:, None, None, :].expand(-1, 1, Ta, -1))
+            memo["allowed"] = allowed
+        allowed = memo["allowed"]
+        if keep_idx is not None:
             k = torch.gather(k, 2, keep_idx[:, None, :, None].expand(-1, k.shape[1], -1, hd))
             v = torch.gather(v, 2, keep_idx[:, None, :, None].expand(-1, v.shape[1], -1, hd))
-            allowed = torch.gather(allowed, 3, keep_idx[:, None, None, :].expand(-1, 1, Ta, -1))
         groups = q.shape[1] // k.shape[1]
         if groups > 1:
             k, v = k.repeat_interleave(groups, 1), v.repeat_interleave(groups, 1)
@@ -325,9 +382,25 @@ class FrozenTokenLayer(nn.Module):
 # ----------------------------------------------------------------------------- apply / remove
 
 
+def check_supported(model: nn.Module) -> None:
+    """Refuse (``ConfigError`` naming the supported classes) a model class the wrapper is not tested on.
+
+    A class counts by name anywhere in its MRO, so subclasses of a supported class pass; its decoder
+    layers must be one of :data:`SUPPORTED_LAYERS` (e.g. a Llava with a Gemma language model, whose
+    layers have extra norms, is refused rather than computed wrongly)."""
+    names = {c.__name__ for c in type(model).__mro__}
+    if not names & set(SUPPORTED_MODELS):
+        raise ConfigError("model", type(model).__name__, f"one of the supported MLLM classes: {', '.join(SUPPORTED_MODELS)}")
+    layer_names = {c.__name__ for layer in decoder_layers(model) for c in type(getattr(layer, "layer", layer)).__mro__}
+    if not layer_names & set(SUPPORTED_LAYERS):
+        kinds = sorted({type(getattr(layer, "layer", layer)).__name__ for layer in decoder_layers(model)})
+        raise ConfigError("decoder layers", kinds, f"layers of a supported language model: {', '.join(SUPPORTED_LAYERS)}")
+
+
 def _install(model: nn.Module, frozen: dict[int, str], fastv: FastVConfig | None) -> nn.Module:
     if _controller(model) is not None:
         raise ConfigError("model", "already wrapped", "call remove_shortv(model) before applying again")
+    check_supported(model)
     layers = decoder_layers(model)
     L = len(layers)
     bad = [i for i in frozen if not (0 <= i < L)]
@@ -348,8 +421,9 @@ def apply_shortv(model: nn.Module, layers: Iterable[int], fastv: FastVConfig | N
     """Make ``layers`` ShortV layers (visual tokens frozen) in place; optionally add FastV pruning.
 
     ``model``: an MLLM whose config has ``image_token_id`` and whose decoder layers sit at
-    ``model.language_model.layers`` (``LlavaForConditionalGeneration`` with a Llama or Qwen2 language
-    model, ``Qwen2VLForConditionalGeneration``). Returns the same model; undo with :func:`remove_shortv`.
+    ``model.language_model.layers`` (`LlavaForConditionalGeneration` with a Llama or Qwen2 language
+    model, `Qwen2VLForConditionalGeneration`, `Qwen2_5_VLForConditionalGeneration`; see :data:`SUPPORTED_MODELS`: any other
+    class raises `ConfigError` naming them). Returns the same model; undo with :func:`remove_shortv`.
     Save the model unwrapped: the wrapper changes ``state_dict`` keys (``layers.i.layer.*``).
     """
     layers = sorted({int(i) for i in layers})
@@ -389,6 +463,7 @@ class visual_positions:
         self.ctl.override = self.mask
         self.ctl.visual = self.mask
         self.ctl.pruned = None
+        self.ctl.memo = {}
         return self
 
     def __exit__(self, *exc):
@@ -471,6 +546,7 @@ def layer_contribution(model: nn.Module, processor: Any, samples: Sequence[Any],
             raise ConfigError("kinds", kinds, f"a subset of {TOKEN_KINDS}")
     if _controller(model) is not None:
         raise ConfigError("model", "wrapped by apply_shortv", "measure LC on the unmodified model (remove_shortv first)")
+    check_supported(model)
     if n is not None:
         samples = calibration_samples(samples, n, seed)
     if len(samples) == 0:
