@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import base64
 import io
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
@@ -18,6 +15,7 @@ from reprolab.llm import CachedLLM, Sampling
 from reprolab.llm.fake import ScriptedLLM
 from reprolab.llm.multimodal import ImagesUnsupported, has_images, image_part, message_text, user_message
 from reprolab.llm.openai_http import OpenAICompatLLM
+from tests.openai_stub import openai_stub
 
 
 def _decode(url: str):
@@ -59,53 +57,32 @@ def test_bad_images_are_typed_errors(tmp_path):
         image_part(np.zeros((4, 4, 3), np.uint8), max_side=2)
 
 
-class _Stub(BaseHTTPRequestHandler):
-    seen: list = []
-
-    def do_POST(self):  # noqa: N802
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        type(self).seen.append((self.path, body))
-        data = json.dumps({"choices": [{"text": "a red square", "message": {"role": "assistant", "content": "a red square"}, "finish_reason": "stop"}],
-                           "usage": {"prompt_tokens": 300, "completion_tokens": 3}}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *a):
-        pass
-
-
 @pytest.fixture
 def stub():
-    _Stub.seen = []
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Stub)
-    th = threading.Thread(target=srv.serve_forever, daemon=True)
-    th.start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}/v1"
-    srv.shutdown()
+    with openai_stub("a red square", usage={"prompt_tokens": 300, "completion_tokens": 3}) as (url, seen):
+        yield url, seen
 
 
 def test_images_go_to_the_chat_endpoint_even_with_a_chat_template(stub, tmp_path):
+    stub, seen = stub
     tmpl = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
     llm = OpenAICompatLLM(stub, model="vlm", chat_template=tmpl)
     frame = np.full((8, 8, 3), 200, np.uint8)
     msgs = [{"role": "system", "content": "You see images."}, user_message("Colour?", [frame])]
     (c,) = llm.chat(msgs, Sampling(max_tokens=5))
-    path, body = _Stub.seen[-1]
+    path, body = seen[-1]
     assert c.text == "a red square" and path == "/v1/chat/completions"
     assert body["messages"][0] == {"role": "system", "content": "You see images."}
     parts = body["messages"][1]["content"]
     assert parts[0] == {"type": "text", "text": "Colour?"} and parts[1]["image_url"]["url"].startswith("data:image/jpeg;base64,")
     llm.chat([{"role": "user", "content": "text only"}], Sampling(max_tokens=5))
-    assert _Stub.seen[-1][0] == "/v1/completions"  # text chats still go through the template
+    assert seen[-1][0] == "/v1/completions"  # text chats still go through the template
     # cached by the messages: the second identical chat makes no request
     cached = CachedLLM(OpenAICompatLLM(stub, model="vlm"), tmp_path / "c.sqlite")
-    n = len(_Stub.seen)
+    n = len(seen)
     a = cached.chat(msgs, Sampling(max_tokens=5))[0]
     b = cached.chat(msgs, Sampling(max_tokens=5))[0]
-    assert len(_Stub.seen) == n + 1 and a.text == b.text and b.cached and cached.stats.cache_hits == 1
+    assert len(seen) == n + 1 and a.text == b.text and b.cached and cached.stats.cache_hits == 1
     # traces keep a placeholder, not 100 KB of base64
     trace = Trace()
     MeteredLLM(OpenAICompatLLM(stub, model="vlm"), Meter(Budget(max_calls=2)), trace).chat(msgs)

@@ -8,8 +8,6 @@ import base64
 import io
 import json
 import random
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
@@ -22,6 +20,7 @@ from reprolab.papers.wikivideo import (ClaimSupportJudge, CollaborativeArticleGe
                                        read_articles, rouge_scores, sample_frames, union_visible, write_articles)
 from reprolab.papers.wikivideo import study as wv_study
 from reprolab.study import Verdict
+from tests.openai_stub import openai_stub
 
 
 class Clip:
@@ -176,23 +175,6 @@ def _write_mp4(path, n=16, w=64, h=48):
     vw.release()
 
 
-class _VLM(BaseHTTPRequestHandler):
-    seen: list = []
-
-    def do_POST(self):  # noqa: N802
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        type(self).seen.append((self.path, body))
-        data = json.dumps({"choices": [{"message": {"role": "assistant", "content": " Grey frames. "}, "finish_reason": "stop"}],
-                           "usage": {"prompt_tokens": 900, "completion_tokens": 3}}).encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *a):
-        pass
-
-
 def test_video_describer_samples_frames_uniformly_and_sends_base64_image_parts(tmp_path):
     from PIL import Image
 
@@ -204,16 +186,10 @@ def test_video_describer_samples_frames_uniformly_and_sends_base64_image_parts(t
     assert len(frames) == 4 and frames[0].shape == (48, 64, 3)
     levels = [float(f.mean()) for f in frames]
     assert levels == sorted(levels) and abs(levels[0] - 10) < 8 and abs(levels[-1] - (10 + 15 * 15)) < 8  # first and last frames
-    _VLM.seen = []
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _VLM)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    try:
-        d = VideoFrameDescriber(OpenAICompatLLM(f"http://127.0.0.1:{srv.server_address[1]}/v1", model="vlm"), n_frames=4, max_side=32)
-        cag = CollaborativeArticleGenerator(d, None, _writer(), 0)
-        art = cag.generate("Event", [video])
-    finally:
-        srv.shutdown()
-    path, body = _VLM.seen[0]
+    with openai_stub(" Grey frames. ", usage={"prompt_tokens": 900, "completion_tokens": 3}) as (url, seen):
+        d = VideoFrameDescriber(OpenAICompatLLM(url, model="vlm"), n_frames=4, max_side=32)
+        art = CollaborativeArticleGenerator(d, None, _writer(), 0).generate("Event", [video])
+    path, body = seen[0]
     assert path == "/v1/chat/completions" and body["model"] == "vlm"
     (msg,) = body["messages"]
     parts = msg["content"]
