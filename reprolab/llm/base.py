@@ -35,6 +35,10 @@ class LLMError(ReprolabError, RuntimeError):
     """A backend failed: the server is down, answered garbage, or the model could not load."""
 
 
+class ImagesUnsupported(LLMError):
+    """The backend renders a text chat template and cannot see images."""
+
+
 class LogprobsUnavailable(LLMError):
     """The backend cannot return token log-probabilities (e.g. an endpoint without ``logprobs``)."""
 
@@ -224,8 +228,6 @@ class LLM:
         """Complete the assistant's next turn; ``prefill`` starts the assistant's text (continued, not repeated)."""
         _check_messages(messages)
         if not self.renders_chat(messages):
-            from .multimodal import ImagesUnsupported
-
             raise ImagesUnsupported(f"{self.name} renders a text chat template and cannot read images (content parts)",
                                     fix="send images to an OpenAI-compatible VLM endpoint: load_llm('http://HOST/v1', model=...)")
         return self.complete(self.format_chat(messages) + prefill, sampling)
@@ -234,8 +236,6 @@ class LLM:
         """Whether :meth:`chat` turns these messages into a raw prompt through :meth:`format_chat` (text-only
         messages on a backend with a chat template); backends that send messages as they are (an HTTP chat
         endpoint) override it. Caches key such chats by their raw prompt, the others by the messages."""
-        from .multimodal import has_images
-
         return not has_images(messages)
 
     def close(self) -> None:
@@ -255,9 +255,28 @@ def _check_messages(messages: Sequence[Message]) -> None:
         if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant") or not isinstance(m.get("content"), (str, list)):
             raise ConfigError("message", m, '{"role": "system" | "user" | "assistant", "content": str or a list of content parts}')
         if isinstance(m["content"], list):
-            from .multimodal import check_parts
-
             check_parts(m["content"])
+
+
+def has_images(messages: Sequence[dict[str, Any]]) -> bool:
+    """Whether any message carries a list of content parts (with or without images)."""
+    return any(isinstance(m, dict) and isinstance(m.get("content"), list) for m in messages)
+
+
+def check_parts(content: list[Any]) -> None:
+    """Refuse a list content that is not made of well-formed text / image_url parts."""
+    if not content:
+        raise ConfigError("content", "[]", "a string or a non-empty list of content parts")
+    for p in content:
+        if not isinstance(p, dict):
+            raise ConfigError("content part", p, '{"type": "text", "text": str} or {"type": "image_url", "image_url": {"url": str}}')
+        if p.get("type") == "text" and isinstance(p.get("text"), str):
+            continue
+        url = (p.get("image_url") or {}).get("url") if p.get("type") == "image_url" and isinstance(p.get("image_url"), dict) else None
+        if not (isinstance(url, str) and url.startswith(("http://", "https://", "data:image/"))):
+            shown = {k: (v[:40] + "..." if isinstance(v, str) and len(v) > 40 else v) for k, v in p.items()}
+            raise ConfigError("content part", shown, '{"type": "text", "text": str} or {"type": "image_url", "image_url": {"url": '
+                                                     '"data:image/...;base64,..." or an http(s) URL}}')
 
 
 def apply_stops(text: str, stops: Sequence[str]) -> tuple[str, bool]:

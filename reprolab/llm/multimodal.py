@@ -27,15 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, MalformedFile
-from .base import LLMError
+from .base import ImagesUnsupported, check_parts, has_images  # re-exported: the message checks live with the interface
 
 ContentPart = dict[str, Any]  # {"type": "text", "text": ...} | {"type": "image_url", "image_url": {"url": ...}}
 
 _MAGIC = {b"\xff\xd8\xff": "image/jpeg", b"\x89PNG\r\n\x1a\n": "image/png", b"RIFF": "image/webp", b"GIF8": "image/gif"}
-
-
-class ImagesUnsupported(LLMError):
-    """The backend renders a text chat template and cannot see images."""
 
 
 def text_part(text: str) -> ContentPart:
@@ -70,33 +66,12 @@ def user_message(text: str, images: Iterable[Any] = (), *, images_first: bool = 
     return {"role": "user", "content": content}
 
 
-def has_images(messages: Sequence[dict[str, Any]]) -> bool:
-    """Whether any message carries a list of content parts (with or without images)."""
-    return any(isinstance(m, dict) and isinstance(m.get("content"), list) for m in messages)
-
-
 def message_text(message: dict[str, Any], image_placeholder: str = "<image>") -> str:
     """The text of a message, images replaced by a placeholder (for logs, traces and text-only backends)."""
     content = message.get("content")
     if isinstance(content, str):
         return content
     return "".join(p["text"] if p.get("type") == "text" else image_placeholder for p in content)
-
-
-def check_parts(content: list[Any]) -> None:
-    """Refuse a list content that is not made of well-formed text / image_url parts."""
-    if not content:
-        raise ConfigError("content", "[]", "a string or a non-empty list of content parts")
-    for p in content:
-        if not isinstance(p, dict):
-            raise ConfigError("content part", p, '{"type": "text", "text": str} or {"type": "image_url", "image_url": {"url": str}}')
-        if p.get("type") == "text" and isinstance(p.get("text"), str):
-            continue
-        url = (p.get("image_url") or {}).get("url") if p.get("type") == "image_url" and isinstance(p.get("image_url"), dict) else None
-        if not (isinstance(url, str) and url.startswith(("http://", "https://", "data:image/"))):
-            shown = {k: (v[:40] + "..." if isinstance(v, str) and len(v) > 40 else v) for k, v in p.items()}
-            raise ConfigError("content part", shown, '{"type": "text", "text": str} or {"type": "image_url", "image_url": {"url": '
-                                                     '"data:image/...;base64,..." or an http(s) URL}}')
 
 
 def _encode(image: Any, *, max_side: int | None, fmt: str, quality: int) -> tuple[str, bytes]:
