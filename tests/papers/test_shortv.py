@@ -317,11 +317,10 @@ def test_inputs_embeds_need_explicit_visual_positions():
     assert not torch.allclose(want, ref)
 
 
-def tiny_qwen2_vl():
-    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
-
-    cfg = Qwen2VLConfig(
-        vision_config=dict(depth=1, embed_dim=32, hidden_size=32, num_heads=2, mlp_ratio=2, patch_size=4, spatial_merge_size=2, temporal_patch_size=2, in_channels=3),
+def _tiny_qwen_vl(config_cls, model_cls, vision: dict):
+    """A tiny Qwen2-VL / Qwen2.5-VL (M-RoPE) and one prompt with a 32x32 image (8x8 patches merged 2x2 -> 16 tokens)."""
+    cfg = config_cls(
+        vision_config=vision,
         text_config=dict(vocab_size=VOCAB, hidden_size=32, intermediate_size=48, num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128, bos_token_id=2, eos_token_id=1, pad_token_id=0,
                          rope_parameters={"rope_type": "default", "mrope_section": [2, 1, 1], "rope_theta": 10000.0}),
         image_token_id=IMAGE_TOKEN, video_token_id=6, vision_start_token_id=7, vision_end_token_id=8,
@@ -329,23 +328,41 @@ def tiny_qwen2_vl():
     for c in (cfg, cfg.text_config, cfg.vision_config):
         c._attn_implementation = "eager"
     torch.manual_seed(0)
-    model = Qwen2VLForConditionalGeneration(cfg).eval()
+    model = model_cls(cfg).eval()
     with torch.no_grad():
         for p in model.model.language_model.parameters():
             if p.dim() == 2:
                 p.mul_(4.0)
     model.generation_config.pad_token_id = 0
     g = torch.Generator().manual_seed(0)
-    ids = torch.tensor([[10, 11, 7] + [IMAGE_TOKEN] * 16 + [8, 12, 13, 14]])  # a 32x32 image: 8x8 patches merged 2x2 -> 16 tokens
+    ids = torch.tensor([[10, 11, 7] + [IMAGE_TOKEN] * 16 + [8, 12, 13, 14]])
     inp = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "pixel_values": torch.randn(64, 3 * 2 * 4 * 4, generator=g),
            "image_grid_thw": torch.tensor([[1, 8, 8]]), "mm_token_type_ids": (ids == IMAGE_TOKEN).long()}  # fmt: skip
     return model, inp
 
 
-def test_qwen2_vl_mrope_layers():
-    """Qwen2-VL (M-RoPE): transformers 5 mixes the 3-D rotary sections into cos/sin before the layers, so the
-    same wrapper applies: bit-identical with no layers, equal to the zeroed-update definition, generate runs."""
-    model, inp = tiny_qwen2_vl()
+def tiny_qwen2_vl():
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
+
+    return _tiny_qwen_vl(Qwen2VLConfig, Qwen2VLForConditionalGeneration,
+                         dict(depth=1, embed_dim=32, hidden_size=32, num_heads=2, mlp_ratio=2, patch_size=4, spatial_merge_size=2, temporal_patch_size=2, in_channels=3))
+
+
+
+
+def tiny_qwen2_5_vl():
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    return _tiny_qwen_vl(Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration,
+                         dict(depth=1, hidden_size=32, intermediate_size=32, num_heads=2, out_hidden_size=32, patch_size=4, spatial_merge_size=2,
+                              temporal_patch_size=2, in_channels=3, window_size=16, fullatt_block_indexes=[0]))
+
+
+@pytest.mark.parametrize("build", [tiny_qwen2_vl, tiny_qwen2_5_vl], ids=["qwen2_vl", "qwen2_5_vl"])
+def test_qwen_vl_mrope_layers_and_layer_contribution(build):
+    """Qwen2-VL and Qwen2.5-VL (M-RoPE): transformers 5 mixes the 3-D rotary sections into cos/sin before the layers, so
+    the same wrapper applies: bit-identical with no layers, equal to the zeroed-update definition, generate runs, LC runs."""
+    model, inp = build()
     with torch.no_grad():
         plain = model(**inp).logits
         apply_shortv(model, [])
@@ -361,52 +378,6 @@ def test_qwen2_vl_mrope_layers():
     torch.testing.assert_close(out[text], ref[text], atol=2e-5, rtol=1e-4)
     assert (out[text] - plain[text]).abs().max() > 1e-3
     assert gen.shape == (1, inp["input_ids"].shape[1] + 4) and gen[0, -4].item() == out[0, -1].argmax().item()
-
-
-def tiny_qwen2_5_vl():
-    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
-
-    cfg = Qwen2_5_VLConfig(
-        vision_config=dict(depth=1, hidden_size=32, intermediate_size=32, num_heads=2, out_hidden_size=32, patch_size=4, spatial_merge_size=2,
-                           temporal_patch_size=2, in_channels=3, window_size=16, fullatt_block_indexes=[0]),
-        text_config=dict(vocab_size=VOCAB, hidden_size=32, intermediate_size=48, num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128, bos_token_id=2, eos_token_id=1, pad_token_id=0,
-                         rope_parameters={"rope_type": "default", "mrope_section": [2, 1, 1], "rope_theta": 10000.0}),
-        image_token_id=IMAGE_TOKEN, video_token_id=6, vision_start_token_id=7, vision_end_token_id=8,
-    )  # fmt: skip
-    for c in (cfg, cfg.text_config, cfg.vision_config):
-        c._attn_implementation = "eager"
-    torch.manual_seed(0)
-    model = Qwen2_5_VLForConditionalGeneration(cfg).eval()
-    with torch.no_grad():
-        for p in model.model.language_model.parameters():
-            if p.dim() == 2:
-                p.mul_(4.0)
-    model.generation_config.pad_token_id = 0
-    g = torch.Generator().manual_seed(0)
-    ids = torch.tensor([[10, 11, 7] + [IMAGE_TOKEN] * 16 + [8, 12, 13, 14]])  # a 32x32 image: 8x8 patches merged 2x2 -> 16 tokens
-    inp = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "pixel_values": torch.randn(64, 3 * 2 * 4 * 4, generator=g),
-           "image_grid_thw": torch.tensor([[1, 8, 8]]), "mm_token_type_ids": (ids == IMAGE_TOKEN).long()}  # fmt: skip
-    return model, inp
-
-
-def test_qwen2_5_vl_layers_and_layer_contribution():
-    """Qwen2.5-VL (transformers 5.24 has it): the same checks as Qwen2-VL, plus LC through a processor-free batch."""
-    model, inp = tiny_qwen2_5_vl()
-    with torch.no_grad():
-        plain = model(**inp).logits
-        apply_shortv(model, [])
-        assert torch.equal(model(**inp).logits, plain)
-        remove_shortv(model)
-    ref = reference_logits(model, inp, [0, 1])
-    apply_shortv(model, [0, 1])
-    with torch.no_grad():
-        out = model(**inp).logits
-        gen = model.generate(**inp, max_new_tokens=3, do_sample=False)
-    remove_shortv(model)
-    text = inp["input_ids"] != IMAGE_TOKEN
-    torch.testing.assert_close(out[text], ref[text], atol=2e-5, rtol=1e-4)
-    assert (out[text] - plain[text]).abs().max() > 1e-3
-    assert gen.shape == (1, inp["input_ids"].shape[1] + 3)
     lc = layer_contribution(model, _Proc(), [{"image": None, "text": inp}], progress=False)
     assert lc.visual.shape == (3,) and lc.visual[-1] == 0.0 and lc.visual[0] > 0 and lc.text[0] > 0
 
