@@ -7,7 +7,7 @@ One process, variants interleaved round by round (``runtime.interleaved_timings`
    (LLaVA-1.5's image) and 1,152 visual tokens plus 64 text tokens (the paper's FLOPs prompt, v2 Sec. 4.2).
    ShortV layers: the upper 19/32 of the stack (LC on random weights means nothing; the cost does not depend on
    which layers). FastV: K = 2, R = 50%.
-2. **The study's tiny model** (the full-scale architecture: 12 layers, 64 wide, 16 visual tokens; its trained
+2. **The study's tiny model** (the full-scale architecture: 8 layers, 64 wide, 16 visual tokens; its trained
    checkpoint from ``runs/shortv/{full,quick}`` when there is one, else the same architecture untrained, which
    costs the same time), batch 16, to show the wrapper's own overhead where matmuls are tiny.
 

@@ -395,10 +395,10 @@ class ShortVStudy(Study):
     scales = {
         Scale.SMOKE: ShortVStudyConfig(model=SMOKE_MODEL, train=TrainConfig(steps=8, batch=16, warmup=2), vqa=STUDY_VQA, seeds=2, train_questions=96,
                                        test_questions=48, calib=4, random_draws=2, flops_batch=2, parallel=False),
-        Scale.QUICK: ShortVStudyConfig(model=MLLMConfig(layers=8, vision_layers=1, vision_feature_layer=0), train=TrainConfig(steps=600, batch=64, lr=3e-3, warmup=40),
-                                       vqa=STUDY_VQA, seeds=2, train_questions=8000, test_questions=500, calib=40, random_draws=20),
-        Scale.FULL: ShortVStudyConfig(model=MLLMConfig(layers=12, vision_layers=1, vision_feature_layer=0), train=TrainConfig(steps=2000, batch=64, lr=3e-3, warmup=80),
-                                      vqa=STUDY_VQA, seeds=3, train_questions=30000, test_questions=1000, calib=40, random_draws=20),
+        Scale.QUICK: ShortVStudyConfig(model=MLLMConfig(layers=8, vision_layers=1, vision_feature_layer=0), train=TrainConfig(steps=800, batch=64, lr=3e-3, warmup=40),
+                                       vqa=STUDY_VQA, seeds=2, train_questions=10000, test_questions=500, calib=40, random_draws=20),
+        Scale.FULL: ShortVStudyConfig(model=MLLMConfig(layers=8, vision_layers=1, vision_feature_layer=0), train=TrainConfig(steps=3000, batch=64, lr=3e-3, warmup=100),
+                                      vqa=STUDY_VQA, seeds=4, train_questions=30000, test_questions=1000, calib=40, random_draws=20),
     }
 
     def run(self, config: ShortVStudyConfig, run: RunDir) -> Metrics:
