@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from ... import runtime
-from ...data.sokoban import BatchedSokoban, Level, generate_framed_levels
+from ...data.sokoban import BOXOBAN_STEP_LIMIT, BatchedSokoban, Level, generate_framed_levels
 from ...errors import ConfigError, NonFiniteError
 from ...nn.convlstm import DRC, DRCConfig
 
@@ -50,46 +50,73 @@ class TrainConfig:
     channels: int = 32  # DRC channels (official 32)
     depth: int = 3
     ticks: int = 3
-    warmup_share: float = 0.3  # share of the transitions on the first curriculum stage (1 box, 7x7 rooms)
+    curriculum: str = "graded"  # a key of CURRICULA: the stages of generated rooms
     pool: int = 2000  # levels generated per curriculum kind
     seed: int = 0
+    step_limit: int = BOXOBAN_STEP_LIMIT  # episode cut (official 120)
 
     def __post_init__(self) -> None:
         if self.transitions < self.envs * self.unroll:
             raise ConfigError("transitions", self.transitions, f"at least envs * unroll = {self.envs * self.unroll}")
-        if not 0.0 <= self.warmup_share <= 1.0:
-            raise ConfigError("warmup_share", self.warmup_share, "a share in [0, 1]")
+        if self.curriculum not in CURRICULA:
+            raise ConfigError("curriculum", self.curriculum, f"one of {sorted(CURRICULA)}")
 
     def drc(self) -> DRCConfig:
         return DRCConfig(channels=self.channels, depth=self.depth, ticks=self.ticks)
 
 
-# Curriculum kinds: (room size incl. its wall border, boxes, minimum optimal moves, reverse-play pulls).
-WARMUP = (7, 1, 3, 40)
-MAIN = ((8, 1, 5, 60), (8, 2, 6, 60))
+# A kind of generated room: (room size incl. its wall border, boxes, min and max optimal moves, reverse-play pulls);
+# a stage: (share of the updates, the kinds it draws evenly). Levels are BFS-verified and framed into 10x10 walls.
+Kind = tuple[int, int, int, int, int]
+Stage = tuple[float, tuple[Kind, ...]]
+EVAL_KINDS: tuple[Kind, ...] = ((8, 1, 5, 40, 60), (8, 2, 6, 40, 60))  # the test distribution (and the last stage's)
+CURRICULA: dict[str, tuple[Stage, ...]] = {
+    # study v1: 30% of the updates on 1-box 7x7 rooms (>= 3 moves), then the test kinds
+    "v1": ((0.3, ((7, 1, 3, 40, 40),)), (0.7, EVAL_KINDS)),
+    # study v2 (see the module docstring): graded by box count and solution length
+    "graded": ((0.1, ((6, 1, 1, 4, 20),)),
+               (0.2, ((7, 1, 2, 10, 40), (8, 1, 3, 12, 60))),
+               (0.7, EVAL_KINDS + ((8, 1, 2, 10, 60),))),
+}
 
 
 class Curriculum:
-    """Level sources for training: stage 1 draws WARMUP rooms, stage 2 draws the MAIN kinds evenly. Pools are generated
-    once (seeded) so that the evaluation levels, drawn with other seeds, are new to the agent."""
+    """Level sources for training: the stages of ``CURRICULA[name]`` in turn (:meth:`advance` by training progress),
+    each drawing its kinds evenly. Pools are generated once (seeded, 10_000 + ...) so that the evaluation levels, drawn
+    with other seeds, are new to the agent."""
 
-    def __init__(self, pool: int, seed: int):
+    def __init__(self, pool: int, seed: int, name: str = "graded"):
+        if name not in CURRICULA:
+            raise ConfigError("curriculum", name, f"one of {sorted(CURRICULA)}")
         self.rng = random.Random(seed)
-        self.pools = {k: generate_framed_levels(pool, room=k[0], boxes=k[1], min_moves=k[2], max_moves=40, pulls=k[3],
+        self.stages = CURRICULA[name]
+        kinds = list(dict.fromkeys(k for _, ks in self.stages for k in ks))
+        self.pools = {k: generate_framed_levels(pool, room=k[0], boxes=k[1], min_moves=k[2], max_moves=k[3], pulls=k[4],
                                                 seed=10_000 + 97 * seed + i)
-                      for i, k in enumerate((WARMUP,) + MAIN)}
-        self.stage = 1
+                      for i, k in enumerate(kinds)}
+        self.stage = 0
+
+    def advance(self, progress: float) -> None:
+        """Enter the stage that covers ``progress`` (share of the updates done, 0..1)."""
+        acc = 0.0
+        for i, (share, _) in enumerate(self.stages):
+            acc += share
+            if progress < acc:
+                self.stage = i
+                return
+        self.stage = len(self.stages) - 1
 
     def draw(self, n: int) -> list[Level]:
-        kinds = [WARMUP] if self.stage == 1 else list(MAIN)
+        kinds = self.stages[self.stage][1]
         return [self.rng.choice(self.pools[self.rng.choice(kinds)]) for _ in range(n)]
 
 
 def evaluation_levels(n: int, seed: int) -> list[Level]:
     """``n`` held-out levels of the final curriculum's kinds (half 1-box, half 2-box 8x8 rooms), seeds disjoint from
     training's (training uses 10_000 + ...)."""
-    a = generate_framed_levels((n + 1) // 2, room=8, boxes=1, min_moves=MAIN[0][2], max_moves=40, pulls=60, seed=500 + seed)
-    b = generate_framed_levels(n // 2, room=8, boxes=2, min_moves=MAIN[1][2], max_moves=40, pulls=60, seed=900 + seed)
+    (r1, b1, lo1, hi1, p1), (r2, b2, lo2, hi2, p2) = EVAL_KINDS
+    a = generate_framed_levels((n + 1) // 2, room=r1, boxes=b1, min_moves=lo1, max_moves=hi1, pulls=p1, seed=500 + seed)
+    b = generate_framed_levels(n // 2, room=r2, boxes=b2, min_moves=lo2, max_moves=hi2, pulls=p2, seed=900 + seed)
     out = [x for pair in zip(a, b) for x in pair] + a[len(b):]
     return out[:n]
 
@@ -124,9 +151,14 @@ class TrainResult:
 
 
 def train_agent(config: TrainConfig, checkpoint: str | Path | None = None, *, device: torch.device | str = "cpu",
-                log_every: int = 10, on_update: Callable[[dict[str, float]], None] | None = None) -> TrainResult:
+                log_every: int = 10, on_update: Callable[[dict[str, float]], None] | None = None,
+                level_source: Callable[[int], list[Level]] | None = None) -> TrainResult:
     """Train a DRC on the curriculum (see the module docstring). With ``checkpoint``, a finished model saved there under the
-    same config is loaded instead of retrained, and a new one is saved there (atomically)."""
+    same config is loaded instead of retrained, and a new one is saved there (atomically). ``level_source`` (a function
+    ``k -> k levels``) replaces the curriculum, e.g. to train on one kind of room (no checkpoint then: the cache is keyed
+    by the config alone)."""
+    if level_source is not None and checkpoint is not None:
+        raise ConfigError("checkpoint", str(checkpoint), "None when level_source is given (the cache key is the config alone)")
     if checkpoint is not None:
         try:
             saved = runtime.load_checkpoint(checkpoint)
@@ -143,8 +175,9 @@ def train_agent(config: TrainConfig, checkpoint: str | Path | None = None, *, de
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     updates = config.transitions // (config.envs * config.unroll)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda u: max(0.0, 1.0 - u / updates))  # linearly to 0
-    cur = Curriculum(config.pool, config.seed)
-    env = BatchedSokoban(cur.draw(config.envs), next_levels=cur.draw)
+    cur = Curriculum(config.pool, config.seed, config.curriculum) if level_source is None else None
+    draw = cur.draw if cur is not None else level_source
+    env = BatchedSokoban(draw(config.envs), next_levels=draw, step_limit=config.step_limit)
     gen = torch.Generator(device="cpu").manual_seed(config.seed)
     obs = torch.as_tensor(env.observation(), device=device)
     state = model.initial_state(config.envs, device)
@@ -152,8 +185,8 @@ def train_agent(config: TrainConfig, checkpoint: str | Path | None = None, *, de
     window = {"episodes": 0, "solved": 0, "return": 0.0, "loss": 0.0, "entropy": 0.0, "updates": 0}
     ep_return = np.zeros(config.envs)
     for u in runtime.track(range(updates), "DRC training (A2C / V-trace)"):
-        if u >= config.warmup_share * updates:
-            cur.stage = 2
+        if cur is not None:
+            cur.advance(u / updates)
         logps, values, rewards, discounts, entropies, regs = [], [], [], [], [], []
         state = state.detach()
         for _ in range(config.unroll):
@@ -197,7 +230,7 @@ def train_agent(config: TrainConfig, checkpoint: str | Path | None = None, *, de
             row = {"transitions": float((u + 1) * config.envs * config.unroll), "episodes": float(window["episodes"]),
                    "solve_rate": window["solved"] / n_ep if window["episodes"] else math.nan,
                    "return": window["return"] / n_ep, "loss": window["loss"] / window["updates"],
-                   "entropy": window["entropy"] / window["updates"], "stage": float(cur.stage),
+                   "entropy": window["entropy"] / window["updates"], "stage": float(cur.stage + 1 if cur is not None else 0),
                    "seconds": time.perf_counter() - t0}
             if not window["episodes"]:
                 row["solve_rate"] = 0.0
