@@ -3,13 +3,21 @@
 The paper's agent (arXiv 2504.01871, Sec. 3 and App. A; official code on stephen-chung-mh/thinker) is DRC(3,3)
 trained with IMPALA / V-trace for 250M transitions on Boxoban's 900k unfiltered 4-box levels: gamma 0.99, unroll 20,
 batch 16, Adam lr 4e-4 decayed linearly to 0, entropy cost 1e-2, an L2 cost of 1e-3 on the policy logits and 1e-5 on
-the policy and value weights. A CPU budget of minutes allows ~1e5 transitions, so (spec sheet, "Our reproduction"):
+the policy and value weights. A CPU budget of minutes allows ~1e6 transitions, so (spec sheet, "Our reproduction"):
 
 - synchronous A2C: ``envs`` environments step together, each update is one unroll of 20 steps through the recurrent
   net with gradients on (no actor/learner lag), so the V-trace importance ratios are exactly 1 and the targets are
   V-trace's with rho-bar = c-bar = 1 (:func:`vtrace`, computed in the official form anyway);
 - a curriculum of generated rooms (:mod:`reprolab.data.sokoban`'s reverse-play generator, BFS-verified) inside the
-  10x10 Boxoban frame: 1 box in 7x7 rooms first, then 1 and 2 boxes in 8x8 rooms (:class:`Curriculum`);
+  10x10 Boxoban frame (:class:`Curriculum`, ``CURRICULA``). "graded" (study v2): 10% of the updates on 1-box 6x6 rooms
+  solved in 1-4 moves, 20% on 1-box 7x7 / 8x8 rooms of 2-10 / 3-12 moves, then the test kinds (1-box and 2-box 8x8
+  rooms, >= 5 / 6 moves) with easy 1-box 8x8 rooms mixed in. Why: what limits learning here is the number of updates
+  and the density of the reward signal per update, not a bug (README, "Does the learner learn?"): on rooms whose box
+  is one push from its target, with one step per episode, the loop takes a DRC(1,1) from chance (0.25) to 0.91 greedy
+  in 300 updates (tests/papers/test_drc_planning_learning.py); the same rooms with the official 120-step episodes stay
+  at chance after 300 updates (entropy ~1.5 of 1.61), also in an independently written minimal loop with and without
+  recurrence, most likely because a random policy's long episodes bury the few informative steps. v1's curriculum
+  ("v1": 1-box 7x7 rooms of >= 3 moves, then the test kinds) got 375 updates and learned nothing;
 - loss = policy gradient + 0.5 * baseline loss (0.5 * squared error; torchbeast's baseline cost) - 1e-2 * entropy +
   the official regulariser, averaged over the unroll (the official sums; Adam is nearly invariant to the scale);
   gradients clipped at norm 40 (torchbeast's default). These are choices where the paper names no value.
