@@ -28,8 +28,24 @@ def noisy(gold, p_right, seed):
     return [g if rng.random() < p_right else rng.choice([x for x in (-1, 0, 1, 2, 3) if x != g]) for g in gold]
 
 
-def metrics(gold, code, analysis=None, *, exec_ok=5, malformed=0, prm_right=None, maj_right=None, mixed=None):
-    """``code`` / ``analysis``: predictions per N (dict N -> list)."""
+def step_rewards(gold, p_right, seed, steps=4):
+    """Per-step Maj@N rewards: each step judged on the right side of 0.5 with probability p_right."""
+    rng = random.Random(seed)
+    out = []
+    for g in gold:
+        row = []
+        for t in range(steps):
+            right_step = g < 0 or t < g
+            ok = rng.random() < p_right
+            row.append(0.9 if right_step == ok else 0.1)
+        out.append(row)
+    return out
+
+
+def metrics(gold, code, analysis=None, *, exec_ok=5, malformed=0, prm_right=None, maj_right=None, mixed=None,
+            step_p=(0.5, 0.5), same_steps=False, ran=1.0, truncated=0):
+    """``code`` / ``analysis``: predictions per N (dict N -> list); ``step_p``: per-step judgement accuracy of the
+    code and analysis arms (code_helps' units), ``ran``: share of each step's paths whose code finished ok."""
     analysis = analysis or code
 
     def arm(preds):
@@ -42,7 +58,10 @@ def metrics(gold, code, analysis=None, *, exec_ok=5, malformed=0, prm_right=None
     return {
         "model": "synthetic", "n_values": list(NS), "solutions": len(gold), "gold": gold, "erroneous": sum(g >= 0 for g in gold),
         "f1": {"code": arm(code), "analysis": arm(analysis)},
-        "health": {a: {"malformed": malformed, "truncated": 0, "paths": 100} for a in ("code", "analysis")},
+        "health": {a: {"malformed": malformed, "truncated": truncated, "paths": 100} for a in ("code", "analysis")},
+        "steps": {"threshold": 0.5, "code": step_rewards(gold, step_p[0], 1),
+                  "analysis": step_rewards(gold, step_p[0], 1) if same_steps else step_rewards(gold, step_p[1], 2),
+                  "code_ran": [[ran] * 4 for _ in gold]},
         "exec_status": {"ok": exec_ok, "error": 3},
         "bon": {"4": {"prm": sum(prm_right) / n_prob, "majority": sum(maj_right) / n_prob, "oracle": 1.0, "problems": n_prob,
                       "prm_right": prm_right, "majority_right": maj_right, "mixed": mixed}},
@@ -68,12 +87,13 @@ def test_planted_effects_are_reproduced(claims):
     code = {1: noisy(gold, 0.3, 1), 2: noisy(gold, 0.6, 2), 4: noisy(gold, 0.95, 3)}
     analysis = {n: noisy(gold, 0.3, 10 + n) for n in NS}
     prm, maj = [1] * 24 + [0] * 6, [0] * 18 + [1] * 12
-    m = metrics(gold, code, analysis, prm_right=prm, maj_right=maj)
+    m = metrics(gold, code, analysis, prm_right=prm, maj_right=maj, step_p=(0.9, 0.4))
     got = {k: c.judge(m) for k, c in claims.items()}
     assert {k: j.verdict for k, j in got.items()} == {k: Verdict.REPRODUCED for k in claims}, {k: j.ours for k, j in got.items()}
     h = got["maj_scaling"].headline
     assert h.unit == "labelled solutions" and h.n == 45 and h.margin == 0.0 and h.low > 0
     assert got["bon_vs_majority"].headline.unit == "problems"
+    assert got["code_helps"].headline.unit == "steps whose code ran"
 
 
 def test_a_constant_judge_is_not_testable(claims):
@@ -91,12 +111,38 @@ def test_a_malformed_judge_and_code_that_never_ran_are_not_testable(claims):
     assert claims["maj_scaling"].judge(metrics(gold, code, malformed=60)).verdict == Verdict.NOT_TESTABLE
     assert claims["code_helps"].judge(metrics(gold, code, {n: noisy(gold, 0.3, n) for n in NS}, exec_ok=0)).verdict \
         == Verdict.NOT_TESTABLE
+    # code that ran ok in fewer than half of each step's paths: no step to compare (v3)
+    j = claims["code_helps"].judge(metrics(gold, code, step_p=(0.9, 0.4), ran=0.25))
+    assert j.verdict == Verdict.NOT_TESTABLE and "(0)" in j.ours
+
+
+def test_stages_at_their_token_cap_make_the_claims_not_testable(claims):
+    gold = gold_labels(45)
+    code = {1: noisy(gold, 0.3, 1), 2: noisy(gold, 0.6, 2), 4: noisy(gold, 0.95, 3)}
+    m = metrics(gold, code, {n: noisy(gold, 0.3, 10 + n) for n in NS}, prm_right=[1] * 24 + [0] * 6,
+                maj_right=[0] * 18 + [1] * 12, step_p=(0.9, 0.4), truncated=11)  # 11 of 100 paths
+    assert {c.judge(m).verdict for c in claims.values()} == {Verdict.NOT_TESTABLE}
+    m["health"]["code"]["truncated"] = m["health"]["analysis"]["truncated"] = 10  # 10%: allowed
+    assert {c.judge(m).verdict for c in claims.values()} == {Verdict.REPRODUCED}
+
+
+def test_code_helps_counts_only_labelled_steps_whose_code_ran():
+    from reprolab.papers.genprm.study import step_units
+
+    m = {"gold": [-1, 1], "steps": {"threshold": 0.5,
+                                     "code": [[0.9, 0.2, None], [0.8, 0.1, 0.9]],
+                                     "analysis": [[0.9, 0.9, 0.9], [0.3, 0.7, 0.2]],
+                                     "code_ran": [[1.0, 0.5, None], [0.25, 1.0, 1.0]]}}
+    # solution 0 (correct): steps 0 and 1 count (step 2 not judged by the code arm); solution 1 (first error at
+    # step 1): step 0's code ran in 25% of paths (left out), step 1 counts, step 2 is after the first error (no label)
+    code, ana = step_units(m)
+    assert code == [1.0, 0.0, 1.0] and ana == [1.0, 1.0, 0.0]
 
 
 def test_identical_arms_are_not_reproduced(claims):
     gold = gold_labels(30)
     same = noisy(gold, 0.5, 1)
-    m = metrics(gold, {n: same for n in NS}, prm_right=[1, 0, 1, 1], maj_right=[1, 0, 1, 1])
+    m = metrics(gold, {n: same for n in NS}, prm_right=[1, 0, 1, 1], maj_right=[1, 0, 1, 1], same_steps=True)
     for k in claims:
         assert claims[k].judge(m).verdict == Verdict.INCONCLUSIVE, k
 
@@ -106,7 +152,7 @@ def test_a_random_judge_is_not_reproduced(claims):
     for seed in range(3):
         code = {n: noisy(gold, 0.2, 100 * seed + n) for n in NS}
         analysis = {n: noisy(gold, 0.2, 100 * seed + 50 + n) for n in NS}
-        m = metrics(gold, code, analysis)
+        m = metrics(gold, code, analysis, step_p=(0.5, 0.5))
         assert claims["maj_scaling"].judge(m).verdict in (Verdict.INCONCLUSIVE, Verdict.NOT_REPRODUCED)
         assert claims["code_helps"].judge(m).verdict in (Verdict.INCONCLUSIVE, Verdict.NOT_REPRODUCED)
 

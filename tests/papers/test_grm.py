@@ -24,9 +24,9 @@ GOOD = "Principles: correct on all inputs (70%); edge cases (30%)\nCritique: Res
 def scripted(texts_by_seed, choices=None):
     """A backend whose sample with seed s answers texts_by_seed[s % len] (the prefill is already 'Principles:')."""
     def respond(prompt, s):
-        if prompt.endswith("\\boxed{"):  # the forced score completion
-            return "7, 7}"
         t = texts_by_seed[s.seed % len(texts_by_seed)]
+        if prompt.endswith("\\boxed{"):  # the score list: the script's own, else (forced) "7, 7"
+            return t.split("\\boxed{", 1)[1] if "\\boxed{" in t else "7, 7}"
         return t[len("Principles:"):] if t.startswith("Principles:") else t
     return ScriptedLLM(respond, choices=choices)
 
@@ -113,7 +113,8 @@ def test_sampling_uses_the_papers_temperature_and_the_cache_resumes(tmp_path):
     grm = GenerativeRewardModel(llm, GRMConfig(progress=False))
     grm.score("q", ["a", "b"], k=4)
     grm.score("q", ["a", "b"], k=8)
-    assert [x for x, _ in seen] == list(range(8)) and {t for _, t in seen} == {0.5}  # only 4 new samples for k=8
+    # two calls per sample (up to the box, then the list), both with the sample's seed: only 4 new samples for k=8
+    assert [x for x, _ in seen] == [i for i in range(8) for _ in (0, 1)] and {t for _, t in seen} == {0.5}
 
 
 def test_parallel_requests_give_the_same_samples_in_order():
@@ -123,6 +124,14 @@ def test_parallel_requests_give_the_same_samples_in_order():
     assert [s.to_json() for s in par] == [s.to_json() for s in one]
     with pytest.raises(ConfigError):
         GRMConfig(parallel=0)
+
+
+def test_a_critique_quoting_a_dict_is_not_cut_and_its_own_scores_are_read():
+    text = "Principles: right output (100%)\nCritique: Response 1 returns {'a': 1} as asked; Response 2 returns {}.\nScores: \\boxed{8, 2}"
+    llm = scripted([text])
+    (s,) = GenerativeRewardModel(llm, GRMConfig(k=1, progress=False)).sample("q", ["a", "b"])
+    assert s.scores == [8, 2] and not s.forced and "returns {}." in s.critique and "{'a': 1}" in s.critique
+    assert llm.prompts[-1].endswith("Scores: \\boxed{")  # the second call writes the list inside the box
 
 
 def test_force_scores_finishes_a_truncated_judgement_and_marks_it():
@@ -205,11 +214,11 @@ def test_sample_is_right_counts_a_tie_as_wrong():
 def _judge_llm():
     """Scores each response by whether it contains 'return a + b' (the right one)."""
     def respond(prompt, s):
-        if prompt.endswith("\\boxed{"):
-            return "5, 5}"
         body = prompt.split("#### Output format")[0]
         blocks = re.split(r"#### Response \d+ ####", body)[1:]
         scores = ", ".join("9" if "a + b" in b else "2" for b in blocks)
+        if prompt.endswith("\\boxed{"):  # the second call: the list inside the box
+            return f"{scores}}}"
         return f" correct (100%)\nCritique: checked.\nScores: \\boxed{{{scores}}}"
     return ScriptedLLM(respond)
 

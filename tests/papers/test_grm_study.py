@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 
 from reprolab.papers.grm.grm import GRMSample
-from reprolab.papers.grm.study import evaluate, judge_health, meta_health, pair_accuracy
+from reprolab.papers.grm.meta_rm import sample_is_right
+from reprolab.papers.grm.study import _auc, evaluate, judge_health, meta_auc, meta_health, pair_accuracy
 from reprolab.papers.grm.study import GRMStudy
 from reprolab.study import Verdict
 
@@ -51,7 +53,9 @@ def metrics_for(samples, ratings=None, degenerate=False, seed=0):
         "model": "synthetic", "k_max": K_MAX, "ks": [1, 2, 4, K_MAX], "pairs_eval": n,
         "eval": evaluate(samples, [0] * n, [2] * n, (1, 2, 4, K_MAX), draws=16, seed=seed, ratings=ratings),
         "judge_eval": judge_health(samples),
-        "meta_rm": {"degenerate": degenerate, "train_samples": 30, "train_positive": 10, **meta_health(ratings, samples)},
+        "meta_rm": {"degenerate": degenerate, "train_samples": 30, "train_positive": 10, **meta_health(ratings, samples),
+                    "eval_ratings": [[r if s.ok else None for r, s in zip(rs, ss)] for rs, ss in zip(ratings, samples)],
+                    "eval_right": [[sample_is_right(s, 0) for s in ss] for ss in samples]},
     }
 
 
@@ -121,8 +125,44 @@ def test_meta_rm_controls(claims):
     # a constant meta RM keeps an arbitrary half, an untrained (one-class) one learned nothing: not testable
     assert claims["meta_voting"].judge(metrics_for(s, ratings=[[0.3] * K_MAX for _ in s])).verdict == Verdict.NOT_TESTABLE
     assert claims["meta_voting"].judge(metrics_for(s, ratings=oracle_ratings(s), degenerate=True)).verdict == Verdict.NOT_TESTABLE
-    # a meta RM that keeps the wrong judgements is worse than voting: not reproduced
-    assert claims["meta_voting"].judge(metrics_for(s, ratings=anti_ratings(s))).verdict == Verdict.NOT_REPRODUCED
+    # a meta RM that keeps the wrong judgements ranks held-out judgements below chance: not testable (v4)
+    j = claims["meta_voting"].judge(metrics_for(s, ratings=anti_ratings(s)))
+    assert j.verdict == Verdict.NOT_TESTABLE and "AUC 0.00" in j.ours
+    # a meta RM whose ratings are noise: AUC near 0.5, its interval not wholly above it
+    rng = random.Random(5)
+    noise = [[rng.random() for _ in range(K_MAX)] for _ in s]
+    assert claims["meta_voting"].judge(metrics_for(s, ratings=noise)).verdict == Verdict.NOT_TESTABLE
+
+
+def test_meta_auc_on_hand_computed_examples():
+    # ratings 0.9, 0.2 (right), 0.5, 0.1 (wrong): of the 4 right-wrong pairs, 3 are ordered right -> AUC 0.75
+    x = np.array([[0.9, 1], [0.2, 1], [0.5, 0], [0.1, 0]], dtype=float)
+    assert _auc(x) == pytest.approx(0.75)
+    assert _auc(np.array([[0.3, 1], [0.3, 0]], dtype=float)) == pytest.approx(0.5)  # a tie counts half
+    assert _auc(np.array([[0.3, 1], [0.4, 1]], dtype=float)) == 0.5  # one class: no information
+    # unparsed judgements (None) are left out; one class among the valid ones: no AUC at all
+    assert meta_auc([[0.9, None], [0.1, 0.2]], [[True, True], [True, True]]) is None
+    c = meta_auc([[0.9, 0.1], [0.8, 0.2], [0.7, 0.3]], [[True, False]] * 3)
+    assert c.effect == pytest.approx(0.5) and c.unit == "pairs" and c.n == 3
+
+
+def test_judgements_at_their_token_cap_make_every_claim_not_testable(claims):
+    s = judge_samples(40, p_right=0.65, p_tie=0.2, seed=1)
+    for ss in s[:5]:  # 5 x 8 = 40 of 320 judgements (12.5%) hit the cap
+        for x in ss:
+            x.finish_reason = "length"
+    m = metrics_for(s, ratings=oracle_ratings(s))
+    assert set(verdicts(claims, m).values()) == {Verdict.NOT_TESTABLE}
+    assert "40/320" in claims["spread"].judge(m).ours
+    for ss in s[:4]:  # 4 x 8 = 32 of 320 (10%): allowed
+        for x in ss:
+            x.finish_reason = "stop"
+    for x in s[4]:
+        x.finish_reason = "stop"
+    for ss in s[:4]:
+        for x in ss:
+            x.finish_reason = "length"
+    assert verdicts(claims, metrics_for(s, ratings=oracle_ratings(s)))["voting_scaling"] == Verdict.REPRODUCED
 
 
 def test_pair_accuracy_counts_a_tie_as_a_random_guess_and_undecided_as_chance():
@@ -154,7 +194,7 @@ def test_evaluate_subsets_give_exact_values_on_a_planted_set():
 
 def test_health_counts():
     s = [[_s([5, 5]), _s([7, 2]), _s(None)]]
-    assert judge_health(s) == {"total": 3, "parsed": 2, "discriminating": 1}
+    assert judge_health(s) == {"total": 3, "parsed": 2, "discriminating": 1, "at_cap": 0, "forced": 0}
     assert meta_health([[0.1, 0.2, float("-inf")]], s) == {"distinct_ratings": 2}
 
 

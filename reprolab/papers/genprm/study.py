@@ -23,14 +23,17 @@ Rules (v2, issue 14; written before any v2 run). Each claim has one headline com
 wholly above 0, fails when wholly below, and is inconclusive otherwise.
 (1) maj_scaling: code-arm F1 at N_max minus at N = 1; unit: labelled solutions; a paired bootstrap
     of the F1 over the solutions (:func:`reprolab.stats.compare_statistic`).
-(2) code_helps: F1(code) minus F1(analysis only) at N_max; same unit and bootstrap.
+(2) code_helps: F1(code) minus F1(analysis only) at N_max; same unit and bootstrap. v3 (issue 19): on
+    the labelled steps judged in both arms whose verification code finished ok in at least half of the
+    code arm's paths, per-step judgement accuracy code minus analysis, paired over those steps.
 (3) bon_vs_majority: at the largest K, PRM best-of-K right minus majority vote right, per problem
     (:func:`reprolab.stats.compare_paired`); unit: problems.
 Preconditions (else "not testable"): the judge is not constant at N = 1 (a judge that predicts the
 same first error for every solution tests nothing) and at most half its paths are malformed; for
 (2) both arms, and some verification code ran in the sandbox; for (3) some problem's candidates are
 partly right and partly wrong (else every selector picks alike).
-Malformed paths (no Yes/No probability) and truncated stages are counted and reported.
+Malformed paths (no Yes/No probability) and truncated stages are counted and reported; v3: more than
+10% of an arm's paths with a stage at its token cap makes every claim judged on that arm not testable.
 """
 
 from __future__ import annotations
@@ -83,6 +86,8 @@ def _interval(c: stats.Comparison, digits: int = 1) -> str:
 # problem (PRM pick right minus majority pick right, paired, stats.compare_paired).
 
 MAX_MALFORMED = 0.5  # precondition: at most half the verification paths unscorable (else the judge did not run as described)
+MAX_AT_CAP = 0.10  # precondition (v3, issue 19): at most 10% of the verification paths have a stage that hit its token cap
+MIN_RAN = 0.5  # code_helps (v3): a step counts when its verification code finished ok in at least half of its paths
 
 
 def f1_of_units(units: Any) -> float:
@@ -112,6 +117,8 @@ def _judge_preconditions(m: Metrics, arms: tuple[str, ...] = ("code",)) -> dict[
         h = m["health"][arm]
         pre[f"the {arm} judge ran: at most {MAX_MALFORMED:.0%} of its paths malformed ({h['malformed']}/{h['paths']})"] = \
             h["paths"] > 0 and h["malformed"] <= MAX_MALFORMED * h["paths"]
+        pre[f"the {arm} arm's stages ran whole: at most {MAX_AT_CAP:.0%} of its paths have a stage at its token cap "
+            f"({h['truncated']}/{h['paths']})"] = h["paths"] > 0 and h["truncated"] <= MAX_AT_CAP * h["paths"]
         pre[f"the {arm} judge is not constant at N={n1}: its first-error predictions differ across solutions "
             f"({len(set(pred))} distinct)"] = len(set(pred)) > 1
     return pre
@@ -127,15 +134,38 @@ def _judge_scaling(m: Metrics) -> Judgement:
     return Judgement.from_headline(ours, c, preconditions=_judge_preconditions(m))
 
 
+def step_units(m: Metrics) -> tuple[list[float], list[float]]:
+    """code_helps' units (v3): steps judged in both arms at N_max, with a gold label (every step of a
+    correct solution; the steps of an erroneous one up to its first error, as ProcessBench labels
+    them), whose verification code finished ok in at least half of the code arm's paths. Per step:
+    1 if the arm's Maj@N reward is on the right side of the threshold, else 0 (code, analysis)."""
+    st = m["steps"]
+    code, ana = [], []
+    for i, g in enumerate(m["gold"]):
+        for t, (rc, ra, ran) in enumerate(zip(st["code"][i], st["analysis"][i], st["code_ran"][i])):
+            if rc is None or ra is None or ran is None or ran < MIN_RAN or (g >= 0 and t > g):
+                continue
+            right_step = g < 0 or t < g
+            code.append(float((rc >= st["threshold"]) == right_step))
+            ana.append(float((ra >= st["threshold"]) == right_step))
+    return code, ana
+
+
 def _judge_code(m: Metrics) -> Judgement:
     nx = m["n_values"][-1]
-    c = stats.compare_statistic(_units(m, "code", nx), _units(m, "analysis", nx), f1_of_units, unit="labelled solutions",
-                                direction="greater", margin=0.0, label=f"F1 code vs analysis only, N={nx}")
     parts = [f"N={n}: code {_f1_str(m['f1']['code'][str(n)]['f1'])} vs analysis {_f1_str(m['f1']['analysis'][str(n)]['f1'])}"
              for n in m["n_values"]]
-    ours = f"{'; '.join(parts)}; at N={nx} {_interval(c)} over {c.n} solutions"
+    code, ana = step_units(m) if "steps" in m else ([], [])
     ran = m["exec_status"].get("ok", 0)
-    pre = {**_judge_preconditions(m, ARMS), f"the verification code ran: some sandbox run finished ok ({ran})": ran > 0}
+    pre = {**_judge_preconditions(m, ARMS), f"the verification code ran: some sandbox run finished ok ({ran})": ran > 0,
+           f"steps to compare: at least 2 labelled steps judged in both arms whose code ran ok in >= {MIN_RAN:.0%} of "
+           f"their paths ({len(code)})": len(code) >= 2}
+    if len(code) < 2:
+        return Judgement.not_testable(f"F1 {'; '.join(parts)}; {len(code)} steps whose code ran", pre)
+    c = stats.compare_paired(code, ana, unit="steps whose code ran", direction="greater", margin=0.0, unit_range=1.0,
+                             label=f"step judgement accuracy, code vs analysis only, N={nx}")
+    ours = (f"on {c.n} labelled steps whose code ran: step accuracy code {100 * np.mean(code):.0f}% vs analysis "
+            f"{100 * np.mean(ana):.0f}%, {_interval(c)} points (N={nx}); F1 over all solutions {'; '.join(parts)}")
     return Judgement.from_headline(ours, c, preconditions=pre)
 
 
@@ -163,13 +193,16 @@ class GenPRMStudy(Study):
               "ProcessBench F1: GenPRM-1.5B 57.3 (Maj@1) -> 63.4 (Maj@8); 7B 75.2 -> 80.5",
               "unit: labelled solutions. Code-arm F1 at N_max minus at N = 1, by a paired bootstrap of the F1 over the "
               "solutions (compare_statistic); the 95% interval must lie wholly above a margin of 0. Not testable when "
-              "the judge is constant at N = 1 (the same first-error prediction for every solution) or more than half of "
-              "its paths are malformed", _judge_scaling),
+              "the judge is constant at N = 1 (the same first-error prediction for every solution), more than half of "
+              "its paths are malformed, or more than 10% have a stage at its token cap", _judge_scaling),
         Claim("code_helps", "Executing the verification code raises F1 over analysis alone at equal N.",
               "ablation: dropping code verification lowers ProcessBench F1",
-              "unit: labelled solutions. F1 of the code arm minus the analysis-only arm at N_max, paired bootstrap over "
-              "the solutions; the 95% interval must lie wholly above a margin of 0. Not testable when either arm's judge "
-              "is constant at N = 1 or malformed, or no verification code ran", _judge_code),
+              "unit: labelled steps judged in both arms whose verification code finished ok in at least half of the code "
+              "arm's paths (v3). Per step, 1 if the arm's Maj@N_max reward is on the right side of the threshold; code "
+              "minus analysis-only, paired (compare_paired, unit range 1); the 95% interval must lie wholly above a "
+              "margin of 0. F1 over all solutions is reported beside. Not testable when either arm's judge is constant at "
+              "N = 1, malformed or at its token cap on more than 10% of its paths, or fewer than 2 such steps exist",
+              _judge_code),
         Claim("bon_vs_majority", "Best-of-N selection with the PRM beats majority voting of answers at equal N.",
               "GenPRM as a verifier beats majority voting in best-of-N on MATH/AMC/AIME (Fig. 1, Sec. 4.3)",
               "unit: problems. At the largest K, per problem: PRM best-of-K pick right (0/1) minus majority-vote pick "
@@ -182,9 +215,9 @@ class GenPRMStudy(Study):
         Scale.QUICK: GenPRMStudyConfig(model="qwen2.5-coder-0.5b", n_problems=1, candidates=2, p_correct=0.35, n_values=(1, 2),
                                        bon_sizes=(2,), max_tokens_analyze=48, max_tokens_code=64),
         Scale.FULL: GenPRMStudyConfig(model="qwen2.5-coder-1.5b", n_problems=2, candidates=4, p_correct=0.35, n_values=(1, 2, 4),
-                                      bon_sizes=(2, 4), max_tokens_analyze=96, max_tokens_code=128),
+                                      bon_sizes=(2, 4), max_tokens_analyze=256, max_tokens_code=256),
     }
-    version = 2
+    version = 3
     changelog = {
         1: "first version: toy-policy candidates with exact labels; code vs analysis-only arms; Maj@N by prefix of N_max paths",
         2: "issue 14: each rule restated as one comparison on reprolab.stats with unit and margin 0: F1 claims by a "
@@ -196,6 +229,13 @@ class GenPRMStudy(Study):
            "per-problem picks so `reprolab rejudge genprm` recomputes the verdicts. Scales unchanged (full: 2 "
            "problems, 8 labelled solutions, the most that fit ~20 min on 2 idle cores with a 1.5B judge at N = 4 in "
            "two arms)",
+        3: "issue 19, written before any v3 run: (a) every claim gets the precondition that at most 10% of each judged "
+           "arm's verification paths have a stage that ended at its token cap (a path's share bounds the stages' "
+           "share from above); token caps raised so that stages finish; (b) code_helps compares the arms only on "
+           "labelled steps whose verification code finished ok in at least half of the code arm's paths (per-step "
+           "judgement accuracy, paired over those steps), instead of F1 over all solutions, where the code arm's "
+           "execution often failed and then fed back nothing; per-step rewards and execution shares are saved in the "
+           "metrics so `reprolab rejudge genprm` recomputes it",
     }
 
     def run(self, config: GenPRMStudyConfig, run: RunDir) -> Metrics:
@@ -250,6 +290,14 @@ class GenPRMStudy(Study):
                         health[arm]["truncated"] += path.truncated
                         if path.execution_status:
                             exec_status[path.execution_status] = exec_status.get(path.execution_status, 0) + 1
+        # per step at N_max, for code_helps (v3): each arm's Maj@N reward, and the share of the code arm's
+        # paths whose verification code finished ok (None: step not judged)
+        steps = {"threshold": prms["code"].config.threshold, "code": [], "analysis": [], "code_ran": []}
+        for k in keys:
+            for arm in ARMS:
+                steps[arm].append(list(scores[(arm, n_max, k)].rewards))
+            steps["code_ran"].append([sum(p.execution_status == "ok" for p in ps) / len(ps) if ps else None
+                                      for ps in scores[("code", n_max, k)].paths])
         bon = {}
         for kk in config.bon_sizes:
             prm_right, maj_right, mixed, oracle = [], [], [], 0
@@ -272,6 +320,7 @@ class GenPRMStudy(Study):
         metrics: Metrics = {
             "model": config.model, "n_values": list(config.n_values), "solutions": len(gold), "gold": gold,
             "erroneous": sum(g >= 0 for g in gold), "f1": f1, "bon": bon, "health": health, "exec_status": exec_status,
+            "steps": steps,
             "seconds_per_judged_step": {arm: seconds[arm] / max(judged[arm], 1) for arm in ARMS},
             "llm": llm.stats.to_json(),
             "paper_f1": PAPER_F1,

@@ -12,6 +12,12 @@ second is real generation). Peers:
   trained on pairs from other problems (disjoint), reward = P(correct).
 
 Accuracy: 1 right, 0.5 tie (random tie-break), 0 wrong. Timings are on 2 shared, loaded cores (noisy).
+
+Throughput (issue 19, item 2): the GRM's judgements (k samples of each evaluation pair through
+``GenerativeRewardModel.sample``: the LLM room, two calls per sample, parsing) against llama.cpp's
+own generation loop (``Llama.create_completion`` called directly on the same prompts, sampling and
+stop strings, one call per sample), as generated tokens per wall second, interleaved by pair.
+The ratio (ours / raw) should be at least 0.8: the room must not waste the budget.
 """
 
 from __future__ import annotations
@@ -42,6 +48,35 @@ def pairwise_judge(llm: Any, p: PreferencePair) -> list[float]:
         score[order[0]] += d
         score[order[1]] -= d
     return score
+
+
+def throughput(grm: GenerativeRewardModel, pairs: list[PreferencePair], k: int) -> dict[str, float]:
+    """Generated tokens per second: ``grm.sample`` (ours) vs llama.cpp's ``create_completion`` on the same
+    prompts (raw), interleaved by pair; needs the llama.cpp backend (``grm.llm._llm``)."""
+    from .grm import BOX_OPEN
+
+    llm, cfg = grm.llm, grm.config
+    raw_llama = getattr(llm, "_llm", None)
+    if raw_llama is None:
+        return {}
+    tok = {"ours": 0, "raw": 0}
+    sec = {"ours": 0.0, "raw": 0.0}
+    for p in pairs:
+        before = llm.stats.completion_tokens
+        t0 = time.perf_counter()
+        grm.sample(p.query, p.responses, k=k)
+        sec["ours"] += time.perf_counter() - t0
+        tok["ours"] += llm.stats.completion_tokens - before
+        prompt = llm.format_chat(grm.messages(p.query, p.responses)) + cfg.prefill
+        t0 = time.perf_counter()
+        for i in range(k):
+            r = raw_llama.create_completion(prompt, max_tokens=cfg.max_tokens, temperature=cfg.temperature, top_p=1.0, top_k=0,
+                                            min_p=0.0, repeat_penalty=1.0, stop=[BOX_OPEN], seed=cfg.seed + i)
+            tok["raw"] += r["usage"]["completion_tokens"]
+        sec["raw"] += time.perf_counter() - t0
+    ours, raw = tok["ours"] / sec["ours"], tok["raw"] / sec["raw"]
+    return {"ours_tokens_per_s": round(ours, 2), "raw_tokens_per_s": round(raw, 2), "ratio": round(ours / raw, 3),
+            "ours_tokens": tok["ours"], "raw_tokens": tok["raw"]}
 
 
 def logprob_correct(llm: Any, p: PreferencePair) -> list[float]:
@@ -97,11 +132,13 @@ class GRMBench(Benchmark):
                 accs[m].append(_acc([float(v) for v in s], p.correct_index))
         notes = {m: f"accuracy {100 * np.mean(accs[m]):.0f}% on {len(evl)} pairs" for m in methods}
         rows = bench_rows(times, "GRM k=1", "s per pair", notes)
+        speed = throughput(GenerativeRewardModel(llm, GRMConfig(max_tokens=max_tokens, seed=1000, progress=False)), evl, 2)
         llm.close()
         return BenchResult(
             bench=self.name, baseline="GRM k=1", rows=rows,
             config={"model": model, "eval_pairs": len(evl), "classifier_train_pairs": len(train), "k": k, "max_tokens": max_tokens,
                     "temperature": 0.5, "cache": "none"},
             extra={"accuracy": {m: float(np.mean(a)) for m, a in accs.items()}, "per_pair_accuracy": accs,
+                   "throughput_vs_raw_llama_cpp": speed,
                    "note": "2 shared, loaded CPU cores: timings are noisy; accuracy on few pairs is coarse"},
         )

@@ -21,11 +21,16 @@ Choices where the paper is vague (each flagged where it happens):
   (principles with weights -> critique -> ``\\boxed{s_1, ..., s_n}``); prompt files are versioned;
 - a sample whose output cannot be parsed into exactly n integers in [1, 10] is a *failed* sample:
   it gets no scores (never zeros), is left out of the vote, and ``RewardResult.failed`` counts it;
+- each sample is generated in two calls (ours; the paper samples one text): up to the opening of
+  its score list (stop at ``\\boxed{``, after "Scores:"), then the list itself (stop at ``}``, which a
+  list of integers cannot contain). One call with a ``}`` stop cut critiques that quote a dict or an
+  f-string in the middle. The second call continues the same text at the same temperature and seed
+  (llama.cpp reuses the shared prefix), so this is the model's own judgement, not a prompt change;
 - ``force_scores`` (our addition, on by default, ``False`` is the paper's plain behaviour): when a
-  sample ran out of tokens before writing its scores, we ask the same sample to finish with the
-  prefix ``Scores: \\boxed{`` (a few tokens, same temperature and seed). Our CPU budget caps the
-  critique length far below the paper's, so without this most samples of a small model fail;
-  forced samples are marked (``GRMSample.forced``) and counted;
+  sample hit its token cap (``finish_reason == "length"``) or ended without a score list, we ask the
+  same sample to finish with the prefix ``Scores: \\boxed{`` (a few tokens, same temperature and
+  seed); forced samples are marked (``GRMSample.forced``) and counted. The study treats judgements
+  at the cap as a precondition (at most 10%), so its verdicts rest on judgements that ran whole;
 - ties of the vote: ``chosen`` is the first of the tied responses and ``tied`` is set; the study
   scores a tie as half right (expected accuracy of a random tie-break), see ``study.py``;
 - sample i has seed ``seed + i`` (the shared LLM room's semantics), so the on-disk cache resumes a
@@ -49,6 +54,8 @@ from ...runtime import atomic_write_text, track
 
 PROMPTS_DIR = Path(__file__).parent / "prompts"
 SCORE_PREFIX = "Scores: \\boxed{"
+BOX_OPEN = "\\boxed{"
+_OPENS_SCORES = re.compile(r"scores?\s*[:：]\s*\$?\s*$", re.I)  # text that stopped right before its box
 
 
 def load_prompt(version: str) -> str:
@@ -271,23 +278,32 @@ class GenerativeRewardModel:
             raise ConfigError("k", k, "an integer >= 1")
         msgs = self.messages(query, responses)
         n = len(responses)
-        # stop right after the score list (ours: small models otherwise repeat the whole judgement)
-        base = Sampling(max_tokens=cfg.max_tokens, temperature=cfg.temperature, n=k, seed=cfg.seed, stop=("}",))
+        # Two calls per sample (ours, issue 19): the judgement runs until it opens its score list
+        # (stop at "\boxed{", a string no principle or critique needs), then the same sample writes the
+        # list inside the box (stop at "}", which cannot occur in a list of integers). A stop at "}" in
+        # one call cut critiques that quote a dict or an f-string.
+        base = Sampling(max_tokens=cfg.max_tokens, temperature=cfg.temperature, n=k, seed=cfg.seed, stop=(BOX_OPEN,))
+
+        def finish(text: str, i: int) -> str:
+            prompt = self.llm.format_chat(msgs) + text
+            (f,) = self.llm.complete(prompt, Sampling(max_tokens=cfg.score_tokens, temperature=cfg.temperature,
+                                                      seed=cfg.seed + i, stop=("}",)))
+            return text + f.text + "}"
 
         def one(i: int) -> GRMSample:
             (c,) = self.llm.chat(msgs, base.one(i), prefill=cfg.prefill)
             text = cfg.prefill + c.text
-            if c.finish_reason == "stop" and "\\boxed{" in text and "}" not in text.rsplit("\\boxed{", 1)[1]:
-                text += "}"  # the stop string cut the closing brace
+            if c.finish_reason == "stop" and _OPENS_SCORES.search(text):
+                # the model stopped where it opens its box (after "Scores:"): its own score list follows
+                text = finish(text + BOX_OPEN, i)
             s = parse_judgement(text, n, cfg.min_score, cfg.max_score, index=i)
             s.finish_reason = c.finish_reason
             if s.failure == "no_scores" and cfg.force_scores:
-                # ours (module doc): finish the same judgement with the score list
-                prompt = self.llm.format_chat(msgs) + text.rstrip() + "\n" + SCORE_PREFIX
-                (f,) = self.llm.complete(prompt, Sampling(max_tokens=cfg.score_tokens, temperature=cfg.temperature,
-                                                          seed=cfg.seed + i, stop=("}",)))
-                scores, failure = parse_scores(f.text, n, cfg.min_score, cfg.max_score)
-                s.text = text.rstrip() + "\n" + SCORE_PREFIX + f.text + "}"
+                # ours (module doc): a judgement that hit the token cap or ended without a score list is
+                # asked to finish with one; marked forced
+                text = finish(text.rstrip() + "\n" + SCORE_PREFIX, i)
+                scores, failure = parse_scores(text.rsplit(BOX_OPEN, 1)[1].rstrip("}"), n, cfg.min_score, cfg.max_score)
+                s.text = text
                 s.scores, s.failure, s.forced = scores, failure, True
             return s
 

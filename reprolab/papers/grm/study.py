@@ -34,9 +34,13 @@ side of the margin, fails when wholly on the other side, and is inconclusive oth
 (3) spread: tie share at k = 1 minus at k_max, margin 0 (an undecided subset, with no parsed
     sample, counts as tied: the RM separates nothing).
 Preconditions (else "not testable"): at least half of the evaluation judgements parse (the GRM ran
-as described) and the judge is not constant (some judgement scores its responses differently: a
-constant judge ties every pair at every k); for (2) also the meta RM saw both label classes in
-training and rates the evaluation judgements differently (a constant meta RM keeps an arbitrary half).
+as described), at most 10% of them end at their token cap (v4: principles and critique ran whole,
+not cut and forced to a score; the v2 record had 118 of 128 at an 80-token cap), and the judge is
+not constant (some judgement scores its responses differently: a constant judge ties every pair at
+every k); for (2) also the meta RM saw both label classes in training, rates the evaluation
+judgements differently (a constant meta RM keeps an arbitrary half), and ranks the held-out
+evaluation judgements better than chance: AUC against "this judgement picks the correct response",
+bootstrap over evaluation pairs, 95% interval wholly above 0.5 (v4).
 """
 
 from __future__ import annotations
@@ -132,11 +136,48 @@ def evaluate(samples: list[list[GRMSample]], correct: list[int], n_resp: list[in
 
 
 def judge_health(samples: list[list[GRMSample]]) -> dict[str, int]:
-    """What the preconditions read: how many evaluation judgements parsed, and how many of those
-    gave their responses different scores (a constant judge gives none)."""
+    """What the preconditions read: how many evaluation judgements parsed, how many of those gave
+    their responses different scores (a constant judge gives none), and how many hit the token cap
+    (their principles and critique were cut: the method did not run as the paper describes)."""
     flat = [s for ss in samples for s in ss]
     parsed = [s for s in flat if s.ok]
-    return {"total": len(flat), "parsed": len(parsed), "discriminating": sum(len(set(s.scores or [])) > 1 for s in parsed)}
+    return {"total": len(flat), "parsed": len(parsed), "discriminating": sum(len(set(s.scores or [])) > 1 for s in parsed),
+            "at_cap": sum(s.finish_reason == "length" for s in flat), "forced": sum(s.forced for s in flat)}
+
+
+def meta_auc(ratings: list[list[float | None]], right: list[list[bool]]) -> stats.Comparison | None:
+    """Held-out AUC of the meta RM on the evaluation judgements, minus 0.5, with a bootstrap over pairs
+    (the unit: a pair's judgements are resampled together). ``ratings[p][j]`` is None for a judgement
+    that did not parse (never kept, left out). None when the valid judgements hold one class only."""
+    k = max(len(r) for r in ratings)
+    a = np.full((len(ratings), k, 2), np.nan)
+    for p, (rs, ys) in enumerate(zip(ratings, right)):
+        for j, (r, y) in enumerate(zip(rs, ys)):
+            if r is not None and math.isfinite(r):
+                a[p, j] = (r, float(y))
+    flat = a.reshape(-1, 2)
+    labels = flat[~np.isnan(flat[:, 0]), 1]
+    if len(ratings) < 2 or labels.size == 0 or labels.all() or not labels.any():
+        return None
+    constant = a.copy()
+    constant[..., 0] = np.where(np.isnan(a[..., 0]), np.nan, 0.0)  # a meta RM that rates all alike: AUC 0.5
+    return stats.compare_statistic(a, constant, _auc, unit="pairs", direction="greater", margin=0.0,
+                                   label="meta-RM held-out AUC - 0.5")
+
+
+def _auc(x: np.ndarray) -> float:
+    """Mann-Whitney AUC of ratings (column 0) against labels (column 1), ties counted half; 0.5 when a
+    resample holds one class (no information)."""
+    from scipy.stats import rankdata
+
+    f = x.reshape(-1, 2)
+    f = f[~np.isnan(f[:, 0])]
+    pos = f[:, 1] > 0.5
+    n_p, n_n = int(pos.sum()), int((~pos).sum())
+    if n_p == 0 or n_n == 0:
+        return 0.5
+    r = rankdata(f[:, 0])
+    return float((r[pos].sum() - n_p * (n_p + 1) / 2) / (n_p * n_n))
 
 
 def meta_health(ratings: list[list[float]], samples: list[list[GRMSample]]) -> dict[str, int]:
@@ -152,14 +193,18 @@ def meta_health(ratings: list[list[float]], samples: list[list[GRMSample]]) -> d
 # BCa bootstrap from 20 on).
 
 MIN_PARSED = 0.5  # precondition: at least half of the evaluation judgements parse (else the GRM did not run as described)
+MAX_AT_CAP = 0.10  # precondition (v4, issue 19): at most 10% of the evaluation judgements end at their token cap
 META_MARGIN = -0.05  # "at least as good": meta-RM voting not worse than voting by more than 5 accuracy points per pair
 
 
 def _judge_preconditions(m: Metrics) -> dict[str, bool]:
     h = m["judge_eval"]
+    cap = h.get("at_cap")  # absent from records before v4: unknown, so not confirmed
     return {
         f"the GRM ran: >= {MIN_PARSED:.0%} of the evaluation judgements parse ({h['parsed']}/{h['total']})": h["total"] > 0
         and h["parsed"] >= MIN_PARSED * h["total"],
+        f"judgements ran whole: <= {MAX_AT_CAP:.0%} end at their token cap ({'?' if cap is None else cap}/{h['total']})":
+        cap is not None and h["total"] > 0 and cap <= MAX_AT_CAP * h["total"],
         f"the judge is not constant: some judgement scores its responses differently ({h['discriminating']} of {h['parsed']})":
         h["discriminating"] > 0,
     }
@@ -184,13 +229,17 @@ def _judge_meta(m: Metrics) -> Judgement:
     c = stats.compare_paired(me, v, unit="pairs", direction="greater", margin=META_MARGIN, unit_range=1.0,
                              label=f"meta-RM voting vs voting, k={kx}")
     mr = m["meta_rm"]
+    auc = meta_auc(mr["eval_ratings"], mr["eval_right"]) if "eval_ratings" in mr else None
+    auc_text = "AUC unknown" if auc is None else f"AUC {0.5 + auc.effect:.2f} [{0.5 + auc.low:.2f}, {0.5 + auc.high:.2f}]"
     ours = (f"k={kx}: meta-RM voting {_pct(np.mean(me))} vs voting {_pct(np.mean(v))}, {_interval(c)} points "
             f"over {c.n} pairs (meta RM trained on {mr['train_samples']} judgements, "
-            f"{mr['train_positive']} right)")
+            f"{mr['train_positive']} right; held-out {auc_text})")
     pre = {**_judge_preconditions(m),
            "the meta RM learned: both label classes in its training judgements": not mr["degenerate"],
            f"the meta RM is not constant on the evaluation judgements ({mr['distinct_ratings']} distinct ratings)":
-           mr["distinct_ratings"] > 1}
+           mr["distinct_ratings"] > 1,
+           f"the meta RM ranks held-out judgements: {auc_text} over evaluation pairs, wholly above 0.5":
+           auc is not None and auc.low > 0}
     return Judgement.from_headline(ours, c, preconditions=pre)
 
 
@@ -223,29 +272,31 @@ class GRMStudy(Study):
               "DeepSeek-GRM-27B overall: 67.9 (k=1) -> 70.6 (k=8) -> 71.0 (k=32)",
               "unit: evaluation pairs. Per pair, accuracy (random tie-break) averaged over the seeded subsets at k = 1 and "
               "at k = k_max; paired mean difference (k_max - k=1) with its 95% interval (compare_paired) must lie wholly "
-              "above a margin of 0 points. Not testable when fewer than half the judgements parse or the judge is constant",
-              _judge_scaling),
+              "above a margin of 0 points. Not testable when fewer than half the judgements parse, more than 10% end at their "
+              "token cap, or the judge is constant", _judge_scaling),
         Claim("meta_voting", "Meta-RM-guided voting (keep the top k/2 judgements) is at least as good as plain voting.",
               "meta-RM voting@32: 72.8 vs voting@32: 71.0",
               "unit: evaluation pairs. Per pair, accuracy of meta-RM voting (top k/2 by the meta RM) minus plain voting, "
               "both at k = k_max; the paired 95% interval must lie wholly above -5 points (non-inferiority: 'at least as "
-              "good'). Not testable when the meta RM could not learn (one label class) or rates every judgement the same, "
-              "or under the judge preconditions", _judge_meta),
+              "good'). Not testable when the meta RM could not learn (one label class), rates every judgement the same, or "
+              "its held-out AUC's 95% interval (bootstrap over pairs) is not wholly above 0.5, or under the judge "
+              "preconditions", _judge_meta),
         Claim("spread", "Voting spreads the scores: fewer ties between responses than a single judgement.",
               "Sec. 4: summing k scores expands the reward range (10 -> 10k values), for finer-grained rewards",
               "unit: evaluation pairs. Per pair, the share of subsets whose top vote is tied (undecided counts as tied) at "
               "k = 1 minus at k = k_max; the paired 95% interval must lie wholly above a margin of 0. Not testable when "
-              "fewer than half the judgements parse or the judge is constant (it would tie every pair)", _judge_spread),
+              "fewer than half the judgements parse, more than 10% end at their token cap, or the judge is constant (it "
+              "would tie every pair)", _judge_spread),
     ]
     scales = {
         Scale.SMOKE: GRMStudyConfig(model="gemma-3-270m", n_train=1, n_eval=2, k_max=2, ks=(1, 2), draws=2, max_tokens=12,
                                     embedder="hash", n_ctx=2048),
         Scale.QUICK: GRMStudyConfig(model="qwen2.5-coder-0.5b", n_train=2, n_eval=3, k_max=4, ks=(1, 2, 4), draws=8,
-                                    max_tokens=80, embedder="minilm"),
+                                    max_tokens=200, embedder="minilm"),
         Scale.FULL: GRMStudyConfig(model="qwen2.5-coder-1.5b", n_train=4, n_eval=24, k_max=8, ks=(1, 2, 4, 8), draws=16,
-                                   max_tokens=80, embedder="minilm"),
+                                   max_tokens=400, embedder="minilm"),
     }
-    version = 3
+    version = 4
     changelog = {
         1: "first version: HumanEval canonical-vs-mutant pairs; k_max samples once, smaller k by seeded subsets",
         2: "issue 14: each rule restated as one paired comparison over evaluation pairs on reprolab.stats (per-pair "
@@ -261,6 +312,13 @@ class GRMStudy(Study):
            "([+0.0, +0.0]) and cleared the -5-point non-inferiority margin by construction of the degenerate interval; "
            "with the bound it is +0.0 [-14.2, +14.2]: inconclusive (about 72 unchanged pairs would resolve it). The v2 "
            "record is re-judged (`reprolab rejudge grm --write`), not rerun: the run is unchanged",
+        4: "issue 19, written before any v4 run: (a) a judgement is generated up to its score box (stop at \\boxed{) and "
+           "then the list inside it (stop at }); v3's single call with a } stop cut critiques that quote a dict or an "
+           "f-string; (b) new precondition on every claim: at most 10% of the evaluation judgements end at their token "
+           "cap (v2's record: 118 of 128 at 80 tokens, so the principles -> critique -> score chain mostly never ran); "
+           "token caps raised to let judgements finish, and the number of pairs follows from the budget; (c) new "
+           "precondition on meta_voting: the meta RM's held-out AUC (bootstrap over evaluation pairs) wholly above "
+           "0.5; per-judgement meta ratings and labels are saved in the metrics so `reprolab rejudge` can recompute it",
     }
 
     def run(self, config: GRMStudyConfig, run: RunDir) -> Metrics:
@@ -302,9 +360,12 @@ class GRMStudy(Study):
             "eval": result,
             "samples": {"total": len(all_s), "failed": sum(not s.ok for s in all_s), "forced": sum(s.forced for s in all_s),
                         "truncated": sum(s.finish_reason == "length" for s in all_s), "failures": failures,
+                        "max_tokens": config.max_tokens,
                         "eval_single_sample_right": float(np.mean(ev_right)) if ev_right else None},
             "meta_rm": {"train_samples": valid_tr, "train_positive": int(sum(y for s, y in zip(tr_s, tr_y) if s.ok)),
-                        "degenerate": bool(meta.degenerate), "embedder": config.embedder, **meta_info},
+                        "degenerate": bool(meta.degenerate), "embedder": config.embedder, **meta_info,
+                        "eval_ratings": [[r if math.isfinite(r) else None for r in rs] for rs in ratings],
+                        "eval_right": [[sample_is_right(s, p.correct_index) for s in samples[p.pair_id]] for p in evl]},
             "judge_eval": judge_health(ev_s),
             "llm": llm.stats.to_json(),
             "paper": PAPER,
