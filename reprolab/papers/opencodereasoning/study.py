@@ -32,8 +32,8 @@ for (b) also execution filtering removed at least one sample and kept at least o
 
 Scales: ``smoke`` (a scripted teacher on 8 questions x 2 samples, a 1-layer student trained for a few steps: the
 code path in seconds); ``quick`` (Qwen2.5-Coder-0.5B, 12 questions x 2 samples of <= 160 tokens, one student
-seed, 12 held-out problems); ``full`` (Qwen2.5-Coder-1.5B, 36 questions x 2 samples of <= 224 tokens with <= 64
-of reasoning, 3 student seeds, 24 held-out problems; the student pre-trained 300 steps on 3 MB of stdlib source).
+seed, 12 held-out problems); ``full`` (Qwen2.5-Coder-1.5B, 28 questions x 2 samples of <= 224 tokens with <= 64
+of reasoning, 3 student seeds, 16 held-out problems; the student pre-trained 200 steps on 3 MB of stdlib source, 6 SFT epochs).
 """
 
 from __future__ import annotations
@@ -246,8 +246,8 @@ class OpenCodeReasoningStudy(Study):
         Scale.QUICK: OCRConfig(teacher="qwen2.5-coder-0.5b", n_problems=12, n_samples=2, max_tokens=160, think_budget=48, n_heldout=12,
                                seeds=(0,), student=StudentConfig(corpus_bytes=1_000_000, pretrain_steps=80, sft_epochs=6,
                                                                  block_size=512, max_new_tokens=256)),
-        Scale.FULL: OCRConfig(teacher="qwen2.5-coder-1.5b", n_problems=36, n_samples=2, max_tokens=224, think_budget=64, n_heldout=24,
-                              seeds=(0, 1, 2), student=StudentConfig()),
+        Scale.FULL: OCRConfig(teacher="qwen2.5-coder-1.5b", n_problems=28, n_samples=2, max_tokens=224, think_budget=64, n_heldout=16,
+                              seeds=(0, 1, 2), student=StudentConfig(pretrain_steps=200, sft_epochs=6)),
     }
     version = 1
     changelog = {1: "first version: rules (a)-(d) fixed before the first full run"}
