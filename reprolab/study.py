@@ -444,8 +444,10 @@ def discover() -> None:
             modname = f"reprolab.papers.{info.name}.{sub}"
             if importlib.util.find_spec(modname) is not None:
                 importlib.import_module(modname)
-    importlib.import_module("reprolab.sandbox_bench")  # the shared rooms' benchmarks
-    importlib.import_module("reprolab.executor_bench")
+    import reprolab.benches as room_benches  # the shared rooms' benchmarks, found like the papers
+
+    for info in sorted(pkgutil.iter_modules(room_benches.__path__), key=lambda i: i.name):
+        importlib.import_module(f"reprolab.benches.{info.name}")
     _import_plugins()
     _discovered = True
 

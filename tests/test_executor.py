@@ -134,7 +134,7 @@ def test_ray_executor_gives_the_local_result_and_reruns_only_missing_units(toy_u
 
 def test_runner_bench_compares_the_three_ways_per_study(monkeypatch, toy_units):
     """The benchmark's bookkeeping on a fake CLI: walls read from each way's result.json, ratios per study."""
-    from reprolab import executor_bench
+    from reprolab.benches import runner as executor_bench
 
     walls = {"loop": 2.0, "procs": 1.0, "alone": 1.05, "ray-local": 1.0, "ray": 3.5}
     monkeypatch.setattr(executor_bench, "studies", lambda: {"a": None, "b": None})

@@ -26,9 +26,9 @@ def gsplat_available() -> bool:
     return True
 
 
-def render_gsplat(scene: GaussianScene, camera: Camera, background: Tensor):
-    from .rasterizer import RenderOutput
-
+def render_gsplat(scene: GaussianScene, camera: Camera, background: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``(image (H, W, 3), alpha (H, W), visible (N,) bool)`` from gsplat; the rasterizer wraps them
+    in its ``RenderOutput`` (gsplat gives no per-Gaussian blending weights)."""
     if scene.device.type != "cuda":
         raise ConfigError("backend", "gsplat", "a scene on a CUDA device (use backend='torch' on CPU)")
     try:
@@ -50,4 +50,4 @@ def render_gsplat(scene: GaussianScene, camera: Camera, background: Tensor):
         near_plane=0.2,
         backgrounds=background[None],
     )
-    return RenderOutput(colors[0], alphas[0, ..., 0], None, meta["radii"][0].reshape(scene.num_gaussians, -1).amax(-1) > 0)
+    return colors[0], alphas[0, ..., 0], meta["radii"][0].reshape(scene.num_gaussians, -1).amax(-1) > 0

@@ -146,7 +146,8 @@ def render(
         from .gsplat_backend import gsplat_available, render_gsplat
 
         if backend == "gsplat" or (scene.device.type == "cuda" and gsplat_available()):
-            return render_gsplat(scene, camera, bg)
+            image, alpha, visible = render_gsplat(scene, camera, bg)
+            return RenderOutput(image, alpha, None, visible)
     return _render_torch(scene, camera, bg, return_weights)
 
 

@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .study import Benchmark, BenchResult, BenchRow, register_bench, studies
+from ..study import Benchmark, BenchResult, BenchRow, register_bench, studies
 
 RAY_STUDY = "foundation_agents"
 ARMS = {"loop": "in-process loop", "procs": "process per study", "alone": "each study alone", "ray": "ray"}
@@ -77,7 +77,7 @@ class RunnerBench(Benchmark):
                    "the Ray executor's overhead per unit")
 
     def run(self, quick: bool) -> BenchResult:
-        from .executor import child_environment
+        from ..executor import child_environment
 
         scale = "smoke" if quick else "quick"
         names = list(studies())

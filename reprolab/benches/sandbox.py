@@ -13,9 +13,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from .runtime import interleaved_timings
-from .sandbox import LAYERS, Sandbox, SandboxLimits, missing_layers
-from .study import Benchmark, BenchResult, bench_rows, register_bench
+from ..runtime import interleaved_timings
+from ..sandbox import LAYERS, Sandbox, SandboxLimits, missing_layers
+from ..study import Benchmark, BenchResult, bench_rows, register_bench
 
 _SNIPPET = "print(1)"
 
