@@ -358,3 +358,29 @@ def test_bench_peers_on_a_scripted_model():
     lc = logprob_correct(llm, pair)
     assert lc == pytest.approx([-1.2, 1.6])
     assert _acc(pw, 1) == 1.0 and _acc([3.0, 3.0], 1) == 0.5 and _acc(lc, 0) == 0.0
+
+
+def test_bench_throughput_compares_tokens_per_second_with_the_raw_loop_on_the_same_prompts():
+    from reprolab.papers.grm.bench import throughput
+
+    pair = PreferencePair("T/0", "Write add.", ["return a - b", "return a + b"], 1)
+    llm = scripted([GOOD])
+    assert throughput(GenerativeRewardModel(llm, GRMConfig(progress=False)), [pair], 2) == {}  # no llama.cpp: nothing to compare
+
+    class RawLoop:  # stands in for llama_cpp.Llama: records what the raw arm was asked
+        def __init__(self):
+            self.calls = []
+
+        def create_completion(self, prompt, **kw):
+            self.calls.append((prompt, kw))
+            return {"usage": {"completion_tokens": 10}}
+
+    llm._llm = raw = RawLoop()
+    grm = GenerativeRewardModel(llm, GRMConfig(progress=False, max_tokens=64))
+    out = throughput(grm, [pair, pair], 2)
+    assert len(raw.calls) == 4 and out["raw_tokens"] == 40 and out["ours_tokens"] > 0
+    prompt, kw = raw.calls[0]
+    assert prompt == llm.format_chat(grm.messages(pair.query, pair.responses)) + "Principles:"  # the GRM's own prompt
+    assert kw["stop"] == ["\\boxed{"] and kw["max_tokens"] == 64 and kw["temperature"] == 0.5
+    assert [c[1]["seed"] for c in raw.calls] == [0, 1, 0, 1]  # sample i with seed + i, as the GRM samples
+    assert out["ratio"] == pytest.approx(out["ours_tokens_per_s"] / out["raw_tokens_per_s"], abs=2e-3)
