@@ -27,7 +27,8 @@ run has two or more threads), through the method's public API only:
    counted (first seed); the paper's Table 1 TFLOPs from the LLaVA shapes and the prompt lengths the
    paper states (576 visual, 64 text tokens, arXiv v2 Sec. 4.1-4.2).
 
-Rules (study v4, fixed in code before the v4 full run; the calibration at quick scale ran before they were fixed):
+Rules (study v4, committed before any v4 model was trained; the calibration probes and runs came after and changed
+only the training length and depth):
 (a) ``freeze_half``: per test question (pooled over seeds), (lc_half - base) + RHO * (base - all_frozen), mean > 0:
     the lowest-LC half costs less than RHO = 1/4 of what freezing all layers costs (a tolerance relative
     to that cost, not in points); bootstrap interval.
