@@ -131,6 +131,17 @@ def _lr(step: int, total: int, peak: float, warmup: float) -> float:
     return 0.5 * peak * (1 + math.cos(math.pi * (step - w) / max(1, total - w)))
 
 
+def _step(model: GPT, opt: torch.optim.Optimizer, loss: torch.Tensor, phase: str, fix: str) -> float:
+    """One AdamW step with gradient clipping at 1.0; a non-finite loss stops training with a typed error."""
+    if not torch.isfinite(loss):
+        raise NonFiniteError(f"the student's {phase} loss", loss.item(), fix=fix)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    return loss.item()
+
+
 def pretrain_student(config: StudentConfig, seed: int = 0, cache_dir: str | Path | None = None, device: str | torch.device = "cpu",
                      progress: Any = None) -> tuple[Student, dict[str, Any]]:
     """BPE + next-token pre-training on standard-library source; cached in ``cache_dir`` when given
@@ -160,13 +171,7 @@ def pretrain_student(config: StudentConfig, seed: int = 0, cache_dir: str | Path
         starts = torch.randint(0, len(ids) - T - 1, (config.pretrain_batch,), generator=g)
         win = ids[starts[:, None] + torch.arange(T + 1)].to(device)
         _, loss = model(win[:, :-1], win[:, 1:])
-        if not torch.isfinite(loss):
-            raise NonFiniteError("the student's pre-training loss", float(loss), fix="lower pretrain_lr")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        losses.append(loss.item())
+        losses.append(_step(model, opt, loss, "pre-training", "lower pretrain_lr"))
     student = Student(model, tk)
     if cache_dir is not None:
         student.save(cache_dir)
@@ -217,13 +222,7 @@ def finetune(student: Student, examples: Sequence[tuple[str, str]], config: Stud
             for grp in opt.param_groups:
                 grp["lr"] = _lr(step, total, config.sft_lr, config.warmup)
             _, loss = model(x.to(device), y.to(device))
-            if not torch.isfinite(loss):
-                raise NonFiniteError("the student's fine-tuning loss", float(loss), fix="lower sft_lr")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            losses.append(loss.item())
+            losses.append(_step(model, opt, loss, "fine-tuning", "lower sft_lr"))
             step += 1
     model.eval()
     return st, {"steps": step, "loss_first": losses[0], "loss_last": float(sum(losses[-per_epoch:]) / per_epoch)}
