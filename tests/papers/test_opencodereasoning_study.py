@@ -90,6 +90,8 @@ def test_smoke_run(smoke_run):
     assert m["filter"]["samples"] == 8 * 2 and set(m["filter"]["rejected"]) >= {"too_short", "missing_think_end"}
     assert m["filter"]["rejected"]["too_short"] > 0  # the scripted teacher's short answers
     assert m["exec_kept"] > 0 and m["teacher_pass_all_samples"] > 0
+    assert len(m["students"]["exec_equal_steps"]["pass"]) == len(m["seeds"]) and m["students"]["exec_equal_steps"]["losses"][0]["steps"] \
+        >= m["students"]["exec"]["losses"][0]["steps"]
     folder = out / "opencodereasoning" / "smoke"
     assert (folder / "distilled.jsonl").stat().st_size > 0 and (folder / "distilled_sft.jsonl").stat().st_size > 0
     assert {c.key: c.verdict for c in result.claims}.keys() == {c.key for c in OpenCodeReasoningStudy.claims}

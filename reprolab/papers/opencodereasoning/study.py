@@ -14,7 +14,8 @@ another seed, exact duplicates removed).
 Arms (the same pre-trained student, the same epochs): ``all`` (every format-kept sample: the paper's
 recipe), ``exec`` (only the samples that pass their tests: the usual practice), ``half`` (a seeded
 50% of ``all``), ``code_only`` (``all``'s code without the reasoning: a peer, reported, not judged),
-``base`` (pre-trained only).
+``base`` (pre-trained only); ``exec_equal_steps`` (the ``exec`` samples for as many optimizer steps as ``all``:
+the spec sheet's "also at equal steps", reported, not judged).
 
 Rules (fixed before the first full run; 95% intervals from ``reprolab.stats``):
 (a) hard_removed: unit = question with at least one format-kept sample; "lost" = none of its kept
@@ -39,8 +40,9 @@ of reasoning, 3 student seeds, 16 held-out problems; the student pre-trained 200
 from __future__ import annotations
 
 import json
+import math
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -54,6 +56,7 @@ from .records import Decontaminator, OCRRecord, export_sft, humaneval_benchmark,
 from .student import StudentConfig, answers, finetune, pass_at_1, pretrain_student
 
 ARMS = ("all", "exec", "half", "code_only", "base")
+EQUAL_STEPS = "exec_equal_steps"  # the exec arm trained for as many steps as the all arm (reported, not judged)
 MIN_PASS = 0.05  # precondition of (b)-(d): some arm's mean pass@1
 MIN_GROUP = 5  # precondition of (a): questions per difficulty group
 PAPER = {"lcb_all": None, "lcb_exec_passing": None}  # see the README: the Table 4 numbers are quoted there after checking
@@ -311,13 +314,19 @@ class OpenCodeReasoningStudy(Study):
         cache = run.checkpoints / f"student-pretrain-{run_key(config.student)}"
         base, pre_info = pretrain_student(config.student, seed=0, cache_dir=cache, progress=track)
         hq = [p.statement for p in heldout]
-        students: dict[str, dict[str, Any]] = {a: {"pass": [], "n_train": 0, "losses": []} for a in ARMS}
+        students: dict[str, dict[str, Any]] = {a: {"pass": [], "n_train": 0, "losses": []} for a in ARMS + (EQUAL_STEPS,)}
         base_pass = pass_at_1(answers(base, hq, config.student.max_new_tokens), heldout, workers=config.workers)
         samples_out: dict[str, str] = {}
         for seed in config.seeds:
             half = random.Random(f"half:{seed}").sample(train_all, len(train_all) // 2)
-            for arm, data in (("all", train_all), ("exec", train_exec), ("half", half), ("code_only", train_code)):
-                st, info = finetune(base, data, config.student, seed=seed)
+            # the exec arm again with as many optimizer steps as the all arm (more epochs): reported, not judged
+            per = max(1, math.ceil(len(train_exec) / config.student.sft_batch))
+            equal = replace(config.student, sft_epochs=max(1, round(config.student.sft_epochs
+                                                                    * math.ceil(len(train_all) / config.student.sft_batch) / per)))
+            for arm, data, scfg in (("all", train_all, config.student), ("exec", train_exec, config.student),
+                                    ("half", half, config.student), ("code_only", train_code, config.student),
+                                    (EQUAL_STEPS, train_exec, equal)):
+                st, info = finetune(base, data, scfg, seed=seed)
                 texts = answers(st, hq, config.student.max_new_tokens)
                 students[arm]["pass"].append(pass_at_1(texts, heldout, workers=config.workers))
                 students[arm]["n_train"] = len(data)
