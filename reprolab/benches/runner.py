@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import subprocess
 import sys
@@ -62,11 +63,13 @@ def _cli(*args: str, env: dict[str, str] | None = None, check: bool = True) -> f
     return wall
 
 
-def _walls(out: Path, names: list[str], scale: str) -> dict[str, float]:
-    walls = {}
+def _walls(out: Path, names: list[str], scale: str) -> dict[str, float | None]:
+    """Each study's recorded wall seconds; None where it left no result (it failed) or no finite time."""
+    walls: dict[str, float | None] = {}
     for n in names:
         p = out / n / scale / "result.json"
-        walls[n] = float(json.loads(p.read_text())["timings"].get("wall_s", float("nan"))) if p.exists() else float("nan")
+        w = json.loads(p.read_text())["timings"].get("wall_s") if p.exists() else None
+        walls[n] = float(w) if w is not None and math.isfinite(w) else None
     return walls
 
 
@@ -98,7 +101,7 @@ class RunnerBench(Benchmark):
                 totals[ARMS["alone"]] = sum(_cli("run", n, "--force", "--scale", scale, "--out", str(root / "alone"),
                                                  env=env, check=False) for n in names)
             per = {ARMS[a]: _walls(root / a, names, scale) for a in ("loop", "procs", "alone") if a in arms}
-            failed = {k: [n for n, w in v.items() if not w == w] for k, v in per.items()}
+            failed = {k: [n for n, w in v.items() if w is None] for k, v in per.items()}
             failed = {k: v for k, v in failed.items() if v}
 
             ray: dict[str, Any] = {}
@@ -122,14 +125,11 @@ class RunnerBench(Benchmark):
         ratios: dict[str, dict[str, float]] = {}
         alone_w = per.get(ARMS["alone"], {})
         for n in names:
-            a = alone_w.get(n, float("nan"))
-            if not a > 0:
+            a = alone_w.get(n)
+            if not a:
                 continue
-            r = {}
-            if ARMS["procs"] in per and per[ARMS["procs"]][n] > 0:
-                r["demo_vs_alone"] = round(per[ARMS["procs"]][n] / a, 3)
-            if ARMS["loop"] in per and per[ARMS["loop"]][n] > 0:
-                r["loop_vs_alone"] = round(per[ARMS["loop"]][n] / a, 3)
+            r = {f"{key}_vs_alone": round(w / a, 3) for key, arm in (("demo", "procs"), ("loop", "loop"))
+                 if (w := per.get(ARMS[arm], {}).get(n))}
             if r:
                 ratios[n] = r
         within = [n for n, r in ratios.items() if "demo_vs_alone" in r and abs(r["demo_vs_alone"] - 1) <= 0.10]
@@ -137,7 +137,7 @@ class RunnerBench(Benchmark):
         return BenchResult(
             bench=self.name, baseline=f"{base_name} (all {len(names)} studies at {scale})", rows=rows,
             config={"scale": scale, "studies": names, "threads": env["REPROLAB_THREADS"], "arms": arms},
-            extra={"per_study_wall_s": {k: {n: (w if w == w else None) for n, w in v.items()} for k, v in per.items()},
+            extra={"per_study_wall_s": per,
                    "per_study_ratios": ratios, "failed": failed,
                    "within_10pct_of_alone": f"{len(within)} of {measured} studies", "ray": ray,
                    "note": "one measurement per variant on a shared 2-core machine: ratios near 1 are inside its noise"},
