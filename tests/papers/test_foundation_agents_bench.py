@@ -4,13 +4,12 @@ reaches the server, uses the calculator or code as its framework does, and is sc
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from reprolab.papers.foundation_agents.bench import answer_of, calculator, run_side_by_side
 from reprolab.papers.foundation_agents.tasks import QATask
+from tests.openai_stub import openai_stub
 
 
 def _reply(body: dict) -> dict:
@@ -36,27 +35,10 @@ def _reply(body: dict) -> dict:
             "usage": {"prompt_tokens": 100, "completion_tokens": 10, "total_tokens": 110}}
 
 
-class _Stub(BaseHTTPRequestHandler):
-    def do_POST(self):  # noqa: N802
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        data = json.dumps(_reply(body)).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *a):
-        pass
-
-
 @pytest.fixture()
 def stub():
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Stub)
-    th = threading.Thread(target=srv.serve_forever, daemon=True)
-    th.start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}/v1"
-    srv.shutdown()
+    with openai_stub(_reply) as (url, _):
+        yield url
 
 
 def test_calculator_is_exact_and_refuses_code():
