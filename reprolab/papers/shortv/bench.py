@@ -44,7 +44,7 @@ def _tiny():
     """(model, inputs, ShortV layers, source): the study's full-scale architecture, trained if a checkpoint exists."""
     from ...data.vqa_shapes import make_vqa
     from ...runtime import load_checkpoint
-    from .mllm import ShapesVQAProcessor, build_mllm, build_tokenizer
+    from ...nn.mllm import ShapesVQAProcessor, build_mllm, build_tokenizer
     from .study import ShortVStudy
 
     cfg = ShortVStudy.scales[Scale.FULL]

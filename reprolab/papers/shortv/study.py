@@ -1,7 +1,7 @@
 """Study ``shortv``: does choosing layers by Layer Contribution matter, in a model whose layers use visual tokens?
 
 No VLM weights exist offline, so we train small MLLMs with LLaVA's real classes (a tiny
-``LlavaForConditionalGeneration``; :mod:`.mllm`) on our synthetic shapes VQA set, several training
+``LlavaForConditionalGeneration``; :mod:`reprolab.nn.mllm`) on our synthetic shapes VQA set, several training
 seeds per run. Since v4 the model and task are built so that the language model must work on the
 visual tokens inside its layers (issue 20; v2's model lost only 5.7-9 points with visual tokens
 frozen in all layers, so no layer choice could matter):
@@ -58,7 +58,7 @@ from ...data.shapes import BACKGROUND
 from ...data.vqa_shapes import VQAConfig, make_vqa
 from ...runtime import load_checkpoint, save_checkpoint, torch_threads, track
 from ...study import Claim, Judgement, Metrics, Paper, RunDir, Scale, Study, register
-from .mllm import MLLMConfig, ShapesVQAProcessor, TrainConfig, accuracy_by_kind, answer_correct, build_mllm, build_tokenizer, train_mllm
+from ...nn.mllm import MLLMConfig, ShapesVQAProcessor, TrainConfig, accuracy_by_kind, answer_correct, build_mllm, build_tokenizer, train_mllm
 from .shortv import PAPER_TABLE1, FastVConfig, apply_shortv, layer_contribution, measured_flops, paper_tflops, prefill_flops, remove_shortv
 
 ABOVE_CHANCE = 0.10  # precondition: the model beats the majority baseline by 10 points (it learned the task)
