@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,7 @@ from ..errors import ConfigError, NonFiniteError, ShapeError
 from ..runtime import track
 
 SPECIALS = ("<pad>", "<unk>", "<bos>", "<image>")
+EOS = "<eos>"  # only in tokenizers built with extra words (multi-token answers)
 
 
 @dataclass(frozen=True)
@@ -67,16 +69,25 @@ class MLLMConfig:
         return (self.image_size // self.patch_size) ** 2
 
 
-def build_tokenizer():
-    """A word-level ``PreTrainedTokenizerFast`` over the VQA words (built offline, no files)."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
+def build_tokenizer(extra_words: Sequence[str] = ()):
+    """A word-level ``PreTrainedTokenizerFast`` over the VQA words (built offline, no files).
+
+    ``extra_words`` (e.g. :func:`reprolab.data.visual_math.vocabulary`) extends the vocabulary after the VQA
+    words and adds an ``<eos>`` token for multi-token answers; without them the tokenizer is the one-word-answer
+    tokenizer of old (same ids, no EOS: the model then uses ``<pad>`` as its end token)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
     words = list(SPECIALS) + sorted(set(question_vocabulary()) | set(answer_vocabulary()))
+    if extra_words:
+        words += [EOS] + sorted(set(extra_words) - set(words))
     vocab = {w: i for i, w in enumerate(dict.fromkeys(words))}
     tk = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    return PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="<pad>", unk_token="<unk>", bos_token="<bos>", padding_side="left")
+    if not extra_words:
+        return PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="<pad>", unk_token="<unk>", bos_token="<bos>", padding_side="left")
+    tk.decoder = decoders.WordPiece(prefix="##", cleanup=False)  # joins words with one space
+    return PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="<pad>", unk_token="<unk>", bos_token="<bos>", eos_token=EOS, padding_side="left")
 
 
 def _feature_layer(cfg: MLLMConfig) -> int:
@@ -91,7 +102,7 @@ def build_mllm(cfg: MLLMConfig, tokenizer, seed: int = 0):
     from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration, Qwen2Config
 
     vision = CLIPVisionConfig(hidden_size=cfg.vision_hidden, intermediate_size=2 * cfg.vision_hidden, num_hidden_layers=cfg.vision_layers, num_attention_heads=4, image_size=cfg.image_size, patch_size=cfg.patch_size, projection_dim=cfg.vision_hidden)
-    common = dict(vocab_size=len(tokenizer), hidden_size=cfg.hidden, intermediate_size=cfg.intermediate, num_hidden_layers=cfg.layers, num_attention_heads=cfg.heads, num_key_value_heads=cfg.kv_heads, max_position_embeddings=128, pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.pad_token_id)
+    common = dict(vocab_size=len(tokenizer), hidden_size=cfg.hidden, intermediate_size=cfg.intermediate, num_hidden_layers=cfg.layers, num_attention_heads=cfg.heads, num_key_value_heads=cfg.kv_heads, max_position_embeddings=128, pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=_eos_id(tokenizer))
     text = LlamaConfig(**common) if cfg.language_model == "llama" else Qwen2Config(**common, use_sliding_window=False)
     config = LlavaConfig(vision_config=vision, text_config=text, image_token_id=tokenizer.convert_tokens_to_ids("<image>"), image_seq_length=cfg.image_tokens, vision_feature_select_strategy="default", vision_feature_layer=_feature_layer(cfg), projector_hidden_act="gelu")
     config._attn_implementation = cfg.attn_implementation
@@ -100,7 +111,13 @@ def build_mllm(cfg: MLLMConfig, tokenizer, seed: int = 0):
     torch.manual_seed(seed)
     model = LlavaForConditionalGeneration(config)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
+    if tokenizer.eos_token_id is not None:  # multi-token answers stop at <eos>
+        model.generation_config.eos_token_id = tokenizer.eos_token_id
     return model
+
+
+def _eos_id(tokenizer) -> int:
+    return tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.pad_token_id
 
 
 class ShapesVQAProcessor:
@@ -207,3 +224,56 @@ def accuracy_by_kind(hit: np.ndarray, kinds: list[str]) -> dict[str, float]:
 
 def config_dict(cfg: MLLMConfig) -> dict[str, Any]:
     return asdict(cfg)
+
+
+def response_batch(processor: ShapesVQAProcessor, images, prompts: Sequence[str], responses: Sequence[str]) -> dict[str, torch.Tensor]:
+    """Teacher-forcing inputs for multi-token answers: ``<bos> <image>.. prompt`` (left-padded) followed by the
+    response words and ``<eos>`` (right-padded); ``labels`` is -100 except on the response and its ``<eos>``."""
+    tok = processor.tokenizer
+    if tok.eos_token_id is None:
+        raise ConfigError("tokenizer", "no eos_token", "a tokenizer built with build_tokenizer(extra_words) (multi-token answers need <eos>)")
+    if len(responses) != len(prompts):
+        raise ShapeError("responses", len(responses), f"one response per prompt ({len(prompts)})")
+    enc = processor(images=list(images), text=list(prompts))
+    resp = tok([r + " " + EOS for r in responses], add_special_tokens=False, padding="longest", padding_side="right", return_tensors="pt")
+    if (resp["input_ids"] == tok.unk_token_id).any():
+        raise ConfigError("responses", list(responses)[:3], "responses made of the tokenizer's vocabulary")
+    ids = torch.cat([enc["input_ids"], resp["input_ids"]], dim=1)
+    mask = torch.cat([enc["attention_mask"], resp["attention_mask"]], dim=1)
+    labels = torch.cat([torch.full_like(enc["input_ids"], -100), resp["input_ids"].masked_fill(resp["attention_mask"] == 0, -100)], dim=1)
+    return {"input_ids": ids, "attention_mask": mask, "pixel_values": enc["pixel_values"], "labels": labels}
+
+
+def train_mllm_responses(model, processor: ShapesVQAProcessor, images, prompts: Sequence[str], responses: Sequence[str], cfg: TrainConfig, seed: int = 0,
+                         betas: tuple[float, float] = (0.9, 0.98), description: str = "train MLLM (responses)") -> TrainOutput:
+    """Supervised fine-tuning on multi-token responses: mean cross-entropy of the response tokens and ``<eos>``
+    (AdamW, warmup + cosine, gradient norm clipped at 1), every trainable weight (``requires_grad``)."""
+    import time
+
+    batch = response_batch(processor, images, prompts, responses)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=betas)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / cfg.warmup) * 0.5 * (1 + math.cos(math.pi * min(s, cfg.steps) / cfg.steps)))
+    g = torch.Generator().manual_seed(seed)
+    dev = next(model.parameters()).device
+    model.train()
+    losses = []
+    t0 = time.perf_counter()
+    n = batch["input_ids"].shape[0]
+    for _ in track(range(cfg.steps), description):
+        idx = torch.randint(0, n, (min(cfg.batch, n),), generator=g)
+        mb = {k: v[idx].to(dev) for k, v in batch.items()}
+        keep = mb["attention_mask"].any(0)  # drop columns that are padding in every row
+        mb = {k: (v if k == "pixel_values" else v[:, keep]) for k, v in mb.items()}
+        mb["position_ids"] = (mb["attention_mask"].cumsum(-1) - 1).clamp(min=0)  # as generate() numbers left-padded prompts
+        loss = model(**mb).loss
+        if not torch.isfinite(loss):
+            raise NonFiniteError("MLLM response loss", float(loss), fix="lower the learning rate")
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        losses.append(float(loss.detach()))
+    model.eval()
+    return TrainOutput(losses, time.perf_counter() - t0)
