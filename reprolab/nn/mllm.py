@@ -245,9 +245,10 @@ def response_batch(processor: ShapesVQAProcessor, images, prompts: Sequence[str]
 
 
 def train_mllm_responses(model, processor: ShapesVQAProcessor, images, prompts: Sequence[str], responses: Sequence[str], cfg: TrainConfig, seed: int = 0,
-                         betas: tuple[float, float] = (0.9, 0.98), description: str = "train MLLM (responses)") -> TrainOutput:
+                         betas: tuple[float, float] = (0.9, 0.98), description: str = "train MLLM (responses)", callback=None) -> TrainOutput:
     """Supervised fine-tuning on multi-token responses: mean cross-entropy of the response tokens and ``<eos>``
-    (AdamW, warmup + cosine, gradient norm clipped at 1), every trainable weight (``requires_grad``)."""
+    (AdamW, warmup + cosine, gradient norm clipped at 1), every trainable weight (``requires_grad``).
+    ``callback(step)`` (1-based) runs after each optimiser step (e.g. a per-epoch evaluation)."""
     import time
 
     batch = response_batch(processor, images, prompts, responses)
@@ -275,5 +276,8 @@ def train_mllm_responses(model, processor: ShapesVQAProcessor, images, prompts: 
         opt.step()
         sched.step()
         losses.append(float(loss.detach()))
+        if callback is not None:
+            callback(len(losses))
+            model.train()
     model.eval()
     return TrainOutput(losses, time.perf_counter() - t0)

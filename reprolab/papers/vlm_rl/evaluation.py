@@ -98,8 +98,9 @@ class SchemeLog:
         self.steps.append(row)
         return row
 
-    def log_epoch(self, epoch: int, train_accuracy: float, accuracies: Mapping[str, float]) -> dict[str, float]:
-        row = {"epoch": float(epoch), "train_accuracy": float(train_accuracy), **{k: float(v) for k, v in accuracies.items()}}
+    def log_epoch(self, epoch: int, train_accuracy: float | None, accuracies: Mapping[str, float]) -> dict[str, float]:
+        """``train_accuracy`` None: not measured (an SFT arm, the vanilla model)."""
+        row = {"epoch": float(epoch), "train_accuracy": None if train_accuracy is None else float(train_accuracy), **{k: float(v) for k, v in accuracies.items()}}
         self.epochs.append(row)
         return row
 

@@ -298,6 +298,24 @@ def _forward_logprobs(model, inputs: dict[str, torch.Tensor], responses: torch.T
     return response_logprobs(logits, responses, temperature)
 
 
+@torch.no_grad()
+def sample_responses(model, inputs: dict[str, torch.Tensor], *, stop_ids: Sequence[int], pad_id: int, temperature: float = 1.0, top_p: float = 1.0,
+                     max_new_tokens: int = 2048, num_return_sequences: int = 1, suppress: Sequence[int] | None = None) -> torch.Tensor:
+    """Step 2, response collection with ``model.generate`` (sampling, top_k off; the paper's near-greedy setting
+    T = 0.01, top_p = 0.001 is run as sampling too): the new tokens only, ``(batch * num_return_sequences, T)``."""
+    was_training = model.training
+    model.eval()
+    out = model.generate(**inputs, do_sample=True, temperature=temperature, top_p=top_p, top_k=0, max_new_tokens=max_new_tokens,
+                         num_return_sequences=num_return_sequences, pad_token_id=pad_id, eos_token_id=list(stop_ids), suppress_tokens=list(suppress or []) or None)
+    model.train(was_training)
+    return out[:, inputs["input_ids"].shape[1]:]
+
+
+def decode_responses(tokenizer, responses: torch.Tensor, padding: torch.Tensor, pad_id: int) -> list[str]:
+    """Response texts up to and with the first stop token (special tokens skipped)."""
+    return tokenizer.batch_decode(responses.masked_fill(padding, pad_id), skip_special_tokens=True)
+
+
 # ----------------------------------------------------------------------------- the trainer
 
 
@@ -395,24 +413,16 @@ class MayeTrainer:
         return next(self.model.parameters()).device
 
     # step 2
-    @torch.no_grad()
     def generate(self, inputs: dict[str, torch.Tensor], temperature: float | None = None, top_p: float | None = None, max_new_tokens: int | None = None,
                  num_return_sequences: int = 1) -> torch.Tensor:
-        """Sampled responses (prompt removed), ``(batch * num_return_sequences, T)``; ``temperature`` <= 0.01 with
-        ``top_p`` <= 0.001 is the paper's near-greedy setting, run as sampling all the same."""
+        """Sampled responses (prompt removed), ``(batch * num_return_sequences, T)``, at the config's T / top_p unless given."""
         cfg = self.cfg
-        was_training = self.model.training
-        self.model.eval()
-        out = self.model.generate(**inputs, do_sample=True, temperature=cfg.temperature if temperature is None else temperature,
-                                  top_p=cfg.top_p if top_p is None else top_p, top_k=0, max_new_tokens=max_new_tokens or cfg.max_new_tokens,
-                                  num_return_sequences=num_return_sequences, pad_token_id=self.pad_id, eos_token_id=self.stop_ids,
-                                  suppress_tokens=self.suppress or None)
-        self.model.train(was_training)
-        return out[:, inputs["input_ids"].shape[1]:]
+        return sample_responses(self.model, inputs, stop_ids=self.stop_ids, pad_id=self.pad_id, temperature=cfg.temperature if temperature is None else temperature,
+                                top_p=cfg.top_p if top_p is None else top_p, max_new_tokens=max_new_tokens or cfg.max_new_tokens,
+                                num_return_sequences=num_return_sequences, suppress=self.suppress)
 
     def decode(self, responses: torch.Tensor, padding: torch.Tensor) -> list[str]:
-        ids = responses.masked_fill(padding, self.pad_id)
-        return self.tokenizer.batch_decode(ids, skip_special_tokens=True)
+        return decode_responses(self.tokenizer, responses, padding, self.pad_id)
 
     # step 3
     @torch.no_grad()
