@@ -354,3 +354,30 @@ def test_a_gguf_given_by_path_is_named_by_its_sha256_and_closed_at_exit_without_
     data[-1] ^= 0xFF
     copy.write_bytes(bytes(data))
     assert assets.stamped_sha256(copy) != first
+
+
+def test_llamacpp_reuses_the_kv_cache_of_a_shared_prefix_without_changing_the_output(gguf):
+    """Prefix caching (issue 19, item 2): a call whose prompt extends the context's tokens evaluates only the
+    new suffix, and reports the reused tokens; the greedy text is the same as from a cold context."""
+    prompt = "Question: list three primes.\nAnswer:"
+    n = len(gguf.tokenize(prompt))
+    gguf.complete("An unrelated opening line about the weather", Sampling(max_tokens=2))
+    (cold,) = gguf.complete(prompt, Sampling(max_tokens=5))
+    assert cold.cached_prompt_tokens <= 2  # only BOS (and maybe a token) shared with the unrelated prompt
+    (warm,) = gguf.complete(prompt, Sampling(max_tokens=5))
+    assert warm.cached_prompt_tokens == n - 1 and warm.text == cold.text
+    longer = prompt + warm.text + "\nQuestion: and two more?\nAnswer:"
+    before = gguf.stats.cached_prompt_tokens
+    (ext,) = gguf.complete(longer, Sampling(max_tokens=2))
+    assert ext.cached_prompt_tokens >= n and gguf.stats.cached_prompt_tokens - before == ext.cached_prompt_tokens
+    assert 0 < gguf.stats.prompt_reuse < 1
+
+
+def test_http_cached_prompt_tokens_are_read_from_usage(fake_server):
+    _Fake.script = [(200, {**COMPLETION, "usage": {"prompt_tokens": 50, "completion_tokens": 1,
+                                                   "prompt_tokens_details": {"cached_tokens": 48}}}), (200, COMPLETION)]
+    llm = OpenAICompatLLM(fake_server, model="m")
+    (a,) = llm.complete("2+2=")
+    (b,) = llm.complete("2+2=")
+    assert (a.cached_prompt_tokens, b.cached_prompt_tokens) == (48, 0)
+    assert llm.stats.prompt_reuse == pytest.approx(48 / 55)

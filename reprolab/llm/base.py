@@ -122,6 +122,9 @@ class Completion:
     completion_tokens: int = 0
     seconds: float = 0.0
     cached: bool = False
+    # prompt tokens the backend did not evaluate again: served from its KV cache of an earlier call's prefix
+    # (llama.cpp in process: the longest common prefix with the context; HTTP: usage.prompt_tokens_details.cached_tokens)
+    cached_prompt_tokens: int = 0
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -135,23 +138,32 @@ class Completion:
             text=d["text"], finish_reason=d.get("finish_reason", "stop"),
             tokens=[TokenLogprob(**t) for t in toks] if toks is not None else None,
             prompt_tokens=d.get("prompt_tokens", 0), completion_tokens=d.get("completion_tokens", 0),
-            seconds=d.get("seconds", 0.0), cached=True,
+            seconds=d.get("seconds", 0.0), cached=True, cached_prompt_tokens=d.get("cached_prompt_tokens", 0),
         )
 
 
 @dataclass
 class UsageStats:
-    """What a backend did: calls, tokens, seconds; tokens/s over generated tokens (cache hits excluded)."""
+    """What a backend did: calls, tokens, seconds; tokens/s over generated tokens (cache hits excluded).
+
+    ``cache_hits`` are whole completions answered by a :class:`ResponseCache`; ``cached_prompt_tokens``
+    are prompt tokens the backend reused from its KV cache (prefix caching), so ``prompt_reuse`` is the
+    share of prompt tokens that cost nothing."""
 
     calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     seconds: float = 0.0
     cache_hits: int = 0
+    cached_prompt_tokens: int = 0
 
     @property
     def tokens_per_second(self) -> float:
         return self.completion_tokens / self.seconds if self.seconds > 0 else float("nan")
+
+    @property
+    def prompt_reuse(self) -> float:
+        return self.cached_prompt_tokens / self.prompt_tokens if self.prompt_tokens > 0 else float("nan")
 
     def add(self, c: Completion) -> None:
         if c.cached:
@@ -160,10 +172,11 @@ class UsageStats:
         self.calls += 1
         self.prompt_tokens += c.prompt_tokens
         self.completion_tokens += c.completion_tokens
+        self.cached_prompt_tokens += c.cached_prompt_tokens
         self.seconds += c.seconds
 
     def to_json(self) -> dict[str, float]:
-        return {**asdict(self), "tokens_per_second": self.tokens_per_second}
+        return {**asdict(self), "tokens_per_second": self.tokens_per_second, "prompt_reuse": self.prompt_reuse}
 
 
 class LLM:

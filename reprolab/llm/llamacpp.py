@@ -99,12 +99,14 @@ class LlamaCppLLM(LLM):
         return self._llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)
 
     def _complete_one(self, prompt: str, s: Sampling) -> Completion:
-        n_prompt = len(self.tokenize(prompt))
+        toks = self.tokenize(prompt)
+        n_prompt = len(toks)
         if n_prompt + 1 > self.n_ctx:
             raise LLMError(f"prompt of {n_prompt} tokens does not fit the context of {self.n_ctx}",
                            fix="shorten the prompt or load the model with a larger n_ctx")
         t0 = time.perf_counter()
         with self._lock:
+            reused = self._reusable_prefix(toks)
             try:
                 r = self._llm.create_completion(
                     prompt, max_tokens=min(s.max_tokens, self.n_ctx - n_prompt), temperature=s.temperature,
@@ -120,7 +122,7 @@ class LlamaCppLLM(LLM):
         tokens = self._generated_logprobs(prompt, text, s.logprobs) if s.logprobs is not None else None
         return Completion(text=text, finish_reason=choice.get("finish_reason") or "stop", tokens=tokens,
                           prompt_tokens=usage.get("prompt_tokens", n_prompt), completion_tokens=usage.get("completion_tokens", 0),
-                          seconds=seconds)
+                          seconds=seconds, cached_prompt_tokens=reused)
 
     def next_token_logprobs(self, prompt: str, top_k: int = 20) -> dict[str, float]:
         toks = self.tokenize(prompt)
@@ -151,6 +153,18 @@ class LlamaCppLLM(LLM):
         return float(sum(r[full[i + 1]] for r, i in zip(self._rows(full, list(positions)), positions)))
 
     # -- internals --
+    def _reusable_prefix(self, tokens: list[int]) -> int:
+        """Prompt tokens ``Llama.generate`` will take from the KV cache instead of evaluating: the longest
+        common prefix with the context's tokens (one fewer when the whole prompt matches, since the last
+        token is replayed to refresh the logits). This is llama-cpp-python's own prefix caching: calls that
+        share a prefix (the k samples of one prompt, a solution's later steps) pay only for the new suffix
+        when they run one after another."""
+        llm = self._llm
+        if llm.n_tokens <= 0:
+            return 0
+        k = common_prefix_len(llm._input_ids.tolist(), tokens)
+        return k - 1 if k == len(tokens) else k
+
     def _generated_logprobs(self, prompt: str, text: str, k: int) -> list[TokenLogprob]:
         full = self.tokenize(prompt + text)
         positions = list(continuation_positions(self.tokenize(prompt), full))

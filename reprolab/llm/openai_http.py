@@ -189,7 +189,8 @@ class OpenAICompatLLM(LLM):
             usage = data.get("usage") or {}
             return Completion(text=text, finish_reason=ch.get("finish_reason") or "stop", tokens=tokens,
                               prompt_tokens=int(usage.get("prompt_tokens", 0)), completion_tokens=int(usage.get("completion_tokens", 0)),
-                              seconds=seconds)
+                              seconds=seconds,
+                              cached_prompt_tokens=int((usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0) or 0))
         except (KeyError, IndexError, TypeError, ValueError) as exc:
             raise LLMError(f"malformed completion from {self.base_url}: {exc} in {str(data)[:200]}",
                            fix="check that the server speaks the OpenAI completions format") from exc
