@@ -214,10 +214,9 @@ class GenPRMStudy(Study):
                                        bon_sizes=(2,), max_tokens_analyze=12, max_tokens_code=16, n_ctx=1024),
         Scale.QUICK: GenPRMStudyConfig(model="qwen2.5-coder-0.5b", n_problems=1, candidates=2, p_correct=0.35, n_values=(1, 2),
                                        bon_sizes=(2,), max_tokens_analyze=48, max_tokens_code=64),
-        # full: what 30 minutes buy with the 1.5B judge (measured: about 7 s per call of ~73 generated tokens on 2
-        # idle cores, 0 of 53 stages at the 256 caps; 86% of prompt tokens come from the KV cache on these prompts
-        # in a gemma-3-270m trace); 4 candidates
-        # at N = 4 in two arms would take about two hours
+        # full: what 30 minutes buy with the 1.5B judge (measured: 13.4 s per call of ~73 generated tokens on 2
+        # loaded cores, so about 7 s idle; 0 of 53 stages at the 256 caps; 86% of prompt tokens come from the KV
+        # cache on these prompts in a gemma-3-270m trace); 4 candidates at N = 4 in two arms would take two hours
         Scale.FULL: GenPRMStudyConfig(model="qwen2.5-coder-1.5b", n_problems=2, candidates=2, p_correct=0.35, n_values=(1, 2),
                                       bon_sizes=(2,), max_tokens_analyze=256, max_tokens_code=256),
     }
