@@ -211,6 +211,8 @@ def test_config_rejects_bad_values():
     with pytest.raises(ConfigError):
         GenPRMConfig(verify=False, execute=True)
     with pytest.raises(ConfigError):
+        GenPRMConfig(parallel=0)
+    with pytest.raises(ConfigError):
         GenerativePRM(ScriptedLLM(lambda p, s: "")).score_steps("Q", [])
 
 
@@ -242,3 +244,41 @@ def test_toy_policy_is_seeded_and_mixes_right_and_wrong():
     assert [c.steps for c in a] == [c.steps for c in sample_candidates(p, 40, p_correct=0.35, seed=1)]
     n_ok = sum(c.correct for c in a)
     assert 5 <= n_ok <= 25 and len({c.answer_text for c in a if not c.correct}) <= 2  # systematic mistakes repeat
+
+
+def test_parallel_paths_are_sent_concurrently_to_an_http_server_and_match_the_serial_ones():
+    """Parallel sequences (issue 19, item 2): with ``parallel`` the n paths of a step go to the server at once
+    (a server with parallel slots decodes them together); the paths, seeded per path, are those of the serial run."""
+    import sys
+    import time
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from openai_stub import openai_stub
+
+    from reprolab.llm.chat_template import PLAIN_TEMPLATE
+    from reprolab.llm.openai_http import OpenAICompatLLM
+
+    def reply(body):
+        time.sleep(0.25)  # a slow model: concurrency is what saves the wall time
+        if body.get("logprobs") is not None:
+            yes = -0.2 - 0.1 * (body["prompt"].count("seed 1") + 2 * body["prompt"].count("seed 3"))
+            lp = {"tokens": ["Yes"], "token_logprobs": [yes], "top_logprobs": [{"Yes": yes, "No": -1.5}]}
+            return {"choices": [{"text": "Yes", "logprobs": lp, "finish_reason": "length"}]}
+        return {"choices": [{"text": f"checked with seed {body['seed'] % 1009}", "finish_reason": "stop"}]}
+
+    p = make_problems(1, seed=0)[0]
+    steps = solve(p).steps[:1]
+    out, wall = {}, {}
+    with openai_stub(reply) as (url, seen):
+        for par in (1, 4):
+            llm = OpenAICompatLLM(url, model="m", chat_template=PLAIN_TEMPLATE)
+            prm = GenerativePRM(llm, GenPRMConfig(n=4, verify=False, execute=False, parallel=par))
+            t0 = time.perf_counter()
+            out[par] = prm.score_steps(p.question, steps)
+            wall[par] = time.perf_counter() - t0
+    from dataclasses import asdict
+
+    assert [asdict(q) for q in out[4].paths[0]] == [asdict(q) for q in out[1].paths[0]]
+    assert len({q.p_yes for q in out[1].paths[0]}) > 1  # the paths differ, so order is checked
+    assert wall[4] < 0.6 * wall[1]  # 8 requests of 0.25 s: ~2 s one by one, ~0.5 s four at a time

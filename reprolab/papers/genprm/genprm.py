@@ -78,10 +78,17 @@ class GenPRMConfig:
     threshold: float = 0.5  # a step with reward < threshold is judged wrong
     instruct_format: bool = True  # describe the format in the system prompt and number the paragraphs (prompted models)
     seed: int = 0
+    # concurrent requests for a step's n paths: for an HTTP server with parallel slots (llama.cpp's
+    # `llama-server -np N`, vLLM), which decodes them as parallel sequences; 1 = one after another, the
+    # right choice in process (one llama.cpp context serialises calls, and consecutive paths of one step
+    # share the KV cache of their prompt)
+    parallel: int = 1
 
     def __post_init__(self) -> None:
         if self.n < 1:
             raise ConfigError("n", self.n, "an integer >= 1 (Maj@N)")
+        if not isinstance(self.parallel, int) or self.parallel < 1:
+            raise ConfigError("parallel", self.parallel, "an integer >= 1")
         if self.execute and not self.verify:
             raise ConfigError("execute", self.execute, "False when verify is False (no code to run)")
         if not 0 < self.threshold < 1:
@@ -282,13 +289,22 @@ class GenerativePRM:
         n = n or self.config.n
         scores = StepScores([math.nan] * len(steps), [[] for _ in steps], n, self.config.threshold)
         for t in range(len(steps)):
-            paths = [self.verify_step(question, steps, t, i) for i in range(n)]
+            paths = self._paths(question, steps, t, n)
             scores.paths[t] = paths
             good = [p.p_yes for p in paths if not p.malformed and not math.isnan(p.p_yes)]
             scores.rewards[t] = sum(good) / len(good) if good else math.nan
             if stop_at_first_error and scores.first_error == t:
                 break
         return scores
+
+    def _paths(self, question: str, steps: Sequence[str], t: int, n: int) -> list[VerificationPath]:
+        """The n verification paths of step t, in order (path i seeded by i whether sent one by one or concurrently)."""
+        if self.config.parallel <= 1 or n == 1:
+            return [self.verify_step(question, steps, t, i) for i in range(n)]
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(self.config.parallel, n)) as pool:
+            return list(pool.map(lambda i: self.verify_step(question, steps, t, i), range(n)))
 
     def first_error(self, question: str, steps: Sequence[str], n: int | None = None) -> int:
         return self.score_steps(question, steps, n).first_error
