@@ -150,3 +150,17 @@ def test_plain_causal_lm(tok, data):
     assert _changed(model, before) == {"llm": True} and np.isfinite(st.policy_loss)
     with pytest.raises(ConfigError, match="question"):
         text_collate(tok)([{"image": 0}])
+
+
+def test_nan_weights_give_a_typed_error(tok, data):
+    from reprolab.errors import NonFiniteError
+
+    with torch_threads(1):
+        model = build_mllm(TINY, tok, seed=0)
+        tr = MayeTrainer(model, tok, shapes_collate(ShapesVQAProcessor(tok, model.config)), MayeConfig(**SMALL), total_steps=1)
+        with torch.no_grad():
+            model.lm_head.weight.fill_(float("nan"))
+        with pytest.raises(NonFiniteError, match="nan"):
+            tr.step(data[:4])
+    with pytest.raises(ConfigError, match="image"):
+        shapes_collate(ShapesVQAProcessor(tok, model.config))([{"question": "how many shapes ?"}])

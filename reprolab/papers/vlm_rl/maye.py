@@ -305,9 +305,15 @@ def sample_responses(model, inputs: dict[str, torch.Tensor], *, stop_ids: Sequen
     T = 0.01, top_p = 0.001 is run as sampling too): the new tokens only, ``(batch * num_return_sequences, T)``."""
     was_training = model.training
     model.eval()
-    out = model.generate(**inputs, do_sample=True, temperature=temperature, top_p=top_p, top_k=0, max_new_tokens=max_new_tokens,
-                         num_return_sequences=num_return_sequences, pad_token_id=pad_id, eos_token_id=list(stop_ids), suppress_tokens=list(suppress or []) or None)
-    model.train(was_training)
+    try:
+        out = model.generate(**inputs, do_sample=True, temperature=temperature, top_p=top_p, top_k=0, max_new_tokens=max_new_tokens,
+                             num_return_sequences=num_return_sequences, pad_token_id=pad_id, eos_token_id=list(stop_ids), suppress_tokens=list(suppress or []) or None)
+    except RuntimeError as e:  # torch.multinomial on NaN / inf probabilities
+        if "probability tensor" in str(e):
+            raise NonFiniteError("the model's next-token distribution during generate", "nan/inf", fix="check the weights for NaN (a diverged update?) or lower the learning rate") from None
+        raise
+    finally:
+        model.train(was_training)
     return out[:, inputs["input_ids"].shape[1]:]
 
 
@@ -437,6 +443,8 @@ class MayeTrainer:
         logp = _forward_logprobs(self.model, inputs, responses, cfg.temperature)
         ref = _forward_logprobs(self.ref, inputs, responses, cfg.temperature) if self.ref is not None else None
         self.model.train(was_training)
+        if not torch.isfinite(logp[~padding]).all():
+            raise NonFiniteError("policy log-probs of the sampled responses", "nan/inf", fix="check the weights for NaN or lower the learning rate")
         logp = logp.masked_fill(padding, 1.0)  # official trick: padding log-probs are 1.0 (never counted)
         if ref is not None:
             ref = ref.masked_fill(padding, 1.0)

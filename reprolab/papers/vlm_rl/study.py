@@ -319,10 +319,10 @@ class VlmRlStudy(Study):
                                  vanilla=TrainConfig(steps=4, batch=8, lr=3e-3, warmup=2), vanilla_questions=16, rl_questions=8, val_questions=4,
                                  test_questions=4, epochs=1, batch=4, ppo_batch=2, lr=1e-4, seeds=1, eval_k=2, max_new_tokens=8, sft_batch=4, parallel=False),
         Scale.QUICK: VlmRlConfig(model=MLLMConfig(hidden=64, intermediate=128, layers=4, vision_layers=1, vision_feature_layer=0),
-                                 vanilla=TrainConfig(steps=1000, batch=32, lr=3e-3, warmup=40), vanilla_questions=3000, rl_questions=128, val_questions=64,
+                                 vanilla=TrainConfig(steps=400, batch=32, lr=3e-3, warmup=40), vanilla_questions=3000, rl_questions=128, val_questions=64,
                                  test_questions=64, epochs=2, batch=32, ppo_batch=8, lr=2e-5, seeds=1),
         Scale.FULL: VlmRlConfig(model=MLLMConfig(hidden=64, intermediate=128, layers=4, vision_layers=1, vision_feature_layer=0),
-                                vanilla=TrainConfig(steps=1000, batch=32, lr=3e-3, warmup=40), vanilla_questions=3000, rl_questions=256, val_questions=128,
+                                vanilla=TrainConfig(steps=400, batch=32, lr=3e-3, warmup=40), vanilla_questions=3000, rl_questions=256, val_questions=128,
                                 test_questions=128, epochs=4, batch=32, ppo_batch=8, lr=2e-5, seeds=3),
     }
 
