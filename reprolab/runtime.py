@@ -137,6 +137,29 @@ def track(items: Iterable[T], description: str, total: int | None = None) -> Ite
                 progress.remove_task(task)
 
 
+def _one_thread_worker() -> None:
+    import torch
+
+    os.environ["REPROLAB_PROGRESS"] = "0"
+    torch.set_num_threads(1)
+
+
+def process_map(fn: Any, jobs: list[Any], description: str, parallel: bool = True) -> list[Any]:
+    """``[fn(job) for job in jobs]``, in spawned worker processes of one torch thread each (as many as this
+    process has torch threads) when ``parallel`` and that is more than one, else inline. ``fn`` and the jobs
+    must pickle (a module-level function). Results come back in job order."""
+    import torch
+
+    workers = min(len(jobs), torch.get_num_threads()) if parallel else 1
+    if workers <= 1:
+        return [fn(j) for j in track(jobs, description)]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_one_thread_worker) as ex:
+        return list(track(ex.map(fn, jobs), f"{description} (parallel)", total=len(jobs)))
+
+
 # ----------------------------------------------------------------------------- atomic files
 
 

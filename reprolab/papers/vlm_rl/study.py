@@ -39,8 +39,6 @@ reflection ratio is above 1% on average and varies over steps in every seed.
 
 from __future__ import annotations
 
-import copy
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,7 +48,7 @@ import torch
 from ... import stats
 from ...data.visual_math import VisualMathConfig, make_visual_math, vocabulary
 from ...nn.mllm import MLLMConfig, ShapesVQAProcessor, TrainConfig, build_mllm, build_tokenizer, train_mllm_responses
-from ...runtime import load_checkpoint, save_checkpoint, torch_threads, track
+from ...runtime import load_checkpoint, process_map, save_checkpoint, torch_threads, track
 from ...study import Claim, Judgement, Metrics, Paper, RunDir, Scale, Study, register
 from .evaluation import SETTINGS, SchemeLog, epoch_table, reflection_ratios
 from .formats import shapes_collate
@@ -147,11 +145,6 @@ def _job(job: tuple[VlmRlConfig, str, int, int, dict]) -> dict[str, Any]:
     cfg, arm, seed, data_seed, state = job
     with torch_threads(1):
         return run_arm(cfg, arm, seed, data_seed, state)
-
-
-def _worker_init() -> None:
-    os.environ["REPROLAB_PROGRESS"] = "0"
-    torch.set_num_threads(1)
 
 
 def run_arm(cfg: VlmRlConfig, arm: str, seed: int, data_seed: int, state: dict) -> dict[str, Any]:
@@ -331,15 +324,7 @@ class VlmRlStudy(Study):
         van = train_vanilla(cfg, str(run.checkpoints / f"{run.key_with('vanilla')}-vanilla.pt"), seed=run.seed)
         seeds = [run.seed * 100 + i for i in range(cfg.seeds)]
         jobs = [(cfg, arm, s, run.seed, van["model"]) for arm in ("vanilla", "rl", "sft") for s in seeds]
-        workers = min(len(jobs), torch.get_num_threads()) if cfg.parallel else 1
-        if workers > 1:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
-
-            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init) as ex:
-                parts = list(track(ex.map(_job, jobs), "vlm_rl: arms x seeds (parallel)", total=len(jobs)))
-        else:
-            parts = [_job(j) for j in track(jobs, "vlm_rl: arms x seeds")]
+        parts = process_map(_job, jobs, "vlm_rl: arms x seeds", parallel=cfg.parallel)
         m = summarise(parts)
         m.update({"vanilla_sft_loss": [float(np.mean(van["losses"][:20])), float(np.mean(van["losses"][-20:]))], "vanilla_sft_seconds": float(van["seconds"]),
                   "paper": PAPER_NUMBERS})
