@@ -6,10 +6,10 @@ detector (R-CNN style), sized for 32-96 px images:
 
 1. *Proposals* (:func:`propose_regions`): the background colour is the median of the image
    border; a pixel is foreground when its largest channel difference from the background,
-   after a 3x3 box filter (which tames pixel noise), exceeds ``threshold``; 8-connected
+   after a 3x3 median filter (which tames pixel noise but keeps 2-pixel gaps), exceeds ``threshold``; 8-connected
    components larger than ``min_area`` (a fraction of the image) are the proposals, each
-   with its box and mask. Scenes from :class:`~reprolab.data.shapes.SceneDataset` never overlap, so on
-   clean renders a component is one object.
+   with its box and mask. Training scenes keep ``gap`` between objects' bounding circles, so
+   on clean renders a component is one object (touching objects merge into one proposal).
 2. *Classification*: each proposal, masked onto the background and cropped to a square around
    its box, is resized to ``crop`` px and classified by a tiny CNN into the 6 shapes or
    ``"none"`` (a fragment, a blob). Every shape class whose probability is at least
@@ -17,7 +17,9 @@ detector (R-CNN style), sized for 32-96 px images:
    detector likewise emits several class hypotheses per region; the harness's thresholds
    then decide).
 
-Training (:meth:`ShapesDetector.train`) draws scenes with the generator, degrades a share of
+Training (:meth:`ShapesDetector.train`) draws scenes of ``objects`` random shapes of the given ``sizes``
+(:func:`reprolab.data.shapes.random_shape`, placed by rejection, rendered by
+:func:`~reprolab.data.shapes.render_scene`), degrades a share of
 them (noise, blur, JPEG; :mod:`.degrade`) so the detector also works on imperfect images,
 matches each proposal to the object whose mask it covers most (none: class ``"none"``) and fits
 the CNN with AdamW. The held-out accuracy (:meth:`ShapesDetector.evaluate`) is measured on
@@ -28,6 +30,7 @@ checkpoint file (atomic); a second ``train`` with the same path loads it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.shapes import SHAPES, SceneDataset, ShapeSpec, _grid, _shape_mask
+from ..data.shapes import SHAPES, SIZE_RADIUS, SIZES, ShapeSpec, _grid, _shape_mask, random_shape, render_scene
 from ..errors import ConfigError, MalformedFile, NonFiniteError
 from ..runtime import load_checkpoint, save_checkpoint, track
 from .degrade import degrade
@@ -62,12 +65,12 @@ def background_colour(image: np.ndarray) -> np.ndarray:
 
 def propose_regions(image: np.ndarray, threshold: float = 0.12, min_area: float = 0.006) -> list[Region]:
     """Connected foreground components of ``image`` (see the module docstring), largest first."""
-    from scipy.ndimage import label, uniform_filter
+    from scipy.ndimage import label, median_filter
 
     a = as_hwc_uint8(image).astype(np.float32) / 255.0
     H, W = a.shape[:2]
     diff = np.abs(a - background_colour(a)).max(axis=-1)
-    fg = uniform_filter(diff, size=3, mode="nearest") > threshold
+    fg = median_filter(diff, size=3, mode="nearest") > threshold
     labels, n = label(fg, structure=np.ones((3, 3), dtype=int))
     regions = []
     for k in range(1, n + 1):
@@ -127,6 +130,8 @@ class DetectorConfig:
     width: int = 32  # CNN channels (first level)
     degraded_share: float = 0.5  # share of training scenes degraded (noise / blur / JPEG)
     texture: bool = False  # draw textured objects too
+    sizes: tuple[str, ...] = SIZES  # object sizes drawn
+    gap: float = 0.06  # least distance between objects' bounding circles (fraction of the side)
     threshold: float = 0.12  # proposal threshold on the background difference
     min_area: float = 0.006  # smallest proposal, as a fraction of the image area
     min_score: float = 0.05  # class hypotheses below this probability are not emitted
@@ -159,16 +164,30 @@ def labelled_regions(image: np.ndarray, objects: list[ShapeSpec], image_size: in
 _DEGRADATIONS = ("noise:0.05", "blur:0.7", "jpeg:50", "noise:0.03", "blur:0.5", "jpeg:70")
 
 
+def random_scene(rng: np.random.Generator, k: int, sizes: Sequence[str] = SIZES, gap: float = 0.06, texture: bool = False,
+                 max_tries: int = 100) -> list[ShapeSpec]:
+    """Up to ``k`` random non-overlapping shapes (bounding circles ``gap`` apart), placed by rejection."""
+    placed: list[ShapeSpec] = []
+    for _ in range(k):
+        for _ in range(max_tries):
+            cand = random_shape(rng, texture=texture, size=sizes[int(rng.integers(len(sizes)))])
+            rc = SIZE_RADIUS[cand.size]
+            if all((cand.cx - o.cx) ** 2 + (cand.cy - o.cy) ** 2 >= (rc + SIZE_RADIUS[o.size] + gap) ** 2 for o in placed):
+                placed.append(cand)
+                break
+    return placed
+
+
 def _scenes(config: DetectorConfig, n: int, seed: int) -> tuple[list[np.ndarray], list[list[ShapeSpec]]]:
-    ds = SceneDataset.generate(n, image_size=config.image_size, objects=config.objects, seed=seed, texture=config.texture)
-    rng = np.random.default_rng(seed + 1)
-    images = []
-    for i, img in enumerate(ds.images):
-        u = as_hwc_uint8(img)
+    rng = np.random.default_rng(seed)
+    images, objects = [], []
+    for i in range(n):
+        objs = random_scene(rng, int(rng.integers(config.objects[0], config.objects[1] + 1)), config.sizes, config.gap, config.texture)
+        u = as_hwc_uint8(render_scene(objs, config.image_size))
         if rng.random() < config.degraded_share:
             u = degrade(u, _DEGRADATIONS[int(rng.integers(len(_DEGRADATIONS)))], seed=seed * 100003 + i)
         images.append(u)
-    objects = [[o for o in objs] for objs in ds.objects]
+        objects.append(objs)
     return images, objects
 
 
@@ -284,7 +303,7 @@ class ShapesDetector:
         if not isinstance(state, dict) or state.get("kind") != "ShapesDetector":
             raise MalformedFile(str(path), "not a ShapesDetector checkpoint", fix="delete it and train again")
         cfg = dict(state["config"])
-        for k in ("objects", "classes"):
+        for k in ("objects", "classes", "sizes"):
             cfg[k] = tuple(cfg[k])
         det = cls(DetectorConfig(**cfg), held_out=state.get("held_out"))
         det.net.load_state_dict(state["model"])
