@@ -103,7 +103,7 @@ def test_every_prior_loss_term_by_hand():
     assert float(terms["separation"]) == pytest.approx(np.maximum(0, 1 + _cos(EP, EN)).mean(), abs=1e-5)
     lp, ln = disc(p, ep).detach().numpy(), disc(p, en).detach().numpy()
     bce = -(np.log(1 / (1 + np.exp(-lp))).sum() + np.log(1 - 1 / (1 + np.exp(-ln))).sum()) / 4
-    assert float(terms["discriminator"]) == pytest.approx(bce, abs=1e-5)
+    assert float(terms["discriminator"].detach()) == pytest.approx(bce, abs=1e-5)
     # the planted optimum: p = e+ = -e- gives zero contrast, mse and separation
     best = prior_loss_terms(ep, ep, -ep)
     assert float(best["contrast"]) == pytest.approx(0, abs=1e-6) and float(best["mse"]) == 0 and float(best["separation"]) == pytest.approx(0, abs=1e-6)

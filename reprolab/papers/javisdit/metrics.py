@@ -79,16 +79,20 @@ def javis_score(video, audio, *, fps: float, sample_rate: int, frame_encoder: En
         raise ConfigError("lowest", lowest, "a fraction in (0, 1]")
     duration = len(video) / fps
     frame_emb = frame_encoder(video)
-    per_window = []
+    segs, members = [], []
     for s in windows(duration, window, overlap):
         a0, a1 = int(round(s * sample_rate)), int(round((s + window) * sample_rate))
         seg = audio[a0:a1]
         if len(seg) < a1 - a0:
             seg = F.pad(seg, (0, a1 - a0 - len(seg)))
         idx = [j for j in range(len(video)) if s - 1e-9 <= j / fps < s + window - 1e-9]
-        if not idx:
-            continue
-        cos = _cos_rows(frame_emb[idx], audio_encoder(seg[None]))[:, 0]
+        if idx:
+            segs.append(seg)
+            members.append(idx)
+    audio_emb = audio_encoder(torch.stack(segs))  # every window in one call
+    per_window = []
+    for w, idx in enumerate(members):
+        cos = _cos_rows(frame_emb[idx], audio_emb[w: w + 1])[:, 0]
         k = max(1, int(lowest * len(idx)))
         per_window.append(float(torch.sort(cos).values[:k].mean()))
     return float(np.mean(per_window))
