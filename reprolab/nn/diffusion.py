@@ -304,8 +304,8 @@ def ddim_sample(
         raise ConfigError("null_class", None, "the null class index for classifier-free guidance")
     if class_labels is not None:
         class_labels = class_labels.to(device)
-        if class_labels.shape != (shape[0],):
-            raise ShapeError("class_labels", tuple(class_labels.shape), f"({shape[0]},)")
+        if class_labels.dim() < 1 or class_labels.shape[0] != shape[0]:  # (B,) class labels, or (B, L) caption token ids
+            raise ShapeError("class_labels", tuple(class_labels.shape), f"({shape[0]},) class labels or ({shape[0]}, L) token ids")
     if image is not None:
         image = image.to(device)
     for t in sched.timesteps:

@@ -81,7 +81,7 @@ class ArchitectureProbe:
     def fit_features(self, f0: torch.Tensor, f1: torch.Tensor) -> ArchitectureProbe:
         x = torch.cat([f0, f1]).float()
         y = torch.cat([torch.zeros(len(f0)), torch.ones(len(f1))]).long()
-        self.mean, self.std = x.mean(0), x.std(0) + 1e-6
+        self.mean, self.std = x.mean(0), x.std() + 1e-6  # one scale for all features: per-feature scaling blows up near-constant ones
         x = (x - self.mean) / self.std
         g = torch.Generator().manual_seed(self.seed)
         torch.manual_seed(self.seed)
