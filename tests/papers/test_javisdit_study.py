@@ -112,3 +112,12 @@ def test_smoke_run(smoke_run):
     m = result.metrics
     assert set(m["arms"]) == {"prior", "no_prior", "shuffled", "independent"}
     assert m["real_onset_error"] <= 0.03
+
+
+@pytest.mark.slow
+def test_bench_code_path_runs_every_arm():
+    from reprolab.papers.javisdit.bench import BASELINE, compare
+
+    res = compare(steps=2, n_prompts=2, text="hash", n_train=8, n_heldout=6)
+    assert set(res["arms"]) == {"javisdit (prior)", "javisdit (no prior)", BASELINE}
+    assert all(len(r["onset_error"]) == 2 and len(res["times"][a]) == 5 for a, r in res["arms"].items())

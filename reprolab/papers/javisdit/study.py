@@ -308,7 +308,7 @@ class JavisDiTStudy(Study):
         Scale.SMOKE: _cfg(n_train=8, n_heldout=6, n_test=3, steps_a=2, steps_b=2, steps_c=2, seeds=1, encoder_steps=2, sample_steps=2,
                           text="hash", dim=16, depth=1, heads=2, batch=4, prior_d_model=16, prior_layers=1, prior_dim=8, n_prior_tokens=4,
                           frames=8, fps=4.0),
-        Scale.QUICK: _cfg(n_train=256, n_heldout=96, n_test=12, steps_a=300, steps_b=150, steps_c=100, seeds=1, encoder_steps=200),
+        Scale.QUICK: _cfg(n_train=128, n_heldout=44, n_test=8, steps_a=120, steps_b=60, steps_c=40, seeds=1, encoder_steps=100),
         Scale.FULL: _cfg(n_train=768, n_heldout=192, n_test=24, steps_a=900, steps_b=300, steps_c=300, seeds=3, encoder_steps=400),
     }
     version = 1
