@@ -47,14 +47,14 @@ class PipelineGenerator:
         return list(images)
 
 
-def _as_generator(generator: Any, call_kwargs: Mapping[str, Any]) -> Callable[[str, int, int], list[Any]]:
-    try:
-        from diffusers import DiffusionPipeline
+def _is_diffusers_pipeline(obj: Any) -> bool:
+    """A diffusers ``DiffusionPipeline`` (checked by class name, so that diffusers is not imported for plain callables)."""
+    return any(c.__name__ == "DiffusionPipeline" and c.__module__.startswith("diffusers") for c in type(obj).__mro__)
 
-        if isinstance(generator, DiffusionPipeline):
-            return PipelineGenerator(generator, **call_kwargs)
-    except ImportError:  # pragma: no cover - diffusers is in the extra
-        pass
+
+def _as_generator(generator: Any, call_kwargs: Mapping[str, Any]) -> Callable[[str, int, int], list[Any]]:
+    if _is_diffusers_pipeline(generator):
+        return PipelineGenerator(generator, **call_kwargs)
     if not callable(generator):
         raise ConfigError("generator", type(generator).__name__, "a diffusers pipeline or a callable fn(prompt, n, seed) -> images")
     return generator
