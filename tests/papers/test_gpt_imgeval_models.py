@@ -79,3 +79,20 @@ def test_probe_separates_planted_paradigms_and_reports_shares():
         probe.proba(torch.rand(2, 1, 8, 8))
     with pytest.raises(ConfigError, match="fit"):
         ArchitectureProbe().proba_features(torch.zeros(1, 1280))
+
+
+def test_bench_peer_pieces():
+    from reprolab.papers.gpt_imgeval.bench import TinyClipScorer, best_cutoff
+
+    scores = np.array([0.1, 0.2, 0.8, 0.9, 0.5])
+    truth = np.array([False, False, True, True, True])
+    c = best_cutoff(scores, truth)
+    assert c == pytest.approx(0.2) and np.mean((scores > c) == truth) == 1.0
+    assert best_cutoff(np.array([0.3, 0.3]), np.array([True, True])) == -np.inf  # everything "correct"
+    clip = TinyClipScorer.train(n_pairs=8, steps=1, batch=4)
+    ids = clip.ids(["a photo of a red circle", "a photo of two rings"])
+    eos = len(clip.tok)
+    assert (ids == eos).sum(1).tolist() == [1, 1] and ids[0, 6].item() == eos  # 6 words, then the end-of-text id
+    imgs = np.zeros((2, 32, 32, 3), np.uint8)
+    s = clip.scores(imgs, ["a photo of a red circle", "a photo of two rings"])
+    assert s.shape == (2,) and np.all((s >= 0) & (s <= 2.5))
