@@ -309,7 +309,7 @@ class JavisDiTStudy(Study):
                           text="hash", dim=16, depth=1, heads=2, batch=4, prior_d_model=16, prior_layers=1, prior_dim=8, n_prior_tokens=4,
                           frames=8, fps=4.0),
         Scale.QUICK: _cfg(n_train=128, n_heldout=44, n_test=8, steps_a=120, steps_b=60, steps_c=40, seeds=1, encoder_steps=100),
-        Scale.FULL: _cfg(n_train=768, n_heldout=192, n_test=24, steps_a=900, steps_b=300, steps_c=300, seeds=3, encoder_steps=400),
+        Scale.FULL: _cfg(n_train=768, n_heldout=160, n_test=24, steps_a=600, steps_b=300, steps_c=150, seeds=3, encoder_steps=400),
     }
     version = 1
     changelog = {1: "first version"}
