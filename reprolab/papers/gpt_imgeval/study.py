@@ -213,7 +213,7 @@ class GPTImgEvalStudy(Study):
         ),  # fmt: skip
         Scale.QUICK: GPTImgEvalConfig(
             image_size=32, det_scenes=1200, det_steps=500, det_width=32, validity_per_tag=15, eval_per_tag=10, images_per_prompt=2,
-            train_pairs=3000, budgets=(60, 180, 540), batch=32, channels=(16, 32, 32), text_dim=32, lr=2e-3, sample_steps=10, guidance=3.0,
+            train_pairs=3000, budgets=(50, 150, 450), batch=16, channels=(16, 32, 32), text_dim=32, lr=2e-3, sample_steps=10, guidance=3.0,
             probe=False,
         ),  # fmt: skip
         Scale.FULL: GPTImgEvalConfig(
