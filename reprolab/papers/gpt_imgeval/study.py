@@ -34,6 +34,7 @@ Scales: smoke (seconds: the code path), quick (a few minutes: small budgets, no 
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from typing import Any
 
@@ -292,8 +293,13 @@ class GPTImgEvalStudy(Study):
         out: dict[str, Any] = {"budgets": list(cfg.budgets), "tag_index": [TAGS.index(p["tag"]) for p in prompts], "accuracy": {},
                                "detected_share": {}, "losses": {}}
         images_last = None
-        ckpt = run.checkpoints / f"{run.key}-text-diffusion.pt"
+        prev = None
         for b in cfg.budgets:
+            # one checkpoint file per budget, started from the previous budget's: a rerun never mixes budgets
+            ckpt = run.checkpoints / f"{run.key}-text-diffusion-{b}.pt"
+            if prev is not None and not ckpt.exists():
+                shutil.copyfile(prev, ckpt)
+            prev = ckpt
             res = train_diffusion(model, batch_at, TrainConfig(steps=b, lr=cfg.lr, warmup=min(50, max(1, b // 10)), cfg_dropout=0.1,
                                                               checkpoint_every=max(10, b // 4)),
                                   null_class=PAD, checkpoint=ckpt, seed=run.seed, description=f"text diffusion to {b} steps")
