@@ -38,9 +38,11 @@ class Detection:
     mask: np.ndarray | None = None  # (H, W) bool, or None
 
     def __post_init__(self) -> None:
+        if len(self.box) != 4:
+            raise ShapeError(f"the box of {self.label!r}", tuple(self.box), "(x1, y1, x2, y2)")
         if not np.isfinite(self.score) or not all(np.isfinite(b) for b in self.box):
             raise NonFiniteError(f"the detection of {self.label!r}", (self.score, self.box), fix="drop detections with NaN/inf scores or boxes")
-        if len(self.box) != 4 or self.box[2] < self.box[0] or self.box[3] < self.box[1]:
+        if self.box[2] < self.box[0] or self.box[3] < self.box[1]:
             raise ShapeError(f"the box of {self.label!r}", tuple(self.box), "(x1, y1, x2, y2) with x2 >= x1 and y2 >= y1")
 
     @property

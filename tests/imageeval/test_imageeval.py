@@ -28,6 +28,8 @@ def test_detection_validates_and_converts():
         Detection("circle", float("nan"), (0, 0, 1, 1))
     with pytest.raises(ShapeError, match="x2 >= x1"):
         Detection("circle", 0.5, (5, 0, 1, 1))
+    with pytest.raises(ShapeError, match="box"):
+        Detection("circle", 0.5, (0, 0, 1))
     img = render_scene([ShapeSpec("circle", "red", "medium", 0.5, 0.5)], 16)
     u = as_hwc_uint8(img)
     assert u.shape == (16, 16, 3) and u.dtype == np.uint8
