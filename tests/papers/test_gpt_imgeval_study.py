@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from reprolab.papers.gpt_imgeval.study import TAGS, _judge_diagnosis, _judge_probe, _judge_validity, ordering_holds
 from reprolab.study import Verdict
@@ -120,3 +121,21 @@ def test_smoke_study_runs(smoke_run):
     assert len(m["validity"]["conditions"]["clean"]["agree"]) == 12  # 1 prompt per tag, exact + planted error
     assert m["diagnosis"]["budgets"] == [1, 2, 3] and len(m["diagnosis"]["accuracy"]["3"]) == 6
     assert (out / "gpt_imgeval" / "smoke" / "figures" / "tags.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_the_probe_path_runs_end_to_end(tmp_path):
+    """(c) runs at full scale only: its whole path (VQ-VAE, GPT, hybrid decoder, probe, figure) on a tiny config."""
+    import dataclasses
+
+    from reprolab.papers.gpt_imgeval.study import GPTImgEvalStudy
+    from reprolab.runtime import torch_threads
+    from reprolab.study import RunDir, Scale
+
+    cfg = dataclasses.replace(GPTImgEvalStudy.scales[Scale.SMOKE], probe=True, vq_steps=2, gpt_steps=2, hybrid_steps=2, probe_images=8)
+    run = RunDir(tmp_path, Scale.SMOKE, 0, cfg, "gpt_imgeval")
+    with torch_threads(1):
+        m = GPTImgEvalStudy()._run(cfg, run)
+    assert m["probe"]["ran"] and len(m["probe"]["hybrid_p_diffusion"]) == 8 and len(m["probe"]["held_out_correct"]) == 8
+    assert _judge_probe(m).verdict != Verdict.NOT_RUN
+    assert any(f.file.endswith("probe.png") for f in run.figures)
