@@ -8,8 +8,8 @@ import torch
 
 from reprolab.data.visual_math import make_visual_math, vocabulary
 from reprolab.nn.mllm import MLLMConfig, ShapesVQAProcessor, build_mllm, build_tokenizer
-from reprolab.papers.vlm_rl.bench import _pil, _quantised, llava_processor
-from reprolab.study import benches
+from reprolab.papers.vlm_rl.bench import VlmRlBench, _pil, _quantised, llava_processor
+from reprolab.study import _BENCHES
 
 
 def test_llava_processor_wrapper_matches_our_processor():
@@ -25,5 +25,5 @@ def test_llava_processor_wrapper_matches_our_processor():
     got = proc(images=_pil(ds.images), text=[proc.apply_chat_template(m, tokenize=False) for m in msgs], return_tensors="pt", padding=True)
     assert torch.equal(got["input_ids"], want["input_ids"]) and torch.equal(got["attention_mask"], want["attention_mask"])
     assert torch.allclose(got["pixel_values"], want["pixel_values"], atol=1e-6)
-    assert "vlm_rl" in benches()
+    assert _BENCHES["vlm_rl"] is VlmRlBench  # registered on import
     assert np.abs(images - ds.images).max() <= 0.5 / 255 + 1e-7
