@@ -2,7 +2,7 @@
 
 Same model (the study's vanilla tiny Llava: its checkpoint from ``runs/vlm_rl/{full,quick}`` when there is one,
 else a vanilla trained here on the quick recipe with fewer steps), same RL questions, same number of generation
-steps, 32 responses per step, T = 1.0, 48 new tokens, lr 2e-5, reward = MAYE's accuracy judge, one process, one
+steps, the same 8 prompts per step answered 4 times each (32 responses), T = 1.0, 48 new tokens, lr 2e-5, reward = MAYE's accuracy judge, one process, one
 thread. TRL's VLM path needs a real processor: ours is wrapped as a ``LlavaProcessor`` (a ``CLIPImageProcessorPil``
 that only rescales and normalises like our processor, our word-level tokenizer with ``<image>`` made a special
 token and a chat template that renders ``<bos> <image> question``); images go through uint8 PIL for both trainers.
@@ -127,7 +127,7 @@ class VlmRlBench(Benchmark):
     description = "seconds per generation step and accuracy after the same steps: our MAYE trainer vs TRL 1.16 GRPOTrainer / RLOOTrainer"
 
     def run(self, quick: bool) -> BenchResult:
-        steps = 6 if quick else 16
+        steps = 12 if quick else 24
         scfg = VlmRlStudy.scales[Scale.QUICK]
         state, source = vanilla_state(quick)
         rl = make_visual_math(256, TRAIN_DATA, seed=30_000)
@@ -148,10 +148,12 @@ class VlmRlBench(Benchmark):
                 cfg = MayeConfig(batch_size=RESPONSES, ppo_batch_size=mini, lr=LR, max_new_tokens=NEW_TOKENS, min_response_length=scfg.min_response_length)
                 tr = MayeTrainer(model, tok, shapes_collate(proc), cfg, total_steps=steps, seed=0)
                 ts = []
+                per = RESPONSES // GENERATIONS  # the prompts TRL takes per step, each answered GENERATIONS times
                 for s in range(steps):
                     torch.manual_seed(s)
+                    batch = [q for q in samples[s * per : (s + 1) * per] for _ in range(GENERATIONS)]
                     t0 = time.perf_counter()
-                    tr.step(samples[s * RESPONSES : (s + 1) * RESPONSES])
+                    tr.step(batch)
                     ts.append(time.perf_counter() - t0)
                 seconds[name] = ts
                 acc[name] = float(np.mean(evaluate_model(model, tok, proc, val, 1, NEW_TOKENS, seed=0)["pass@1 T=0.6"]))
