@@ -101,6 +101,11 @@ def test_onset_error_is_zero_on_real_clips_and_capped_without_events():
         assert ok and err <= 0.03  # about one 20 ms mel hop (the centred STFT frame sees a burst 10-15 ms early)
     err, ok = onset_error(np.zeros((16, 3, 16, 16), np.float32), torch.full((64, 100), -1.0), 8.0)
     assert err == 0.5 and not ok
+    g = torch.Generator().manual_seed(0)  # noise: "flashes" in every frame and onsets everywhere must not count as events
+    noise_video = torch.rand(16, 3, 16, 16, generator=g).numpy()
+    noise_mel = torch.rand(64, 100, generator=g) * 2 - 1
+    err, ok = onset_error(noise_video, noise_mel, 8.0)
+    assert err == 0.5 and not ok
 
 
 # ----------------------------------------------------------------------------- smoke
