@@ -81,3 +81,13 @@ def test_smoke_run(smoke_run):
 def test_rules_report_numbers_in_words(gain):
     j = judge_rl_vanilla(_metrics(rl_gain=gain))
     assert "vanilla" in j.ours and "RL mean" in j.ours
+
+
+def test_outcome_strings_round_trip_and_read_like_lists():
+    from reprolab.papers.vlm_rl.study import bits, outcomes
+
+    flags = [True, False, False, True]
+    assert bits(flags) == "1001" and outcomes("1001").tolist() == [1.0, 0.0, 0.0, 1.0] == outcomes([1.0, 0.0, 0.0, 1.0]).tolist()
+    m = _metrics(rl_gain=0.3)
+    as_bits = {arm: [{**r, "evals": [{sp: {k: bits(np.asarray(v) > 0.5) for k, v in e[sp].items()} for sp in e} for e in r["evals"]]} for r in rs] for arm, rs in m["runs"].items()}
+    assert judge_rl_vanilla(summarise([r for rs in as_bits.values() for r in rs])).headline.effect == pytest.approx(judge_rl_vanilla(m).headline.effect)

@@ -32,7 +32,7 @@ from ...study import Benchmark, BenchResult, BenchRow, RunDir, Scale, register_b
 from .formats import shapes_collate
 from .maye import MayeConfig, MayeTrainer
 from .rewards import judge
-from .study import TRAIN_DATA, VAL_DATA, VlmRlStudy, _build, evaluate_model, train_vanilla
+from .study import TRAIN_DATA, VAL_DATA, VlmRlStudy, _build, evaluate_model, outcomes, train_vanilla
 
 GENERATIONS = 4  # TRL: completions per prompt
 RESPONSES = 32  # responses per generation step, every trainer
@@ -140,7 +140,7 @@ class VlmRlBench(Benchmark):
         with torch_threads(1):
             tok, model, proc = _build(scfg)
             model.load_state_dict(state)
-            acc["vanilla"] = float(np.mean(evaluate_model(model, tok, proc, val, 1, NEW_TOKENS, seed=0)["pass@1 T=0.6"]))
+            acc["vanilla"] = float(np.mean(outcomes(evaluate_model(model, tok, proc, val, 1, NEW_TOKENS, seed=0)["pass@1 T=0.6"])))
             samples = rl.samples()
             for name, mini in (("ours (study settings: 4 updates / step)", 8), ("ours (1 update / step)", RESPONSES)):
                 tok, model, proc = _build(scfg)
@@ -156,13 +156,13 @@ class VlmRlBench(Benchmark):
                     tr.step(batch)
                     ts.append(time.perf_counter() - t0)
                 seconds[name] = ts
-                acc[name] = float(np.mean(evaluate_model(model, tok, proc, val, 1, NEW_TOKENS, seed=0)["pass@1 T=0.6"]))
+                acc[name] = float(np.mean(outcomes(evaluate_model(model, tok, proc, val, 1, NEW_TOKENS, seed=0)["pass@1 T=0.6"])))
             for kind, name in (("grpo", "TRL GRPOTrainer"), ("rloo", "TRL RLOOTrainer")):
                 tok, model, proc = _build(scfg)
                 model.load_state_dict(state)
                 seconds[name] = _trl(kind, model, tok, rl, steps, out / kind)
                 tok2, _, proc2 = _build(scfg)
-                acc[name] = float(np.mean(evaluate_model(model, tok2, proc2, val, 1, NEW_TOKENS, seed=0)["pass@1 T=0.6"]))
+                acc[name] = float(np.mean(outcomes(evaluate_model(model, tok2, proc2, val, 1, NEW_TOKENS, seed=0)["pass@1 T=0.6"])))
         base = "TRL GRPOTrainer"
         med = {k: median_iqr(v[1:] if len(v) > 1 else v) for k, v in seconds.items()}
         rows = [BenchRow(f"{k} (seconds per generation step)", m, iqr, m / med[base][0], f"val pass@1 T=0.6 after {steps} steps: {acc[k]:.3f}")

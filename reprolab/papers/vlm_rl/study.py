@@ -111,11 +111,21 @@ def evaluate_model(model, tok, proc, data, k: int, max_new_tokens: int, seed: in
         texts = decode_responses(tok, resp, pad, tok.pad_token_id)
         sols = [a for a in data.answers for _ in range(kk)]
         ok = np.array([judge(t, a, use_math_verify=False) for t, a in zip(texts, sols)]).reshape(len(data), kk)
-        out[s.name] = ok.any(1).astype(float).tolist()
+        out[s.name] = bits(ok.any(1))
         if s.name == HEADLINE_SETTING:
             out["length"] = float((~pad).sum(1).float().mean())
             out["reflection"] = reflection_ratios(texts, ok[:, 0].tolist())
     return out
+
+
+def bits(flags) -> str:
+    """Per-question 0/1 outcomes as one string ("0110..."): a record holds thousands of them (one JSON line each as lists)."""
+    return "".join("1" if f else "0" for f in np.asarray(flags, dtype=bool).ravel())
+
+
+def outcomes(x) -> np.ndarray:
+    """Per-question outcomes from :func:`bits`' string, or from a list of numbers (the v1 record's encoding)."""
+    return np.array([c == "1" for c in x], dtype=float) if isinstance(x, str) else np.asarray(x, dtype=float)
 
 
 def _datasets(cfg: VlmRlConfig, seed: int):
@@ -161,7 +171,7 @@ def select_lr(cfg: VlmRlConfig, state: dict, seed: int) -> dict[str, Any]:
                 torch.manual_seed(seed * 100_000 + b)
                 trainer.step(pool[b * cfg.batch : (b + 1) * cfg.batch])
             e = evaluate_model(model, tok, proc, tune, 1, cfg.max_new_tokens, seed=seed)
-            scores[lr] = float(np.mean(e[HEADLINE_SETTING]))
+            scores[lr] = float(np.mean(outcomes(e[HEADLINE_SETTING])))
     best = max(sorted(scores), key=lambda lr: scores[lr])  # sorted ascending: max keeps the first (smallest) of ties
     return {"lr": best, "tuning_accuracy": {f"{lr:g}": v for lr, v in scores.items()}}
 
@@ -187,7 +197,7 @@ def run_arm(cfg: VlmRlConfig, arm: str, seed: int, data_seed: int, state: dict) 
     def evaluate(epoch: int, train_acc: float | None) -> None:
         e = {sp: evaluate_model(model, tok, proc, d, cfg.eval_k, cfg.max_new_tokens, seed=seed * 1000 + epoch * 10 + j) for j, (sp, d) in enumerate((("val", val), ("test", test)))}
         evals.append(e)
-        log.log_epoch(epoch, train_acc, {f"{sp}/{s.name}": float(np.mean(e[sp][s.name])) for sp in SPLITS for s in SETTINGS})
+        log.log_epoch(epoch, train_acc, {f"{sp}/{s.name}": float(np.mean(outcomes(e[sp][s.name]))) for sp in SPLITS for s in SETTINGS})
 
     steps_per_epoch = cfg.rl_questions // cfg.batch
     losses: list[float] = []
@@ -233,7 +243,7 @@ def summarise(parts: list[dict[str, Any]]) -> Metrics:
     """The metrics the rules read, from the (arm, seed) jobs' outputs: the runs per arm, the scheme's tables (mean and
     max over epochs, averaged over seeds, per split and setting) and r(reflection, length) per RL seed."""
     runs = {arm: [p for p in parts if p["arm"] == arm] for arm in ("vanilla", "rl", "sft")}
-    tables = {arm: {sp: {s.name: epoch_table([[float(np.mean(e[sp][s.name])) for e in r["evals"]] for r in rs]) for s in SETTINGS} for sp in SPLITS}
+    tables = {arm: {sp: {s.name: epoch_table([[float(np.mean(outcomes(e[sp][s.name]))) for e in r["evals"]] for r in rs]) for s in SETTINGS} for sp in SPLITS}
               for arm, rs in runs.items()}
     return {"runs": runs, "tables": tables, "reflection_r": [reflection_length_r(r["log"]["steps"]) for r in runs["rl"]]}
 
@@ -241,7 +251,7 @@ def summarise(parts: list[dict[str, Any]]) -> Metrics:
 def per_question(m: Metrics, arm: str, split: str, setting: str) -> np.ndarray:
     """Per question: accuracy averaged over the arm's epochs and seeds."""
     runs = m["runs"][arm]
-    return np.mean([np.mean([e[split][setting] for e in r["evals"]], axis=0) for r in runs], axis=0)
+    return np.mean([np.mean([outcomes(e[split][setting]) for e in r["evals"]], axis=0) for r in runs], axis=0)
 
 
 def _vanilla_ok(m: Metrics) -> bool:
@@ -370,11 +380,11 @@ class VlmRlStudy(Study):
         for i, sp in enumerate(SPLITS):
             for j, s in enumerate(SETTINGS):
                 ax = axes[i, j]
-                v = np.mean([r["evals"][0][sp][s.name] for r in m["runs"]["vanilla"]])
+                v = np.mean([outcomes(r["evals"][0][sp][s.name]) for r in m["runs"]["vanilla"]])
                 ax.axhline(v * 100, color="gray", ls=":", label="vanilla")
                 for arm, col in (("rl", "C0"), ("sft", "C1")):
                     for k, r in enumerate(m["runs"][arm]):
-                        acc = [np.mean(e[sp][s.name]) * 100 for e in r["evals"]]
+                        acc = [np.mean(outcomes(e[sp][s.name])) * 100 for e in r["evals"]]
                         ax.plot(range(1, len(acc) + 1), acc, "o-", color=col, alpha=0.7, label=arm.upper() if k == 0 else None)
                 ax.set_title(f"{sp} {s.name}", fontsize=9)
                 if j == 0:
@@ -421,4 +431,4 @@ class VlmRlStudy(Study):
                         "(each averaged over seeds), as the paper's Table 3")
 
 
-__all__ = ["VlmRlConfig", "VlmRlStudy", "evaluate_model", "summarise", "judge_reflection", "judge_rl_sft", "judge_rl_vanilla", "per_question", "reflection_length_r", "run_arm"]
+__all__ = ["VlmRlConfig", "VlmRlStudy", "bits", "evaluate_model", "outcomes", "summarise", "judge_reflection", "judge_rl_sft", "judge_rl_vanilla", "per_question", "reflection_length_r", "run_arm"]
