@@ -90,6 +90,7 @@ def test_diagnosis_preconditions_and_ordering():
     assert ordering_holds(rows)
     assert not ordering_holds(np.stack([[0.5, 0.6, 0.5, 0.5, 0.1, 0.1], range(6)], 1))  # two_object beats single_object
     assert not ordering_holds(np.stack([[0.9, 0.6, 0.5, 0.5, 0.7, 0.1], range(6)], 1))  # position above counting
+    assert not ordering_holds(np.stack([[0.1, 0.0, 0.0, 0.0, 0.0, 0.0], range(6)], 1))  # all ties at zero: no evidence of an ordering
 
 
 # ----------------------------------------------------------------------------- (c) probe

@@ -18,7 +18,7 @@ Rules (fixed in code before the first quick or full run):
   smaller of the two step-to-step rises of the overall score (mean of the six tag accuracies), by a paired
   bootstrap over prompts (percentile, 90% interval, margin 0; unit: prompts). Supporting: at the largest
   budget, single_object is strictly the easiest tag and position and color_attr are no easier than any of
-  two_object / counting / colors in >= 80% of 1000 bootstrap resamples of the prompts. Preconditions: at
+  two_object / counting / colors and strictly below their mean, in >= 80% of 1000 bootstrap resamples of the prompts. Preconditions: at
   the largest budget the harness finds an object in >= 50% of the images and the overall score is > 0.
   (The spec's "partly if only one of the two holds" is the lab's partly: a held headline with a failed
   supporting check; a failed headline is not lifted by the ordering.)
@@ -115,12 +115,14 @@ def tag_means(rows: np.ndarray) -> dict[str, float]:
 
 
 def ordering_holds(rows: np.ndarray) -> bool:
-    """single_object strictly easiest; position and color_attr no easier than any middle tag."""
+    """single_object strictly easiest; position and color_attr no easier than any middle tag and strictly below the
+    middle tags' mean (v2: with ties allowed alone, all-zero tags made the ordering hold vacuously)."""
     m = tag_means(rows)
     if len(m) < len(TAGS):
         return False
     middle = [m["two_object"], m["counting"], m["colors"]]
-    return m["single_object"] > max(middle + [m["position"], m["color_attr"]]) and max(m["position"], m["color_attr"]) <= min(middle)
+    hardest = max(m["position"], m["color_attr"])
+    return m["single_object"] > max(middle + [m["position"], m["color_attr"]]) and hardest <= min(middle) and hardest < float(np.mean(middle))
 
 
 # ----------------------------------------------------------------------------- judges
@@ -185,8 +187,13 @@ class GPTImgEvalStudy(Study):
     name = "gpt_imgeval"
     paper = Paper("GPT-ImgEval: A Comprehensive Benchmark for Diagnosing GPT4o in Image Generation", arxiv="2504.02782",
                   code="https://github.com/PicoTrex/GPT-ImgEval")
-    version = 1
-    changelog = {1: "first version: harness validity against exact truth, diagnosis over three diffusion budgets, architecture probe (full only)"}
+    version = 2
+    changelog = {
+        1: "first version: harness validity against exact truth, diagnosis over three diffusion budgets, architecture probe (full only)",
+        2: ("after the first quick run, before any full run: the diagnosis ordering check also needs position and color_attr strictly "
+            "below the mean of two_object / counting / colors (the quick run's generator scored 0 on all five non-single tags, "
+            "and ties let the ordering hold vacuously in 89% of resamples)"),
+    }
     claims = [
         Claim("validity", "A GenEval-style harness agrees with the exact verdict per image, clean and degraded",
               paper="GPT-ImgEval scores GPT-4o with GenEval's detector-based harness (overall 0.84)",
