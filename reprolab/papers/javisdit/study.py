@@ -428,7 +428,8 @@ class JavisDiTStudy(Study):
             "real_onset_error": float(np.mean(real_err)),
             "sync": sync,
             "arms": {a: {k: v for k, v in d.items() if k != "features"} for a, d in arms.items()},
-            "features": {"real": real_feats, "prior": arms["prior"]["features"], "no_prior": arms["no_prior"]["features"]},
+            "features": {k: np.round(np.asarray(v, float), 4).tolist() for k, v in
+                         (("real", real_feats), ("prior", arms["prior"]["features"]), ("no_prior", arms["no_prior"]["features"]))},
             "params": {"dit": sum(p.numel() for p in base.parameters()), "estimator": sum(p.numel() for p in est.parameters())},
             "timings": timings,
             "test_captions": [x.caption for x in test],
@@ -530,8 +531,8 @@ class JavisDiTStudy(Study):
         plt = pyplot()
         # 1. generated clips with their spectrograms and the prompt's true event times
         arms = [a for a in ("prior", "no_prior", "independent") if a in samples]
-        k = min(3, c.n_test)
-        fig, axes = plt.subplots(len(arms) * 2, k, figsize=(4 * k, 2.2 * len(arms) * 2), squeeze=False)
+        k = min(2, c.n_test)
+        fig, axes = plt.subplots(len(arms) * 2, k, figsize=(3.2 * k, 1.2 * len(arms) * 2), squeeze=False)
         for r, arm in enumerate(arms):
             for j in range(k):
                 v = samples[arm]["video"][j].numpy()
