@@ -34,8 +34,9 @@ with ``x_t = {"video": ..., "audio": ...}`` (or a tensor for a video-only model)
 
 Seconds per training step (forward + backward + AdamW, batch 16, 2 threads of a shared 2-core machine, from the
 studies' own timings): javisdit (16 frames 16x16 RGB + a 64 x 100 mel, patch 4 / (16, 4) -> 256 + 100 tokens,
-dim 48, 3 blocks, a 384-d text slot, 0.40M parameters): 0.18 s (quick run, 2026-12-02). SkyReels-A2 and ACTalker
-add their rows when their studies land.
+dim 48, 3 blocks, a 384-d text slot, 0.40M parameters): 0.18 s (quick run, 2026-12-02); the same at 8 frames
+(128 + 100 tokens, the study's fallback): 0.13 s (full run, 1200 steps). SkyReels-A2 and ACTalker add their rows
+when their studies land.
 
 :func:`diffusers_denoiser` wraps diffusers' ``WanTransformer3DModel`` (video) and
 ``LTX2VideoTransformer3DModel`` (video + audio) in the same interface, for baselines trained by the
