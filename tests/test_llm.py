@@ -381,3 +381,18 @@ def test_http_cached_prompt_tokens_are_read_from_usage(fake_server):
     (b,) = llm.complete("2+2=")
     assert (a.cached_prompt_tokens, b.cached_prompt_tokens) == (48, 0)
     assert llm.stats.prompt_reuse == pytest.approx(48 / 55)
+
+
+def test_recorded_requests_replayed_to_llama_cpp_generate_the_same_tokens(gguf):
+    """reprolab.llm.throughput: the raw arm gets the requests the room made and, with the same seeds and
+    samplers, generates the same number of tokens (so a tokens/s ratio compares like with like)."""
+    from reprolab.llm.fake import ScriptedLLM
+    from reprolab.llm.throughput import raw_speed, recorded
+
+    with recorded(gguf) as requests:
+        ours = gguf.complete("Once upon a time", Sampling(max_tokens=6, temperature=0.8, n=2, seed=3))
+    assert [s.seed for _, s in requests] == [3, 4] and {p for p, _ in requests} == {"Once upon a time"}
+    tokens, seconds = raw_speed(gguf, requests)
+    assert tokens == sum(c.completion_tokens for c in ours) and seconds > 0
+    with pytest.raises(ConfigError):
+        raw_speed(ScriptedLLM(lambda p, s: "x"), requests)

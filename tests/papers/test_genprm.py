@@ -282,3 +282,33 @@ def test_parallel_paths_are_sent_concurrently_to_an_http_server_and_match_the_se
     assert [asdict(q) for q in out[4].paths[0]] == [asdict(q) for q in out[1].paths[0]]
     assert len({q.p_yes for q in out[1].paths[0]}) > 1  # the paths differ, so order is checked
     assert wall[4] < 0.6 * wall[1]  # 8 requests of 0.25 s: ~2 s one by one, ~0.5 s four at a time
+
+
+def test_bench_throughput_replays_the_same_requests_to_the_raw_loop():
+    """Issue 19, item 2: the raw arm gets exactly the completion requests GenPRM made (prompt, cap, stops,
+    seed), in order; the ratio is ours / raw tokens per second."""
+    from reprolab.papers.genprm.bench import throughput
+
+    llm = ScriptedLLM(lambda p, s: "looks fine", choices=lambda p: {"Yes": -0.2, "No": -1.8})
+    prm = GenerativePRM(llm, GenPRMConfig(verify=False, execute=False, max_tokens_analyze=32))
+    p = make_problems(1, seed=0)[0]
+    sols = [(p, solve(p))]
+    assert throughput(prm, sols) == {}  # no llama.cpp: nothing to compare
+
+    class RawLoop:  # stands in for llama_cpp.Llama
+        def __init__(self):
+            self.calls = []
+
+        def create_completion(self, prompt, **kw):
+            self.calls.append((prompt, kw))
+            return {"usage": {"completion_tokens": 5}}
+
+    llm._llm = raw = RawLoop()
+    n_before = len(llm.prompts)
+    out = throughput(prm, sols)
+    ours = llm.prompts[n_before:]
+    assert [c[0] for c in raw.calls] == ours and len(ours) == len(solve(p).steps)  # one analysis per judged step
+    assert {c[1]["max_tokens"] for c in raw.calls} == {32} and raw.calls[0][1]["stop"] == ["</analyze>", "<verify>", "<output>"]
+    assert out["raw_tokens"] == 5 * len(ours) and out["ours_tokens"] == 2 * len(ours)
+    assert out["ratio"] == pytest.approx(out["ours_tokens_per_s"] / out["raw_tokens_per_s"], abs=2e-3)
+    assert llm._complete_one.__func__ is ScriptedLLM._complete_one  # the recorder is removed afterwards

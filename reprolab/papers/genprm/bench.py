@@ -10,6 +10,11 @@ Same judge model, same solutions, variants interleaved per solution, no response
 call generates). Reported per variant: seconds per judged step (median, IQR over solutions; for
 ``outcome`` one judgement per solution), first-error F1 and solution-level accuracy (a solution
 is accepted when no step is judged wrong).
+
+Throughput (issue 19, item 2): the code variant's completion requests on the first solutions are
+recorded and replayed straight to llama.cpp's ``create_completion`` (``reprolab.llm.throughput``):
+generated tokens per second of the LLM room (``llm.stats``: time inside its completion calls) against
+llama.cpp alone on the same prompts and sampling, solution by solution. The ratio should be >= 0.8.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import math
 import time
 
 from ...data.math_steps import make_problems, sample_candidates
+from ...llm.throughput import raw_speed, recorded
 from ...study import Benchmark, BenchResult, bench_rows, register_bench
 from .genprm import OUTPUT_START, SYSTEM_PROMPT, GenerativePRM, GenPRMConfig, p_yes, processbench_f1
 
@@ -28,6 +34,27 @@ def outcome_judge(llm, question: str, steps: list[str]) -> float:
             {"role": "user", "content": f"Question: {question}\n\n" + "\n\n".join(steps) + "\n\nIs the final answer of this solution correct?"}]
     lp = llm.choice_logprobs(llm.format_chat(msgs) + OUTPUT_START, ["Yes", "No"])
     return p_yes(lp["Yes"], lp["No"])
+
+
+def throughput(prm: GenerativePRM, sols: list) -> dict[str, float]:
+    """Generated tokens per second of ``prm.score_steps`` through the LLM room (ours) and of the same
+    requests sent to llama.cpp directly (raw), interleaved by solution; {} without a llama.cpp backend."""
+    llm = prm.llm
+    if getattr(llm, "_llm", None) is None:
+        return {}
+    tok, sec = {"ours": 0, "raw": 0}, {"ours": 0.0, "raw": 0.0}
+    for p, c in sols:
+        before = llm.stats.completion_tokens, llm.stats.seconds
+        with recorded(llm) as requests:
+            prm.score_steps(p.question, c.steps)
+        tok["ours"] += llm.stats.completion_tokens - before[0]
+        sec["ours"] += llm.stats.seconds - before[1]
+        n, s = raw_speed(llm, requests)
+        tok["raw"] += n
+        sec["raw"] += s
+    ours, raw = tok["ours"] / sec["ours"], tok["raw"] / sec["raw"]
+    return {"ours_tokens_per_s": round(ours, 2), "raw_tokens_per_s": round(raw, 2), "ratio": round(ours / raw, 3),
+            "ours_tokens": tok["ours"], "raw_tokens": tok["raw"], "solutions": len(sols)}
 
 
 @register_bench
@@ -68,6 +95,8 @@ class GenPRMBench(Benchmark):
             acc = sum((pr < 0) == (g < 0) for pr, g in zip(preds[v], gold)) / len(gold)
             extra[v] = {"f1": f1, "acc_error": ae, "acc_correct": ac, "solution_accuracy": acc}
             notes[v] = f"F1 {100 * f1:.1f}, solution accuracy {100 * acc:.0f}%" if not math.isnan(f1) else f"solution accuracy {100 * acc:.0f}%"
+        extra["throughput_vs_raw_llama_cpp"] = throughput(
+            GenerativePRM(llm, GenPRMConfig(max_tokens_analyze=64, max_tokens_code=96, seed=1000)), sols[:2])
         llm.close()
         return BenchResult(
             bench=self.name, baseline="outcome (s per judged step)",

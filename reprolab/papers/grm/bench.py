@@ -53,11 +53,12 @@ def pairwise_judge(llm: Any, p: PreferencePair) -> list[float]:
 def throughput(grm: GenerativeRewardModel, pairs: list[PreferencePair], k: int) -> dict[str, float]:
     """Generated tokens per second: ``grm.sample`` (ours) vs llama.cpp's ``create_completion`` on the same
     prompts (raw), interleaved by pair; needs the llama.cpp backend (``grm.llm._llm``)."""
+    from ...llm.base import Sampling
+    from ...llm.throughput import raw_speed
     from .grm import BOX_OPEN
 
     llm, cfg = grm.llm, grm.config
-    raw_llama = getattr(llm, "_llm", None)
-    if raw_llama is None:
+    if getattr(llm, "_llm", None) is None:
         return {}
     tok = {"ours": 0, "raw": 0}
     sec = {"ours": 0.0, "raw": 0.0}
@@ -68,12 +69,10 @@ def throughput(grm: GenerativeRewardModel, pairs: list[PreferencePair], k: int) 
         sec["ours"] += time.perf_counter() - t0
         tok["ours"] += llm.stats.completion_tokens - before
         prompt = llm.format_chat(grm.messages(p.query, p.responses)) + cfg.prefill
-        t0 = time.perf_counter()
-        for i in range(k):
-            r = raw_llama.create_completion(prompt, max_tokens=cfg.max_tokens, temperature=cfg.temperature, top_p=1.0, top_k=0,
-                                            min_p=0.0, repeat_penalty=1.0, stop=[BOX_OPEN], seed=cfg.seed + i)
-            tok["raw"] += r["usage"]["completion_tokens"]
-        sec["raw"] += time.perf_counter() - t0
+        base = Sampling(max_tokens=cfg.max_tokens, temperature=cfg.temperature, stop=(BOX_OPEN,), seed=cfg.seed)
+        n, s = raw_speed(llm, [(prompt, base.one(i)) for i in range(k)])
+        tok["raw"] += n
+        sec["raw"] += s
     ours, raw = tok["ours"] / sec["ours"], tok["raw"] / sec["raw"]
     return {"ours_tokens_per_s": round(ours, 2), "raw_tokens_per_s": round(raw, 2), "ratio": round(ours / raw, 3),
             "ours_tokens": tok["ours"], "raw_tokens": tok["raw"]}
