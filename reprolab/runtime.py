@@ -256,6 +256,30 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any] | None:
     return torch.load(path, map_location="cpu", weights_only=False)
 
 
+def resume_training(path: str | os.PathLike | None, model: Any, optimizer: Any, ema: list | None, generator: Any) -> tuple[int, Any] | None:
+    """Restore a training loop from a checkpoint written by :func:`save_training`: the model's and the
+    optimizer's state, the EMA copies (when both sides keep them) and the noise generator, in place.
+    Returns ``(step, losses)`` to continue from, or None when there is no checkpoint (or ``path`` is None)."""
+    state = load_checkpoint(path) if path is not None else None
+    if state is None:
+        return None
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    if ema is not None and state.get("ema") is not None:
+        for e, saved in zip(ema, state["ema"]):
+            e.copy_(saved)
+    generator.set_state(state["generator"])
+    return int(state["step"]), state["losses"]
+
+
+def save_training(path: str | os.PathLike | None, model: Any, optimizer: Any, ema: list | None, generator: Any, step: int,
+                  losses: Any, config: Any) -> None:
+    """Checkpoint a training loop atomically (what :func:`resume_training` restores); nothing when ``path`` is None."""
+    if path is not None:
+        save_checkpoint(path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "ema": ema, "losses": losses,
+                               "generator": generator.get_state(), "step": step, "config": config})
+
+
 def readable_file(path: str | os.PathLike, what: str, fix: str) -> Path:
     """``path`` as a Path if it names a regular file this process can open for reading; else the
     typed one-line error :class:`~reprolab.errors.MalformedFile` (the CLI exits 2 with it) naming

@@ -36,7 +36,7 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError, MissingExtra, NonFiniteError, ShapeError
-from ..runtime import load_checkpoint, save_checkpoint, track
+from ..runtime import load_checkpoint, resume_training, save_checkpoint, save_training, track
 
 PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 
@@ -203,22 +203,15 @@ def train_diffusion(
     out = TrainOutput()
     gen = torch.Generator(device="cpu").manual_seed(seed)
     start = 0
-    state = load_checkpoint(checkpoint) if checkpoint is not None else None
-    if state is not None:
-        unet.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        if ema is not None and state.get("ema") is not None:
-            for e, s in zip(ema, state["ema"]):
-                e.copy_(s)
-        out.losses = state["losses"]
-        gen.set_state(state["generator"])
-        start = out.resumed_from = int(state["step"])
+    resumed = resume_training(checkpoint, unet, opt, ema, gen)
+    if resumed is not None:
+        start, out.losses = resumed
+        out.resumed_from = start
     t0 = time.perf_counter()
     unet.train()
 
     def save(step: int) -> None:
-        if checkpoint is not None:
-            save_checkpoint(checkpoint, {"model": unet.state_dict(), "optimizer": opt.state_dict(), "ema": ema, "losses": out.losses, "generator": gen.get_state(), "step": step, "config": asdict(config)})
+        save_training(checkpoint, unet, opt, ema, gen, step, out.losses, asdict(config))
 
     for step in track(range(start, config.steps), description, total=config.steps - start):
         try:

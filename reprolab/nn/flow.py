@@ -45,7 +45,7 @@ from typing import Any, Union
 import torch
 
 from ..errors import ConfigError, MissingExtra, NonFiniteError, ShapeError
-from ..runtime import load_checkpoint, save_checkpoint, track
+from ..runtime import resume_training, save_training, track
 
 Sample = Union[torch.Tensor, dict[str, torch.Tensor]]
 
@@ -213,21 +213,13 @@ def train_flow(
     out = FlowTrainOutput()
     gen = torch.Generator(device="cpu").manual_seed(seed)
     start = 0
-    state = load_checkpoint(checkpoint) if checkpoint is not None else None
-    if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        if ema is not None and state.get("ema") is not None:
-            for e, s in zip(ema, state["ema"]):
-                e.copy_(s)
-        out.losses = state["losses"]
-        gen.set_state(state["generator"])
-        start = out.resumed_from = int(state["step"])
+    resumed = resume_training(checkpoint, model, opt, ema, gen)
+    if resumed is not None:
+        start, out.losses = resumed
+        out.resumed_from = start
 
     def save(step: int) -> None:
-        if checkpoint is not None:
-            save_checkpoint(checkpoint, {"model": model.state_dict(), "optimizer": opt.state_dict(), "ema": ema, "losses": out.losses,
-                                         "generator": gen.get_state(), "step": step, "config": config.to_json()})
+        save_training(checkpoint, model, opt, ema, gen, step, out.losses, config.to_json())
 
     t0 = time.perf_counter()
     model.train()
