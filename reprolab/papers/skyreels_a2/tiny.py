@@ -12,9 +12,14 @@ from typing import Any
 
 import torch
 
+from ...data.shapes import COLOURS, SHAPES, TEXTURES
+from .elements import BACKGROUNDS, DIRECTIONS
+
 __all__ = ["CAPTION_WORDS", "tiny_components", "word_tokenizer"]
 
-CAPTION_WORDS = ["a", "an", "the", "and", "on", "over", "in", "of", "to", "from", "with", "moves", "move", "moving", "left", "right", "up", "down", "stays", "still", "red", "green", "blue", "yellow", "purple", "orange", "cyan", "white", "gray", "black", "circle", "square", "triangle", "star", "cross", "diamond", "striped", "dotted", "plain", "textured", "background", "floor", "wall", "grass", "sand", "water", "sky", "brick"]
+CAPTION_WORDS = tuple(dict.fromkeys(
+    "a an the and on moves".split() + list(SHAPES) + list(COLOURS) + list(TEXTURES) + list(BACKGROUNDS) + list(DIRECTIONS)))
+"""The elements captions' vocabulary (:mod:`.elements`): every word a caption can hold."""
 
 
 def word_tokenizer(words: Sequence[str] = CAPTION_WORDS) -> Any:
