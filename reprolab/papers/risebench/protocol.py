@@ -249,6 +249,18 @@ def judgement_key(request: JudgeRequest, judge_name: str) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def sample_requests(sample: Sample, outputs_dir: str | Path, input_dir: str | Path = "data") -> dict[str, JudgeRequest]:
+    """:func:`judge_requests` for a sample of the official layout: its input and reference images under ``input_dir``,
+    its output under ``outputs_dir/images/{category}/``."""
+    inp = Path(input_dir)
+    ref = inp / sample.reference_img if not _missing(sample.reference_img) else None
+    image = inp / sample.image
+    for p in (image, ref):
+        if p is not None and not p.is_file():
+            raise MalformedFile(str(p), "an input image of the benchmark is missing", fix="pass input_dir= the official data/ folder")
+    return judge_requests(sample, find_output_image(outputs_dir, sample), image, ref)
+
+
 def run_judge(samples: Sequence[Sample], outputs_dir: str | Path, judge: Judge, *, input_dir: str | Path = "data",
               cache: str | Path | ResponseCache | None = None, progress: bool = True,
               requests_for: Callable[[Sample], dict[str, JudgeRequest]] | None = None) -> dict[str, dict[str, str | None]]:
@@ -257,17 +269,7 @@ def run_judge(samples: Sequence[Sample], outputs_dir: str | Path, judge: Judge, 
     ``judge3`` for logical samples). Resumable: each judgement is stored in ``cache`` (SQLite, atomic)
     under :func:`judgement_key` as soon as it is made, and a second run asks only for the missing ones."""
     store = cache if isinstance(cache, ResponseCache) or cache is None else ResponseCache(cache)
-    inp = Path(input_dir)
-
-    def default_requests(s: Sample) -> dict[str, JudgeRequest]:
-        ref = inp / s.reference_img if not _missing(s.reference_img) else None
-        image = inp / s.image
-        for p in (image, ref):
-            if p is not None and not p.is_file():
-                raise MalformedFile(str(p), "an input image of the benchmark is missing", fix="pass input_dir= the official data/ folder")
-        return judge_requests(s, find_output_image(outputs_dir, s), image, ref)
-
-    build = requests_for or default_requests
+    build = requests_for or (lambda smp: sample_requests(smp, outputs_dir, input_dir))
     plan = [(s, build(s)) for s in samples]
     out: dict[str, dict[str, str | None]] = {}
     for s, reqs in (track(plan, f"judging with {judge.name}") if progress else plan):
@@ -286,6 +288,22 @@ def run_judge(samples: Sequence[Sample], outputs_dir: str | Path, judge: Judge, 
     return out
 
 
+def judge_batch(requests: Sequence[JudgeRequest], judge: Judge, cache: str | Path | ResponseCache, *, progress: bool = True,
+                description: str = "") -> int:
+    """Make every judgement of ``requests`` that ``cache`` lacks (the same cache :func:`run_judge` reads), in the
+    order (prompt, sample, then as given): consecutive prompts then share their longest prefix, which a local
+    backend with a KV cache (llama.cpp) does not evaluate again. Returns how many judgements were made."""
+    store = cache if isinstance(cache, ResponseCache) else ResponseCache(cache)
+    order = sorted(range(len(requests)), key=lambda i: (requests[i].prompt_name, requests[i].sample, i))
+    todo = [requests[i] for i in order if store.get(judgement_key(requests[i], judge.name)) is None]
+    for rq in (track(todo, description or f"judging with {judge.name}") if progress else todo):
+        text = judge(rq)
+        if not isinstance(text, str):
+            raise ConfigError(f"the {judge.name} answer for {rq.sample}/{rq.dimension}", type(text).__name__, "a string")
+        store.put(judgement_key(rq, judge.name), text)
+    return len(todo)
+
+
 def evaluate_outputs(samples: Sequence[Sample], judgements: Mapping[str, Mapping[str, str | None]], *,
                      csv_path: str | Path | None = None) -> tuple[list[ScoredSample], dict[str, tuple]]:
     """Scores per sample and the official result table (written to ``csv_path`` when given)."""
@@ -297,4 +315,4 @@ def evaluate_outputs(samples: Sequence[Sample], judgements: Mapping[str, Mapping
 
 
 __all__ = ["DIMENSIONS", "Judge", "JudgeRequest", "PROMPT_VERSION", "Sample", "VLMJudge", "evaluate_outputs", "find_output_image",
-           "judge_requests", "judgement_key", "load_samples", "prompt_text", "run_judge"]
+           "judge_batch", "judge_requests", "judgement_key", "load_samples", "prompt_text", "run_judge", "sample_requests"]
