@@ -2,7 +2,8 @@
 
 Each clip shows two *elements* (a "character" and an "object": shapes with a shape, colour and texture from
 :mod:`reprolab.data.shapes`) moving over a textured *background*, as a templated caption says
-("a red striped circle moves left and a blue square moves up on grass"). With every clip come its three
+("a red striped circle moves left and a blue square moves up on grass"; or, with ``caption="roles"``, motion only:
+"the character moves left and the object moves up", so that only the references say what the elements are). With every clip come its three
 references, as SkyReels-A2 takes them (report Sec. 3.1: references come from other frames than the target, on
 white for elements):
 
@@ -32,9 +33,11 @@ import numpy as np
 from ...data.shapes import COLOURS, SHAPES, SIZE_RADIUS, SIZES, TEXTURES, ShapeSpec, render_scene
 from ...errors import ConfigError
 
-__all__ = ["BACKGROUNDS", "DIRECTIONS", "ElementClip", "ElementsConfig", "element_layer", "generate_element_clips", "identity_names",
+__all__ = ["BACKGROUNDS", "CAPTION_STYLES", "DIRECTIONS", "ROLES", "ElementClip", "ElementsConfig", "element_layer", "generate_element_clips", "identity_names",
            "render_background"]
 
+CAPTION_STYLES = ("named", "roles")
+ROLES = ("character", "object")
 DIRECTIONS = {"left": (-1.0, 0.0), "right": (1.0, 0.0), "up": (0.0, -1.0), "down": (0.0, 1.0)}
 
 # name -> (pattern, colour a, colour b, period as a fraction of the side); muted tones under saturated elements
@@ -63,6 +66,7 @@ class ElementsConfig:
     reference_sizes: tuple[str, ...] = ("small", "large")  # the references' pose: another size ...
     reference_turns: tuple[int, ...] = (1, 2, 3)  # ... and a quarter-turn rotation
     min_separation: float = 0.3  # centres at least this far apart in every frame (redrawn up to 100 times)
+    caption: str = "named"  # "named": the caption names each element and the background; "roles": motion only
 
     def __post_init__(self) -> None:
         for name, values, vocab in (("shapes", self.shapes, SHAPES), ("colours", self.colours, COLOURS),
@@ -77,6 +81,8 @@ class ElementsConfig:
         travel = self.speed * (self.frames - 1)
         if not 0 < travel <= 1 - 2 * SIZE_RADIUS[self.size]:
             raise ConfigError("speed", self.speed, f"a positive speed whose travel over {self.frames} frames fits the frame")
+        if self.caption not in CAPTION_STYLES:
+            raise ConfigError("caption", self.caption, f"one of {', '.join(CAPTION_STYLES)}")
         if len(self.shapes) * len(self.colours) * len(self.textures) < 2:
             raise ConfigError("identities", 1, "at least two (shape, colour, texture) identities, so two elements can differ")
 
@@ -152,6 +158,10 @@ def _reference(spec: ShapeSpec, size: str, turns: int, image_size: int) -> np.nd
 
 
 def _caption(cfg: ElementsConfig, ids: Sequence[int], dirs: Sequence[str], background: str) -> str:
+    """"a red cross moves right and a blue triangle moves up on grass" ("named"), or, when only the references
+    may tell what the elements and the background are, "the character moves right and the object moves up" ("roles")."""
+    if cfg.caption == "roles":
+        return " and ".join(f"the {role} moves {d}" for role, d in zip(ROLES, dirs))
     names = identity_names(cfg)
     parts = [f"a {names[i]} moves {d}" for i, d in zip(ids, dirs)]
     return " and ".join(parts) + f" on {background}"

@@ -13,12 +13,12 @@ from typing import Any
 import torch
 
 from ...data.shapes import COLOURS, SHAPES, TEXTURES
-from .elements import BACKGROUNDS, DIRECTIONS
+from .elements import BACKGROUNDS, DIRECTIONS, ROLES
 
 __all__ = ["CAPTION_WORDS", "tiny_components", "word_tokenizer"]
 
 CAPTION_WORDS = tuple(dict.fromkeys(
-    "a an the and on moves".split() + list(SHAPES) + list(COLOURS) + list(TEXTURES) + list(BACKGROUNDS) + list(DIRECTIONS)))
+    "a an the and on moves".split() + list(ROLES) + list(SHAPES) + list(COLOURS) + list(TEXTURES) + list(BACKGROUNDS) + list(DIRECTIONS)))
 """The elements captions' vocabulary (:mod:`.elements`): every word a caption can hold."""
 
 
