@@ -151,3 +151,12 @@ def test_smoke_run(smoke_run):
     assert {c.key for c in result.claims} == {"joint", "vs_vace", "background"}
     assert {f.file for f in result.figures} == {"figures/samples.png", "figures/consistency.png"}
     assert set(result.metrics["arms"]) == {"a2", "spatial", "semantic", "vace", "shuffled"}
+
+
+def test_bench_code_path_trains_and_times_both_arms():
+    from reprolab.papers.skyreels_a2.bench import BASELINE, compare
+
+    res = compare(steps=2, n_prompts=2, n_train=6, semantic="pixels", classifier_steps=2, dim_head=8, heads=2, layers=1, patch=8, frames=4,
+                  sample_steps=2)
+    assert set(res["arms"]) == {"A2", BASELINE}
+    assert all(len(r["element"]) == 2 and len(res["times"][a]) == 5 for a, r in res["arms"].items())
