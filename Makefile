@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
 FORCE  ?=
-EXTRAS := zclip,gaussians,vlm_sae,fresca,llm,whisper_lm,grm,agents,agents_peers,distributed,ts_select,ts_select_data,ags,slm_scaling,drc_planning,cups,igpg,opencodereasoning,wikivideo,vlm_rl,javisdit,dev
+EXTRAS := zclip,gaussians,vlm_sae,fresca,llm,whisper_lm,grm,agents,agents_peers,distributed,ts_select,ts_select_data,ags,slm_scaling,drc_planning,cups,igpg,opencodereasoning,wikivideo,vlm_rl,javisdit,skyreels_a2,actalker,dev
 # Debian data and tools: Fashion-MNIST (fresca); espeak-ng, sox and translated help texts (whisper_lm);
 # bubblewrap and libseccomp2 for reprolab.sandbox's namespaces and seccomp filter;
 # chromium, headless, for the report's browser test (tests/test_report_browser.py, driven by playwright).

@@ -1,0 +1,189 @@
+"""Selective state-space scans (Mamba) in plain PyTorch, on any device and dtype, and a bidirectional Mamba block.
+
+The scan has the inputs and semantics of mamba-ssm's ``selective_scan_ref`` (Gu & Dao 2023, Alg. 2;
+``mamba_ssm/ops/selective_scan_interface.py``), for a real (S4D-real) ``A``:
+
+    delta <- softplus(delta + delta_bias)                    (each optional)
+    h_t   = exp(delta_t A) * h_{t-1} + delta_t B_t u_t      (per channel d and state n; h_0 = 0)
+    y_t   = <C_t, h_t> + D u_t,     out = y * silu(z)      (D and z optional)
+
+with ``u, delta, z``: (batch, d, L); ``A``: (d, n); ``B, C``: (d, n) fixed, (batch, n, L) selective, or
+(batch, groups, n, L); ``D, delta_bias``: (d,). Computation is in float32 (as the reference), the output in the
+input's dtype.
+
+- :func:`selective_scan_ref`: the sequential loop, the reference.
+- :func:`selective_scan`: the fast path, a chunked scan. Within a chunk of ``chunk`` steps every state is a
+  weighted sum of the chunk's inputs with weights ``exp(S_t - S_s)`` (``S`` the running sum of ``delta A``), which
+  are <= 1 for ``s <= t``, so no ``exp(-S)`` can overflow however long the sequence or large the step (the
+  failure of the cumulative-product form); chunks pass their last state on. Equal to the reference to 1e-5 in
+  float32, values and gradients (tested, and against mambapy's Blelloch ``pscan`` where mambapy is installed).
+- :class:`BiMamba`: a Mamba block scanning the sequence and its reverse, outputs summed (Vision-Mamba /
+  ACTalker style): in-projection, optional depthwise causal convolution, data-dependent ``delta, B, C``,
+  S4D-real ``A`` (``A_n = -(n + 1)``), ``D = 1``, ``delta`` bias initialised so that ``softplus(bias)`` is
+  log-uniform in [1e-3, 0.1], optional SiLU gate, out-projection (the official initialisations).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ConfigError, ShapeError
+
+__all__ = ["BiMamba", "selective_scan", "selective_scan_ref"]
+
+
+def _prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus):
+    if u.dim() != 3 or delta.shape != u.shape:
+        raise ShapeError("u / delta", (tuple(u.shape), tuple(delta.shape)), "(batch, d, L) each, the same shape")
+    batch, d, L = u.shape
+    if A.dim() != 2 or A.shape[0] != d:
+        raise ShapeError("A", tuple(A.shape), f"(d={d}, n)")
+    if A.is_complex():
+        raise ConfigError("A", "complex", "a real A (S4D-real, as Mamba uses); complex A is not supported here")
+    n = A.shape[1]
+
+    def expand(M: torch.Tensor, name: str) -> torch.Tensor:
+        """-> (batch, d, n, L) or (d, n) for fixed."""
+        if M.dim() == 2:
+            if tuple(M.shape) != (d, n):
+                raise ShapeError(name, tuple(M.shape), f"(d={d}, n={n}), (batch, n, L) or (batch, groups, n, L)")
+            return M.float()
+        if M.dim() == 3:
+            if tuple(M.shape) != (batch, n, L):
+                raise ShapeError(name, tuple(M.shape), f"({batch}, {n}, {L})")
+            return M.float().unsqueeze(1).expand(batch, d, n, L)
+        if M.dim() == 4 and M.shape[0] == batch and M.shape[2:] == (n, L) and d % M.shape[1] == 0:
+            return M.float().repeat_interleave(d // M.shape[1], dim=1)
+        raise ShapeError(name, tuple(M.shape), f"(d, n), (batch, n, L) or (batch, groups dividing {d}, n, L)")
+
+    delta = delta.float()
+    if delta_bias is not None:
+        delta = delta + delta_bias.float()[:, None]
+    if delta_softplus:
+        delta = F.softplus(delta)
+    return u.float(), delta, A.float(), expand(B, "B"), expand(C, "C")
+
+
+def _finish(y, u, D, z, dtype):
+    if D is not None:
+        y = y + u * D.float()[:, None]
+    if z is not None:
+        y = y * F.silu(z.float())
+    return y.to(dtype)
+
+
+def selective_scan_ref(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, D: torch.Tensor | None = None,
+                       z: torch.Tensor | None = None, delta_bias: torch.Tensor | None = None, delta_softplus: bool = False,
+                       return_last_state: bool = False):
+    """The sequential scan (mamba-ssm's ``selective_scan_ref``): (batch, d, L), and the last state (batch, d, n) if asked."""
+    dtype = u.dtype
+    u, delta, A, B, C = _prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+    batch, d, L = u.shape
+    dA = torch.exp(delta.unsqueeze(-1) * A[None, :, None, :])  # (batch, d, L, n)
+    Bt = B.unsqueeze(0).unsqueeze(-1).expand(batch, -1, -1, L) if B.dim() == 2 else B  # (batch, d, n, L)
+    Ct = C.unsqueeze(0).unsqueeze(-1).expand(batch, -1, -1, L) if C.dim() == 2 else C
+    dBu = (delta * u).unsqueeze(-1) * Bt.permute(0, 1, 3, 2)  # (batch, d, L, n)
+    h = u.new_zeros(batch, d, A.shape[1])
+    ys = []
+    for t in range(L):
+        h = dA[:, :, t] * h + dBu[:, :, t]
+        ys.append((h * Ct[:, :, :, t]).sum(-1))
+    y = _finish(torch.stack(ys, dim=2), u, D, z, dtype)
+    return (y, h) if return_last_state else y
+
+
+def selective_scan(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, D: torch.Tensor | None = None,
+                   z: torch.Tensor | None = None, delta_bias: torch.Tensor | None = None, delta_softplus: bool = False,
+                   return_last_state: bool = False, chunk: int = 16):
+    """The chunked scan: same inputs and outputs as :func:`selective_scan_ref`, ``L / chunk`` sequential steps."""
+    if chunk < 1:
+        raise ConfigError("chunk", chunk, "a positive number of steps")
+    dtype = u.dtype
+    u, delta, A, B, C = _prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+    batch, d, L = u.shape
+    n = A.shape[1]
+    logA = delta.unsqueeze(-1) * A[None, :, None, :]  # (batch, d, L, n), <= 0 for A < 0, delta >= 0
+    Bt = B.unsqueeze(0).unsqueeze(-1).expand(batch, -1, -1, L) if B.dim() == 2 else B
+    Ct = C.unsqueeze(0).unsqueeze(-1).expand(batch, -1, -1, L) if C.dim() == 2 else C
+    dBu = (delta * u).unsqueeze(-1) * Bt.permute(0, 1, 3, 2)  # (batch, d, L, n)
+    Cl = Ct.permute(0, 1, 3, 2)  # (batch, d, L, n)
+    h = u.new_zeros(batch, d, n)
+    ys = []
+    for s in range(0, L, chunk):
+        e = min(L, s + chunk)
+        k = e - s
+        S = torch.cumsum(logA[:, :, s:e], dim=2)  # (batch, d, k, n)
+        diff = S.unsqueeze(3) - S.unsqueeze(2)  # (batch, d, t, s', n): S_t - S_s'
+        causal = torch.ones(k, k, dtype=torch.bool, device=u.device).tril()
+        W = torch.exp(diff.masked_fill(~causal[None, None, :, :, None], float("-inf")))
+        hs = torch.einsum("bdtsn,bdsn->bdtn", W, dBu[:, :, s:e]) + torch.exp(S) * h.unsqueeze(2)  # (batch, d, k, n)
+        ys.append((hs * Cl[:, :, s:e]).sum(-1))
+        h = hs[:, :, -1]
+    y = _finish(torch.cat(ys, dim=2), u, D, z, dtype)
+    return (y, h) if return_last_state else y
+
+
+class BiMamba(nn.Module):
+    """A bidirectional Mamba block on (batch, L, dim) sequences: the same scan forwards and on the reversed sequence,
+    with separate ``delta, B, C`` projections, ``A`` and ``D`` per direction, outputs summed.
+
+    ``expand``: d_inner = expand * dim; ``d_state``: n; ``dt_rank``: ``ceil(dim / 16)`` by default; ``conv``: a
+    depthwise causal convolution of width ``d_conv`` before the scan (Mamba), off for ACTalker's units; ``gate``: the
+    SiLU z-gate (Mamba), off for ACTalker; ``in_proj`` / ``out_proj`` may be skipped when the caller projects
+    (``project=False``: input and output are (batch, L, d_inner)).
+    """
+
+    def __init__(self, dim: int, *, d_state: int = 16, expand: int = 2, dt_rank: int | None = None, conv: bool = False, d_conv: int = 3,
+                 gate: bool = False, project: bool = True, dt_min: float = 1e-3, dt_max: float = 0.1, dt_floor: float = 1e-4,
+                 chunk: int = 16):
+        super().__init__()
+        if dim < 1 or d_state < 1 or expand < 1:
+            raise ConfigError("dim / d_state / expand", (dim, d_state, expand), "positive integers")
+        if gate and not project:
+            raise ConfigError("gate", gate, "False when project=False (the z-gate comes from the in-projection)")
+        self.dim, self.d_state, self.chunk = dim, d_state, chunk
+        self.d_inner = expand * dim if project else dim
+        self.dt_rank = dt_rank or math.ceil(dim / 16)
+        self.gate, self.project = gate, project
+        di = self.d_inner
+        self.in_proj = nn.Linear(dim, di * (2 if gate else 1), bias=False) if project else None
+        self.conv = nn.Conv1d(di, di, d_conv, groups=di, padding=d_conv - 1) if conv else None
+        self.x_proj = nn.ModuleList([nn.Linear(di, self.dt_rank + 2 * d_state, bias=False) for _ in range(2)])
+        self.dt_proj = nn.ModuleList([nn.Linear(self.dt_rank, di, bias=True) for _ in range(2)])
+        for p in self.dt_proj:  # official dt_init: weights U(+-dt_rank^-0.5), softplus(bias) log-uniform in [dt_min, dt_max]
+            nn.init.uniform_(p.weight, -self.dt_rank ** -0.5, self.dt_rank ** -0.5)
+            dt = torch.exp(torch.rand(di) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)).clamp(min=dt_floor)
+            with torch.no_grad():
+                p.bias.copy_(dt + torch.log(-torch.expm1(-dt)))
+        A = torch.arange(1, d_state + 1, dtype=torch.float32).repeat(di, 1)
+        self.A_log = nn.Parameter(torch.log(A).unsqueeze(0).repeat(2, 1, 1))  # (2, d_inner, n): A = -exp(A_log)
+        self.D = nn.Parameter(torch.ones(2, di))
+        self.out_proj = nn.Linear(di, dim, bias=False) if project else None
+
+    def _scan(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        """x: (batch, d_inner, L) -> (batch, d_inner, L) for direction k."""
+        dbl = self.x_proj[k](x.transpose(1, 2))  # (batch, L, r + 2n)
+        dt, Bm, Cm = dbl.split([self.dt_rank, self.d_state, self.d_state], dim=-1)
+        delta = (dt @ self.dt_proj[k].weight.T).transpose(1, 2)  # (batch, d_inner, L); the bias goes in as delta_bias
+        return selective_scan(x, delta, -torch.exp(self.A_log[k]), Bm.transpose(1, 2), Cm.transpose(1, 2), self.D[k],
+                              delta_bias=self.dt_proj[k].bias, delta_softplus=True, chunk=self.chunk)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 3:
+            raise ShapeError("x", tuple(x.shape), "(batch, L, dim)")
+        h = self.in_proj(x) if self.in_proj is not None else x
+        if self.gate:
+            h, zg = h.chunk(2, dim=-1)
+        h = h.transpose(1, 2)  # (batch, d_inner, L)
+        L = h.shape[-1]
+        if self.conv is not None:
+            h = F.silu(self.conv(h)[..., :L])
+        y = self._scan(h, 0) + self._scan(h.flip(-1), 1).flip(-1)
+        y = y.transpose(1, 2)
+        if self.gate:
+            y = y * F.silu(zg)
+        return self.out_proj(y) if self.out_proj is not None else y
