@@ -57,7 +57,8 @@ class GridReader:
     @classmethod
     def train(cls, checkpoint: str | Path | None = None, cell_px: int = CELL_PX, scenes: int = 1200, steps: int = 500,
               seed: int = 0) -> GridReader:
-        det = ShapesDetector.train(reader_config(cell_px, scenes, steps), checkpoint=checkpoint, seed=seed, eval_scenes=100)
+        det = ShapesDetector.train(reader_config(cell_px, scenes, steps), checkpoint=checkpoint, seed=seed,
+                                   eval_scenes=max(10, min(100, scenes // 10)))
         return cls(det, cell_px)
 
     def read(self, image: Any, rows: int, cols: int) -> GridReading:
