@@ -1,0 +1,8 @@
+"""ACTalker: talking heads under audio and motion control with masked selective state spaces (arXiv 2504.02542).
+
+    from reprolab.papers.actalker import PCMLayer, gate_masks, four_pass_guidance, guidance_passes
+"""
+
+from .pcm import BRANCHES, GUIDANCE_SCALES, PCMLayer, four_pass_guidance, gate_masks, guidance_passes
+
+__all__ = ["BRANCHES", "GUIDANCE_SCALES", "PCMLayer", "four_pass_guidance", "gate_masks", "guidance_passes"]
