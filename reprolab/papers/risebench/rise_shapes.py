@@ -27,10 +27,10 @@ what is wrong.
 
 from __future__ import annotations
 
-import itertools
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -442,5 +442,43 @@ def make_tasks(per_category: int, seed: int = 0, categories: Sequence[str] = tup
     return out
 
 
+def write_image(path: str | Path, image: np.ndarray) -> Path:
+    """Write a render as PNG, atomically."""
+    import io
+
+    from PIL import Image
+
+    from ...imageeval import as_hwc_uint8
+    from ...runtime import atomic_write_bytes
+
+    buf = io.BytesIO()
+    Image.fromarray(as_hwc_uint8(image)).save(buf, format="PNG")
+    return atomic_write_bytes(Path(path), buf.getvalue())
+
+
+def write_benchmark(tasks: Sequence[Task], data_dir: str | Path) -> list[Any]:
+    """Write RISE-shapes tasks as RISEBench data: ``data_total.json`` and the input images (logical tasks with a
+    ``reference_img``, the others with a ``reference`` text); returns the samples read back from it."""
+    from ...runtime import atomic_write_json
+    from .protocol import load_samples
+
+    data_dir = Path(data_dir)
+    items = []
+    for t in tasks:
+        img = f"{t.category}_images/{t.index.rsplit('_', 1)[1]}.png"
+        write_image(data_dir / img, render_grid(t.input))
+        item = {"index": t.index, "category": t.category, "instruction": t.instruction, "image": img, "subtask": t.subtask}
+        if t.category == "logical_reasoning":
+            ref = img.replace(".png", "_ref.png")
+            write_image(data_dir / ref, render_grid(t.expected))
+            item["reference_img"] = ref
+        else:
+            item["reference"] = t.reference()
+        items.append(item)
+    atomic_write_json(data_dir / "data_total.json", items)
+    return load_samples(data_dir / "data_total.json")
+
+
+
 __all__ = ["CELL_PX", "Cell", "GENERATORS", "GridScene", "MIXES", "SUBTASK", "SceneInvalid", "TASK_TYPES", "Task", "make_tasks",
-           "render_grid"]
+           "render_grid", "write_benchmark", "write_image"]

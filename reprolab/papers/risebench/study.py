@@ -44,21 +44,19 @@ Every LLM call is cached on disk and every judgement in the judge cache: an inte
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ... import stats
-from ...runtime import atomic_write_json, track
+from ...runtime import track
 from ...study import Claim, Judgement, Metrics, Paper, RunDir, Scale, Study, register
 from .editors import IdentityEditor, InstructionOnlyEditor, OracleEditor, PerceiveReasonRender, PlantedErrorOracle
 from .judges import CaptionJudge, ExactJudge
-from .protocol import Sample, judge_batch, load_samples, run_judge, sample_requests
+from .protocol import judge_batch, run_judge, sample_requests
 from .reader import GridReader
-from .rise_shapes import Task, make_tasks, render_grid
+from .rise_shapes import make_tasks, render_grid, write_benchmark, write_image
 from .scoring import CATEGORIES, result_table, score_samples, write_table_csv
 
 MARGIN_A = 0.05
@@ -278,7 +276,7 @@ class RiseBenchStudy(Study):
             valid, planted = [], []
             for t in track(tasks, f"risebench: editing with {name}"):
                 e = ed.edit(t, render_grid(t.input))
-                _write_png(bench / "outputs" / name / "images" / t.category / f"{t.index}.png", e.image)
+                write_image(bench / "outputs" / name / "images" / t.category / f"{t.index}.png", e.image)
                 valid.append(int(e.valid))
                 planted.append(e.info.get("planted"))
             m["editors"][name] = {"valid": valid, **({"planted": planted} if name == names[3] else {})}
@@ -337,7 +335,7 @@ class RiseBenchStudy(Study):
         for name in CHEAP:
             out = run.path / "risebench-control" / "outputs" / name
             for t in control:
-                _write_png(out / "images" / t.category / f"{t.index}.png", editors[name].edit(t, render_grid(t.input)).image)
+                write_image(out / "images" / t.category / f"{t.index}.png", editors[name].edit(t, render_grid(t.input)).image)
             j = run_judge(csamples, out, ctl_exact, input_dir=run.path / "risebench-control" / "data", cache=jcache, progress=False)
             m["control"][name] = [r.complete for r in score_samples(csamples, j)]
         m["control_categories"] = [t.category for t in control]
@@ -408,37 +406,6 @@ def _per_task(scored: list[Any]) -> dict[str, list]:
             "score": [r.score for r in scored], "complete": [r.complete for r in scored]}
 
 
-def _write_png(path: Path, image: np.ndarray) -> None:
-    from PIL import Image
-
-    from ...imageeval import as_hwc_uint8
-    from ...runtime import atomic_write_bytes
-    import io
-
-    buf = io.BytesIO()
-    Image.fromarray(as_hwc_uint8(image)).save(buf, format="PNG")
-    atomic_write_bytes(path, buf.getvalue())
-
-
-def write_benchmark(tasks: list[Task], data_dir: Path) -> list[Sample]:
-    """Write RISE-shapes tasks as RISEBench data: ``data_total.json`` and the input images (logical tasks with a
-    ``reference_img``, the others with a ``reference`` text); returns the samples read back from it."""
-    items = []
-    for t in tasks:
-        img = f"{t.category}_images/{t.index.rsplit('_', 1)[1]}.png"
-        _write_png(data_dir / img, render_grid(t.input))
-        item = {"index": t.index, "category": t.category, "instruction": t.instruction, "image": img, "subtask": t.subtask}
-        if t.category == "logical_reasoning":
-            ref = img.replace(".png", "_ref.png")
-            _write_png(data_dir / ref, render_grid(t.expected))
-            item["reference_img"] = ref
-        else:
-            item["reference"] = t.reference()
-        items.append(item)
-    atomic_write_json(data_dir / "data_total.json", items)
-    return load_samples(data_dir / "data_total.json")
-
-
 def load_models(config: RiseConfig, run: RunDir) -> dict[str, Any]:
     """One LLM per distinct model name (cached on disk in the run's checkpoints); "scripted": :func:`scripted_llm`."""
     from ...llm import load_for_study
@@ -469,4 +436,4 @@ def scripted_llm() -> Any:
 
 
 __all__ = ["RiseBenchStudy", "RiseConfig", "agreement_rows", "editor_names", "judge_logical_hardest", "judge_non_reasoning_zero",
-           "judge_think_helps", "judge_valid", "min_spearman", "write_benchmark"]
+           "judge_think_helps", "judge_valid", "min_spearman"]

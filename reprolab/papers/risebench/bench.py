@@ -1,0 +1,91 @@
+"""Benchmark ``risebench``: the three judges side by side on the same edited images.
+
+The official judge (GPT-4.1 through ``gpt_eval.py``) needs the OpenAI API and no VLM runs offline, so the
+comparison is among the judges this folder offers, on RISE-shapes outputs whose exact verdict is known:
+
+- ``exact``: the scene reader against the expected scene (the reference: Spearman 1 by definition);
+- ``logprob``: caption-then-judge, the official prompt read by a text LLM, score = the most likely digit;
+- ``generate``: caption-then-judge, the LLM writes its explanation and "Final Score" as the official judge does
+  (greedy, capped), parsed by the official regex. The baseline: it is how the protocol is meant to be run.
+
+Outputs: the oracle, the oracle with planted errors in half the tasks, identity and instruction-only, on
+2 (quick) or 4 (full) tasks per category. Every judge sees the same outputs; seconds per judged sample (all of
+a sample's 2-3 judgements) are measured round-robin over samples (a sample's three judges back to back, no
+response cache; llama.cpp reuses the KV cache of a shared prompt prefix, as it would in any run). Spearman with
+the exact judge is over every (sample, dimension) score both judges gave.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ...study import Benchmark, BenchResult, bench_rows, register_bench
+from .editors import IdentityEditor, InstructionOnlyEditor, OracleEditor, PlantedErrorOracle
+from .judges import CaptionJudge, ExactJudge
+from .protocol import sample_requests
+from .reader import GridReader
+from .rise_shapes import make_tasks, render_grid, write_benchmark, write_image
+from .scoring import parse_judgements
+from .study import DIMS, _spearman
+
+JUDGE_KEY = {"consistency": "judge1", "reasoning": "judge2", "plausibility": "judge3"}
+
+
+@register_bench
+class RiseBenchBench(Benchmark):
+    name = "risebench"
+    description = ("RISEBench judges side by side on the same RISE-shapes outputs: exact, caption-then-judge log-prob, and "
+                   "generative (the official mode); seconds per judged sample and Spearman with the exact judge")
+
+    def run(self, quick: bool) -> BenchResult:
+        from ...llm import load_for_study
+
+        per_cat = 2 if quick else 4
+        model = "qwen2.5-coder-0.5b" if quick else "qwen2.5-coder-1.5b"
+        root = Path("runs", "risebench", "bench")
+        reader = GridReader.train(root / "reader.pt")
+        tasks = make_tasks(per_cat, seed=4242)
+        by = {t.index: t for t in tasks}
+        samples = write_benchmark(tasks, root / "data")
+        editors = [OracleEditor(), PlantedErrorOracle(0.5, seed=1), IdentityEditor(), InstructionOnlyEditor(seed=1)]
+        jobs = []
+        for ed in editors:
+            for t, s in zip(tasks, samples):
+                write_image(root / "outputs" / ed.name / "images" / t.category / f"{t.index}.png", ed.edit(t, render_grid(t.input)).image)
+                jobs.append((ed.name, s))
+        llm = load_for_study(model, n_ctx=4096)
+        judges = {"exact": ExactJudge(by, reader), "logprob": CaptionJudge(llm, by, reader, mode="logprob"),
+                  "generate": CaptionJudge(llm, by, reader, mode="generate", max_tokens=160)}
+        seconds: dict[str, list[float]] = {k: [] for k in judges}
+        scores: dict[str, dict[str, list]] = {k: {d: [] for d in DIMS} for k in judges}
+        parsed = {k: 0 for k in judges}
+        from ...runtime import track
+
+        for name, s in track(jobs, "risebench bench: judging"):
+            reqs = sample_requests(s, root / "outputs" / name, root / "data")
+            for jname, judge in judges.items():
+                t0 = time.perf_counter()
+                texts = {JUDGE_KEY[d]: judge(rq) for d, rq in reqs.items()}
+                seconds[jname].append(time.perf_counter() - t0)
+                dims = parse_judgements({"judge1": None, **texts})
+                parsed[jname] += dims is not None
+                for d in DIMS:
+                    scores[jname][d].append(getattr(dims, d) if dims is not None else None)
+        rho: dict[str, dict[str, float]] = {}
+        for jname in judges:
+            rho[jname] = {}
+            for d in DIMS:
+                pairs = np.asarray([(a, b) for a, b in zip(scores["exact"][d], scores[jname][d]) if a is not None and b is not None], dtype=float)
+                rho[jname][d] = _spearman(pairs[:, 0], pairs[:, 1]) if len(pairs) else 0.0
+        notes = {k: (f"Spearman with exact C {rho[k]['consistency']:.2f} / R {rho[k]['reasoning']:.2f} / P {rho[k]['plausibility']:.2f}; "
+                     f"{parsed[k]}/{len(jobs)} samples parsed") for k in judges}
+        return BenchResult(bench=self.name, baseline="generate", rows=bench_rows(seconds, "generate", "s per judged sample", notes),
+                           config={"tasks_per_category": per_cat, "samples": len(jobs), "editors": [e.name for e in editors], "llm": model,
+                                   "generate_max_tokens": 160, "quick": quick},
+                           extra={"spearman_with_exact": rho, "parsed": parsed, "samples": len(jobs),
+                                  "seconds_per_sample_median": {k: float(np.median(v)) for k, v in seconds.items()},
+                                  "speedup_logprob_vs_generate": float(np.median(seconds["generate"]) / np.median(seconds["logprob"])),
+                                  "reader_held_out": reader.detector.held_out})
