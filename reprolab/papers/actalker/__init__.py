@@ -3,6 +3,7 @@
     from reprolab.papers.actalker import PCMLayer, gate_masks, four_pass_guidance, guidance_passes
 """
 
+from .integrations import PCMController, attach_pcm
 from .pcm import BRANCHES, GUIDANCE_SCALES, PCMLayer, four_pass_guidance, gate_masks, guidance_passes
 
-__all__ = ["BRANCHES", "GUIDANCE_SCALES", "PCMLayer", "four_pass_guidance", "gate_masks", "guidance_passes"]
+__all__ = ["BRANCHES", "GUIDANCE_SCALES", "PCMController", "PCMLayer", "attach_pcm", "four_pass_guidance", "gate_masks", "guidance_passes"]
