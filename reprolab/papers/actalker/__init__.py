@@ -3,7 +3,8 @@
     from reprolab.papers.actalker import PCMLayer, gate_masks, four_pass_guidance, guidance_passes
 """
 
+from .audio import audio_features, frame_windows, mel_features, whisper_features
 from .integrations import PCMController, attach_pcm
 from .pcm import BRANCHES, GUIDANCE_SCALES, PCMLayer, four_pass_guidance, gate_masks, guidance_passes
 
-__all__ = ["BRANCHES", "GUIDANCE_SCALES", "PCMController", "PCMLayer", "attach_pcm", "four_pass_guidance", "gate_masks", "guidance_passes"]
+__all__ = ["BRANCHES", "GUIDANCE_SCALES", "PCMController", "PCMLayer", "attach_pcm", "audio_features", "frame_windows", "mel_features", "whisper_features", "four_pass_guidance", "gate_masks", "guidance_passes"]
