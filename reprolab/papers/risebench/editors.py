@@ -100,7 +100,7 @@ class PerceiveReasonRender:
         self.llm = llm
         self.reader = reader
         self.think = think
-        self.max_tokens = max_tokens or (320 if think else 160)
+        self.max_tokens = max_tokens or (256 if think else 160)
         self.name = name or f"prr{'-think' if think else ''}"
         self.failures = 0
         self.calls = 0

@@ -242,10 +242,17 @@ class RiseBenchStudy(Study):
     scales = {
         Scale.SMOKE: RiseConfig(per_category=2, control_per_category=2, editor_models=("scripted",), think_model="scripted",
                                 judge_model="scripted", generate_outputs=2, det_scenes=120, det_steps=20),
+        # quick: sized for about 2 minutes on 2 cores (0.5B everywhere; caption-then-judge on every editor)
         Scale.QUICK: RiseConfig(per_category=2, control_per_category=8, editor_models=("qwen2.5-coder-0.5b",),
-                                think_model="qwen2.5-coder-0.5b", judge_model="qwen2.5-coder-0.5b", generate_outputs=4),
+                                think_model="qwen2.5-coder-0.5b", judge_model="qwen2.5-coder-0.5b", generate_outputs=3,
+                                det_scenes=600, det_steps=300),
+        # full: sized from probes on loaded cores before any full run (1.5B edit about 5 s direct / 6 s think per task;
+        # caption-then-judge calls ordered by prompt so that an editor after the first costs only its image's text):
+        # caption-then-judge on four editors that span the score range, the generative mode on 4 outputs
         Scale.FULL: RiseConfig(per_category=8, control_per_category=32, editor_models=("qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"),
-                               think_model="qwen2.5-coder-1.5b", judge_model="qwen2.5-coder-1.5b", generate_outputs=8),
+                               think_model="qwen2.5-coder-1.5b", judge_model="qwen2.5-coder-1.5b",
+                               caption_editors=("identity", "oracle", "oracle_err50", "qwen-1.5b-think"), generate_outputs=4,
+                               det_scenes=800, det_steps=400),
     }
 
     def run(self, config: RiseConfig, run: RunDir) -> Metrics:
@@ -298,7 +305,8 @@ class RiseBenchStudy(Study):
         n = judge_batch([r for e in caption_eds for rs in reqs[e].values() for r in rs.values()], cap, jcache,
                         description="caption-then-judge (log-prob)")
         timing["caption"] = {"judgements": n, "seconds": time.perf_counter() - t0}
-        gen_outputs = [(e, s.index) for s in samples for e in caption_eds][: config.generate_outputs]
+        k_gen = min(config.generate_outputs, len(samples))  # spread over categories, editors in turn
+        gen_outputs = [(caption_eds[k % len(caption_eds)], samples[k * len(samples) // max(1, k_gen)].index) for k in range(k_gen)]
         t0 = time.perf_counter()
         n = judge_batch([r for e, i in gen_outputs for r in reqs[e][i].values()], gen, jcache, description="caption-then-judge (generate)")
         timing["generate"] = {"judgements": n, "seconds": time.perf_counter() - t0}
