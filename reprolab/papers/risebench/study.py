@@ -156,12 +156,16 @@ def judge_non_reasoning_zero(m: Metrics) -> Judgement:
 
 
 def _spearman(x: np.ndarray, y: np.ndarray) -> float:
-    from scipy.stats import spearmanr
+    """Spearman's rho (Pearson on average ranks, as ``scipy.stats.spearmanr``); 0 when either side is constant."""
+    from scipy.stats import rankdata
 
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return 0.0
-    r = spearmanr(x, y).statistic
-    return float(r) if np.isfinite(r) else 0.0
+    rx, ry = rankdata(x), rankdata(y)
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    r = float((rx * ry).sum() / np.sqrt((rx * rx).sum() * (ry * ry).sum()))
+    return r if np.isfinite(r) else 0.0
 
 
 def agreement_rows(m: Metrics, judge: str = "caption") -> dict[str, np.ndarray]:
@@ -178,11 +182,21 @@ def agreement_rows(m: Metrics, judge: str = "caption") -> dict[str, np.ndarray]:
 
 
 def min_spearman(rows: dict[str, np.ndarray], tasks: np.ndarray | None = None) -> float:
+    """The smallest per-dimension Spearman over the rows of ``tasks`` (a resample of task numbers; None: all)."""
+    if tasks is None:
+        return float(min(_spearman(rows[d][:, 1], rows[d][:, 2]) if len(rows[d]) else 0.0 for d in DIMS))
+    return _min_spearman_grouped(_by_task(rows), tasks)
+
+
+def _by_task(rows: dict[str, np.ndarray]) -> dict[str, dict[int, np.ndarray]]:
+    return {d: {int(t): r[r[:, 0] == t] for t in np.unique(r[:, 0])} for d, r in rows.items()}
+
+
+def _min_spearman_grouped(groups: dict[str, dict[int, np.ndarray]], tasks: np.ndarray) -> float:
     vals = []
     for d in DIMS:
-        r = rows[d]
-        if tasks is not None:
-            r = np.concatenate([r[r[:, 0] == t] for t in tasks]) if len(r) else r
+        parts = [groups[d][int(t)] for t in tasks if int(t) in groups[d]]
+        r = np.concatenate(parts) if parts else np.zeros((0, 3))
         vals.append(_spearman(r[:, 1], r[:, 2]) if len(r) else 0.0)
     return float(min(vals))
 
@@ -193,7 +207,9 @@ def judge_valid(m: Metrics) -> Judgement:
     rows = agreement_rows(m)
     n_tasks = len(m["tasks"])
     rhos = {d: _spearman(rows[d][:, 1], rows[d][:, 2]) if len(rows[d]) else 0.0 for d in DIMS}
-    point, low, high = bootstrap_ci(np.arange(n_tasks, dtype=float), lambda idx: min_spearman(rows, idx.astype(int)), n_resamples=999)
+    groups = _by_task(rows)
+    point, low, high = bootstrap_ci(np.arange(n_tasks, dtype=float), lambda idx: _min_spearman_grouped(groups, idx.astype(int)),
+                                    n_resamples=999)
     c = stats.Comparison(point, low, high, n_tasks, "tasks", RHO_MIN, "greater", "percentile bootstrap over tasks of the smallest "
                          "per-dimension Spearman", stats.outcome_of(low, high, RHO_MIN),
                          label="min over C/R/P of Spearman(caption-then-judge, exact)")
