@@ -238,3 +238,30 @@ def test_vlm_judge_sends_the_official_request_body(bench):
     with openai_stub("**Final Score:** **3**") as (url, seen):
         assert VLMJudge(OpenAICompatLLM(url))(rq2).endswith("**3**")
     assert seen[-1][1]["messages"][0]["content"][1]["image_url"]["url"].startswith("data:image/jpeg;base64,")
+
+
+def test_cli_judge_and_score_on_a_stub_endpoint(bench):
+    from typer.testing import CliRunner
+
+    from reprolab.papers.risebench.cli import app
+    from tests.openai_stub import openai_stub
+
+    data, out = bench
+    with openai_stub("Fine.\n**Final Score:** **1**") as (url, seen):  # 1: a perfect binary answer, a poor 1-5 one
+        res = CliRunner().invoke(app, ["judge", str(data / "data_total.json"), str(out), "--endpoint", url, "--model", "vlm"])
+    assert res.exit_code == 0, res.output
+    assert len(seen) == 3 + 3 + 2 + 2 and "Overall" in res.output
+    saved = out / "MyModel_judgements.json"
+    res2 = CliRunner().invoke(app, ["score", str(data / "data_total.json"), str(saved), "--csv", str(out / "again.csv")])
+    assert res2.exit_code == 0, res2.output
+    assert (out / "again.csv").read_text() == (out / "MyModel_judge.csv").read_text()
+
+
+def test_cli_bad_input_is_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "data.json").write_text("[]")
+    r = subprocess.run([sys.executable, "-m", "reprolab.cli", "risebench", "score", str(tmp_path / "data.json"), str(tmp_path / "j.json")],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "data.json" in r.stderr
