@@ -126,8 +126,12 @@ class CaptionJudge:
             return self.llm.chat(messages, Sampling(max_tokens=self.max_tokens, temperature=0.0))[0].text.strip()
         choices = ["0", "1"] if request.binary else ["1", "2", "3", "4", "5"]
         lp = self.llm.choice_logprobs(self.llm.format_chat(messages) + "**Final Score:** **", choices)
-        best = max(choices, key=lambda c: (lp[c], -int(c)))
-        return _score_text(f"(log-prob mode: {', '.join(f'{c}: {lp[c]:.2f}' for c in choices)})", int(best))
+        finite = {c: v for c, v in lp.items() if np.isfinite(v)}
+        shown = ", ".join(f"{c}: {lp[c]:.2f}" for c in choices)
+        if not finite:  # no usable log-probability: an incomplete judgement (no score line), as an unparsable answer
+            return f"(log-prob mode: no finite log-probability among {shown})"
+        best = max(finite, key=lambda c: (finite[c], -int(c)))  # ties: the lower score
+        return _score_text(f"(log-prob mode: {shown})", int(best))
 
 
 __all__ = ["CaptionJudge", "ExactJudge"]
