@@ -7,8 +7,9 @@ import torch
 
 from reprolab.errors import ConfigError, MalformedFile, ShapeError
 from reprolab.nn.diffusion import DiffusionBatch, TrainConfig, ddim_sample, train_diffusion
-from reprolab.nn.text_diffusion import PAD, UNK, CaptionTokenizer, TextDiffusionConfig, build_text_unet, load_text_model, sample_text, save_text_model
-
+from reprolab.nn.text_diffusion import (
+    PAD, UNK, CaptionTokenizer, TextDiffusionConfig, build_text_unet, load_text_model, sample_text, save_text_model, train_text_diffusion,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -20,10 +21,10 @@ def _one_thread():
 CAPS = ["a photo of a red circle", "a photo of two blue squares"]
 
 
-def _model(tok):
+def _model(tok, prediction_type="sample"):
     torch.manual_seed(0)
     return build_text_unet(TextDiffusionConfig(vocab_size=len(tok), max_len=8, sample_size=8, block_out_channels=(8, 16), cross_attention=(False, True),
-                                               text_dim=16, norm_num_groups=4))
+                                               text_dim=16, norm_num_groups=4, prediction_type=prediction_type))
 
 
 def test_tokenizer_pads_cuts_and_marks_unknown_words():
@@ -77,3 +78,51 @@ def test_training_resumes_to_the_same_weights_and_sampling_uses_cfg(tmp_path):
     with pytest.raises(MalformedFile):
         load_text_model(tmp_path / "bad.pt")
     assert load_text_model(tmp_path / "none.pt") is None
+
+
+def test_sampling_uses_the_models_own_parametrisation():
+    """A model that always predicts the same clean image, declared as x0-predicting: DDIM must return exactly that image
+    (read as epsilon it would not), so the model's prediction_type reaches the sampler."""
+    from reprolab.nn.text_diffusion import _Out
+
+    tok = CaptionTokenizer.from_texts(CAPS, max_len=8)
+    target = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    out = {}
+    for kind in ("sample", "epsilon"):
+        m = _model(tok, kind).eval()
+        m.forward = lambda sample, timestep, class_labels=None: _Out(target.expand_as(sample))
+        out[kind] = sample_text(m, tok, CAPS, guidance_scale=3.0, num_inference_steps=4, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(out["sample"], ((target + 1) / 2).expand(2, -1, -1, -1), atol=1e-5)
+    assert not torch.allclose(out["epsilon"], out["sample"], atol=1e-2)
+    with pytest.raises(ConfigError, match="prediction_type"):
+        TextDiffusionConfig(prediction_type="noise")
+    with pytest.raises(ConfigError, match="prediction_type"):  # training in another parametrisation than sampling is refused
+        train_text_diffusion(_model(tok, "sample"), lambda step: None, TrainConfig(steps=1, prediction_type="epsilon"))
+
+
+def test_training_in_legs_along_one_schedule_equals_one_run(tmp_path):
+    """Budgets as snapshots of one run: legs that share schedule_steps end with the weights of one uninterrupted run
+    (without it, each leg restarts the warm-up and cosine decay, and the weights differ)."""
+    import shutil
+
+    tok = CaptionTokenizer.from_texts(CAPS, max_len=8)
+    x0, ids = torch.rand(4, 3, 8, 8) * 2 - 1, tok.encode(CAPS * 2)
+
+    def batch(step):
+        return DiffusionBatch(x0=x0, class_labels=ids)
+
+    def cfg(steps, horizon):
+        return TrainConfig(steps=steps, schedule_steps=horizon, warmup=1, lr=1e-2, checkpoint_every=100, prediction_type="sample")
+
+    one = _model(tok)
+    train_text_diffusion(one, batch, cfg(6, 6), checkpoint=tmp_path / "one.pt")
+    for horizon, name in ((6, "legs"), (None, "restart")):
+        legs = _model(tok)
+        train_text_diffusion(legs, batch, cfg(3, horizon), checkpoint=tmp_path / f"{name}-3.pt")
+        shutil.copyfile(tmp_path / f"{name}-3.pt", tmp_path / f"{name}-6.pt")
+        out = train_text_diffusion(legs, batch, cfg(6, horizon), checkpoint=tmp_path / f"{name}-6.pt")
+        assert out.resumed_from == 3
+        same = all(torch.allclose(p, q, atol=1e-6) for p, q in zip(one.parameters(), legs.parameters()))
+        assert same == (horizon == 6)
+    with pytest.raises(ConfigError, match="schedule_steps"):
+        TrainConfig(steps=4, schedule_steps=2)

@@ -8,7 +8,9 @@ detector (R-CNN style), sized for 32-96 px images:
    border; a pixel is foreground when its largest channel difference from the background,
    after a 3x3 median filter (which tames pixel noise but keeps 2-pixel gaps), exceeds ``threshold``; 8-connected
    components larger than ``min_area`` (a fraction of the image) are the proposals, each
-   with its box and mask. Training scenes keep ``gap`` between objects' bounding circles, so
+   with its box and mask. A component larger than ``max_area`` is not an object but a
+   cluttered background (a generator's noisy canvas reads as one component covering the whole
+   image, which the CNN would otherwise name a shape); it is dropped at detection time. Training scenes keep ``gap`` between objects' bounding circles, so
    on clean renders a component is one object (touching objects merge into one proposal).
 2. *Classification*: each proposal, masked onto the background and cropped to a square around
    its box, is resized to ``crop`` px and classified by a tiny CNN into the 6 shapes or
@@ -63,8 +65,9 @@ def background_colour(image: np.ndarray) -> np.ndarray:
     return np.median(border, axis=0)
 
 
-def propose_regions(image: np.ndarray, threshold: float = 0.12, min_area: float = 0.006) -> list[Region]:
-    """Connected foreground components of ``image`` (see the module docstring), largest first."""
+def propose_regions(image: np.ndarray, threshold: float = 0.12, min_area: float = 0.006, max_area: float = 1.0) -> list[Region]:
+    """Connected foreground components of ``image`` (see the module docstring), largest first; components covering more than
+    ``max_area`` of the image are left out (1.0: none is)."""
     from scipy.ndimage import label, median_filter
 
     a = as_hwc_uint8(image).astype(np.float32) / 255.0
@@ -75,7 +78,7 @@ def propose_regions(image: np.ndarray, threshold: float = 0.12, min_area: float 
     regions = []
     for k in range(1, n + 1):
         m = labels == k
-        if m.sum() < max(2.0, min_area * H * W):
+        if m.sum() < max(2.0, min_area * H * W) or m.sum() > max_area * H * W:
             continue
         ys, xs = np.nonzero(m)
         regions.append(Region((int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())), m))
@@ -134,6 +137,7 @@ class DetectorConfig:
     gap: float = 0.06  # least distance between objects' bounding circles (fraction of the side)
     threshold: float = 0.12  # proposal threshold on the background difference
     min_area: float = 0.006  # smallest proposal, as a fraction of the image area
+    max_area: float = 1.0  # largest proposal at detection time (e.g. 0.5: a component over half the image is background clutter)
     min_score: float = 0.05  # class hypotheses below this probability are not emitted
     classes: tuple[str, ...] = field(default=SHAPES)
 
@@ -142,6 +146,8 @@ class DetectorConfig:
             raise ConfigError("image_size", self.image_size, "an integer >= 16")
         if self.scenes < 1 or self.steps < 0:
             raise ConfigError("scenes/steps", (self.scenes, self.steps), "scenes >= 1 and steps >= 0")
+        if not self.min_area < self.max_area <= 1.0:
+            raise ConfigError("max_area", self.max_area, f"a fraction of the image area in ({self.min_area}, 1]")
 
 
 def _scene_masks(objects: list[ShapeSpec], image_size: int) -> list[np.ndarray]:
@@ -205,7 +211,7 @@ class ShapesDetector:
     @torch.no_grad()
     def detect(self, image: Any, image_id: Any = None) -> list[Detection]:
         img = as_hwc_uint8(image)
-        regions = propose_regions(img, self.config.threshold, self.config.min_area)
+        regions = propose_regions(img, self.config.threshold, self.config.min_area, self.config.max_area)
         if not regions:
             return []
         device = next(self.net.parameters()).device

@@ -123,7 +123,7 @@ class DiffusionBatch:
 @dataclass(frozen=True)
 class TrainConfig:
     steps: int = 2000  # optimizer steps
-    lr: float = 2e-3  # AdamW peak learning rate (linear warm-up, cosine decay to 10%)
+    lr: float = 2e-3  # AdamW peak learning rate (linear warm-up, cosine decay to 10% at schedule_steps)
     warmup: int = 100  # warm-up steps
     weight_decay: float = 0.0
     cfg_dropout: float = 0.1  # probability a class label becomes the null class (0: no CFG training)
@@ -133,10 +133,13 @@ class TrainConfig:
     grad_clip: float = 1.0  # max gradient norm
     ema_decay: float | None = 0.999  # EMA of the weights, used for sampling (None: off)
     checkpoint_every: int = 200  # steps between checkpoints (resume points)
+    schedule_steps: int | None = None  # horizon of the cosine decay (None: ``steps``); set it to train in legs along one schedule
 
     def __post_init__(self) -> None:
         if self.steps < 0 or self.lr <= 0:
             raise ConfigError("steps/lr", (self.steps, self.lr), "steps >= 0 and lr > 0")
+        if self.schedule_steps is not None and self.schedule_steps < self.steps:
+            raise ConfigError("schedule_steps", self.schedule_steps, f"None or at least steps ({self.steps}): the schedule's horizon")
         if not 0.0 <= self.cfg_dropout < 1.0:
             raise ConfigError("cfg_dropout", self.cfg_dropout, "a probability in [0, 1)")
         if self.prediction_type not in PREDICTION_TYPES:
@@ -173,7 +176,8 @@ def _target(scheduler, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor, p
 def _lr_at(step: int, cfg: TrainConfig) -> float:
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
-    p = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    total = cfg.steps if cfg.schedule_steps is None else cfg.schedule_steps
+    p = (step - cfg.warmup) / max(1, total - cfg.warmup)
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(p, 1.0))))
 
 

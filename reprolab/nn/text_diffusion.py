@@ -13,10 +13,21 @@ and :func:`~reprolab.nn.diffusion.ddim_sample` (DDIM, classifier-free guidance) 
 The null condition for CFG is the empty caption (every id = ``PAD`` = 0): CFG dropout replaces
 a caption's ids by 0 with probability ``cfg_dropout``.
 
-    from reprolab.nn.text_diffusion import CaptionTokenizer, TextDiffusionConfig, build_text_unet, sample_text
+The parametrisation is part of the model (``TextDiffusionConfig.prediction_type``, saved with it):
+:func:`train_text_diffusion` trains with it and :func:`sample_text` samples with it, so the two cannot
+disagree. The default is x0-prediction (``"sample"``; Ho et al. 2020 Sec. 3.2 discuss it, DALL-E 2's prior
+uses it): at CPU budgets it is the one that gives readable scenes. Measured on shapes captions (16 px, one
+object, 100 steps of batch 16, 8 DDIM steps): x0-prediction puts one object of the captioned colour on a
+clean background in 16 of 16 samples, epsilon-prediction in 0 of 16 (its x0 estimate divides the noise
+error by sqrt(alpha_bar), 6x at t = 900 on the cosine schedule, and the samples stay colour noise for
+hundreds of steps), v-prediction 1 of 16 at 200 steps (faint objects under residual noise). Its known
+cost, blur from regressing to the mean, shrinks with training, which is what a budget study measures.
+
+    from reprolab.nn.text_diffusion import CaptionTokenizer, TextDiffusionConfig, build_text_unet, sample_text, train_text_diffusion
     tok = CaptionTokenizer.from_texts(captions, max_len=12)
     model = build_text_unet(TextDiffusionConfig(vocab_size=len(tok)))
-    train_diffusion(model, lambda step: DiffusionBatch(x0, class_labels=tok.encode(caps)), TrainConfig(...), null_class=PAD, checkpoint=...)
+    train_text_diffusion(model, lambda step: DiffusionBatch(x0, class_labels=tok.encode(caps)),
+                         TrainConfig(steps=2000, prediction_type=model.config_.prediction_type), checkpoint=...)
     images = sample_text(model, tok, ["a photo of a red circle"], guidance_scale=3.0)   # (B, 3, H, W) in [0, 1]
 """
 
@@ -33,7 +44,7 @@ from torch import nn
 
 from ..errors import ConfigError, MalformedFile
 from ..runtime import load_checkpoint, save_checkpoint
-from .diffusion import _diffusers, ddim_sample
+from .diffusion import PREDICTION_TYPES, TrainConfig, TrainOutput, _diffusers, ddim_sample, train_diffusion
 
 PAD, UNK = 0, 1
 
@@ -80,8 +91,11 @@ class TextDiffusionConfig:
     layers_per_block: int = 1
     attention_head_dim: int = 8
     norm_num_groups: int = 8
+    prediction_type: str = "sample"  # what the UNet predicts ("sample" = x0, "epsilon", "v_prediction"); training and sampling use it
 
     def __post_init__(self) -> None:
+        if self.prediction_type not in PREDICTION_TYPES:
+            raise ConfigError("prediction_type", self.prediction_type, " or ".join(PREDICTION_TYPES))
         if len(self.cross_attention) != len(self.block_out_channels):
             raise ConfigError("cross_attention", self.cross_attention, f"one flag per level ({len(self.block_out_channels)})")
         if any(c % self.norm_num_groups for c in self.block_out_channels):
@@ -140,14 +154,25 @@ def build_text_unet(config: TextDiffusionConfig) -> TextConditionalUNet:
     return TextConditionalUNet(config)
 
 
+def train_text_diffusion(model: TextConditionalUNet, batches: Any, config: TrainConfig, **kwargs: Any) -> TrainOutput:
+    """:func:`~reprolab.nn.diffusion.train_diffusion` with the empty caption as the CFG null condition and the model's own
+    ``prediction_type`` (a ``TrainConfig`` that names another one is a :class:`ConfigError`, not a silently mismatched sampler)."""
+    if config.prediction_type != model.config_.prediction_type:
+        raise ConfigError("TrainConfig.prediction_type", config.prediction_type,
+                          f"the model's own {model.config_.prediction_type!r} (TextDiffusionConfig.prediction_type), which sample_text uses")
+    return train_diffusion(model, batches, config, null_class=PAD, **kwargs)
+
+
 @torch.no_grad()
 def sample_text(model: TextConditionalUNet, tokenizer: CaptionTokenizer, prompts: Sequence[str], *, guidance_scale: float = 3.0,
                 num_inference_steps: int = 20, generator: torch.Generator | None = None, device: torch.device | str | None = None) -> torch.Tensor:
-    """DDIM samples for ``prompts`` with CFG against the empty caption: (B, C, H, W) in [0, 1] (model output in [-1, 1])."""
+    """DDIM samples for ``prompts`` with CFG against the empty caption: (B, C, H, W) in [0, 1] (model output in [-1, 1]),
+    in the model's ``prediction_type``."""
     c = model.config_
     ids = tokenizer.encode(prompts)
     x = ddim_sample(model, (len(prompts), c.channels, c.sample_size, c.sample_size), class_labels=ids, guidance_scale=guidance_scale,
-                    null_class=PAD, num_inference_steps=num_inference_steps, generator=generator, device=device, clip=1.0)
+                    null_class=PAD, num_inference_steps=num_inference_steps, generator=generator, device=device, clip=1.0,
+                    prediction_type=c.prediction_type)
     return (x + 1) / 2
 
 
@@ -164,6 +189,7 @@ def load_text_model(path: str | Path, device: torch.device | str = "cpu") -> tup
     if not isinstance(state, dict) or state.get("kind") != "text_diffusion":
         raise MalformedFile(str(path), "not a text-diffusion checkpoint", fix="save it with save_text_model")
     cfg = dict(state["config"])
+    cfg.setdefault("prediction_type", "epsilon")  # files written before the field existed hold epsilon models
     for k in ("block_out_channels", "cross_attention"):
         cfg[k] = tuple(cfg[k])
     model = TextConditionalUNet(TextDiffusionConfig(**cfg))

@@ -84,6 +84,25 @@ def test_proposals_find_each_object_with_its_mask():
     assert propose_regions(_render()) == []  # background only
 
 
+def test_a_noisy_canvas_is_clutter_not_an_object():
+    """A generator's noisy canvas reads as one component over the whole image; max_area drops it, real objects stay."""
+    smooth = torch.nn.functional.interpolate(torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0)), size=32, mode="nearest")
+    canvas = (smooth[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+    canvas[0], canvas[-1], canvas[:, 0], canvas[:, -1] = 25, 25, 25, 25  # a background border, as in a half-trained sample
+    big = propose_regions(canvas)
+    assert len(big) >= 1 and big[0].mask.mean() > 0.5  # the canvas is one huge component
+    assert all(r.mask.mean() <= 0.5 for r in propose_regions(canvas, max_area=0.5))
+    scene = _render(ShapeSpec("circle", "red", "large", 0.3, 0.3), ShapeSpec("square", "blue", "large", 0.72, 0.72))
+    assert len(propose_regions(scene, max_area=0.5)) == len(propose_regions(scene)) == 2  # the largest shapes are far below half the image
+    cfg = DetectorConfig(scenes=30, steps=2, batch=16, width=8, crop=16, min_score=0.0)
+    torch.manual_seed(0)
+    loose, strict = ShapesDetector(cfg), ShapesDetector(DetectorConfig(**{**cfg.__dict__, "max_area": 0.5}))
+    strict.net.load_state_dict(loose.net.state_dict())
+    assert loose.detect(canvas) and not any(d.mask.mean() > 0.5 for d in strict.detect(canvas))
+    with pytest.raises(ConfigError, match="max_area"):
+        DetectorConfig(max_area=0.001)
+
+
 def test_masked_crop_colour_is_exact_on_renders():
     clf = MaskedCropColour()
     for colour in COLOURS:
