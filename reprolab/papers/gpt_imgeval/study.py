@@ -19,7 +19,9 @@ Rules (fixed in code before the first quick or full run):
   bootstrap over prompts (percentile, 90% interval, margin 0; unit: prompts). Supporting: at the largest
   budget, single_object is strictly the easiest tag and position and color_attr are no easier than any of
   two_object / counting / colors and strictly below their mean, in >= 80% of 1000 bootstrap resamples of the prompts. Preconditions: at
-  the largest budget the harness finds an object in >= 50% of the images and the overall score is > 0.
+  the largest budget the harness finds an object (v3: a detection it keeps, score > 0.3, from a proposal under half the image) in >= 50%
+  of the images and the overall score is > 0. The generator predicts x0 (v3) and the budgets are snapshots of one training run on
+  one learning-rate schedule (v3).
   (The spec's "partly if only one of the two holds" is the lab's partly: a held headline with a failed
   supporting check; a failed headline is not lifted by the ordering.)
 - probe (c) (full scale only; "not run" at smoke and quick): the VQ-VAE + GPT generator (VQ-AR) and the hybrid
@@ -45,7 +47,7 @@ from ... import stats
 from ...errors import StudySkipped
 from ...imageeval import DetectorConfig, MaskedCropColour, ShapesDetector, degrade, paired_bootstrap, resample_share
 from ...study import Claim, Judgement, Metrics, Paper, RunDir, Scale, Study, register
-from .geneval import TAGS, evaluate_image
+from .geneval import TAGS, GenEvalConfig, evaluate_image
 from .prompts import SIZES_USED, exact_verdict, make_prompt, make_prompts, render_prompt
 
 GPT4O = {"single_object": 0.99, "two_object": 0.92, "counting": 0.85, "colors": 0.92, "position": 0.75, "color_attr": 0.61}
@@ -59,6 +61,8 @@ ORDER_SHARE = 0.80
 PROBE_ACCURACY = 0.90
 PROBE_SHARE = 0.70
 DEGRADATIONS = ("noise:0.05", "blur:0.7", "jpeg:50")
+GENEVAL_THRESHOLD = GenEvalConfig().threshold  # (b)'s "the harness finds an object": a detection the harness keeps (score > 0.3)
+MAX_AREA = 0.5  # v3: a proposal over half the image is a cluttered canvas, not an object (our largest object covers about 0.13)
 
 
 @dataclass(frozen=True)
@@ -156,7 +160,7 @@ def _judge_diagnosis(m: Metrics) -> Judgement:
     budgets = d["budgets"]
     last = budgets[-1]
     rows = {b: _rows(d, b) for b in budgets}
-    pre = {f"the harness finds an object in >= 50% of the images at {last} steps": d["detected_share"][str(last)] >= 0.5,
+    pre = {f"the harness finds an object (a detection with score > 0.3) in >= 50% of the images at {last} steps": d["detected_share"][str(last)] >= 0.5,
            f"overall > 0 at {last} steps": overall_of(rows[last]) > 0}
     comps = [paired_bootstrap(rows[b1], rows[b0], statistic=overall_of, unit="prompts", confidence=DIAGNOSIS_CONFIDENCE,
                               label=f"overall at {b1} minus at {b0} steps") for b0, b1 in zip(budgets, budgets[1:])]
@@ -187,12 +191,24 @@ class GPTImgEvalStudy(Study):
     name = "gpt_imgeval"
     paper = Paper("GPT-ImgEval: A Comprehensive Benchmark for Diagnosing GPT4o in Image Generation", arxiv="2504.02782",
                   code="https://github.com/PicoTrex/GPT-ImgEval")
-    version = 2
+    version = 3
     changelog = {
         1: "first version: harness validity against exact truth, diagnosis over three diffusion budgets, architecture probe (full only)",
         2: ("after the first quick run, before any full run: the diagnosis ordering check also needs position and color_attr strictly "
             "below the mean of two_object / counting / colors (the quick run's generator scored 0 on all five non-single tags, "
             "and ties let the ordering hold vacuously in 89% of resamples)"),
+        3: ("v2's record read (b) not testable with the object share falling 76% -> 34% -> 29% as training went on; a bug, in two parts. "
+            "(1) The harness: every object v2 'found' in generated images was one proposal covering the whole canvas (area 0.98-1.0 "
+            "of the image; real objects cover at most about 0.13), which the detector's CNN named a shape: the share measured how "
+            "noisy the canvas was, not objects. ShapesDetector now drops proposals over half the image (DetectorConfig.max_area = 0.5; "
+            "no clean, noisy, blurred or JPEG render has one, so (a) is unchanged), and (b)'s 'the harness finds an object' now "
+            "counts detections the harness keeps (score > 0.3, GenEval's threshold) instead of any hypothesis over 0.05. "
+            "(2) The generator: epsilon-prediction with a few DDIM steps left the tiny model's samples colour noise for hundreds of "
+            "steps (measured: still noise at 450 quick steps); it now predicts x0 (nn.text_diffusion's new default, carried by the "
+            "model so training and sampling cannot disagree), which gives clean backgrounds with objects from the first budget. "
+            "Also: the budgets are now snapshots of one run on one learning-rate schedule over the largest budget (v2 restarted "
+            "warm-up and cosine decay at each budget; the EMA was already carried over). Rules otherwise unchanged; quick budgets "
+            "40/120/360 (was 50/150/450) and 400 detector steps (was 500) for the 2-minute target. Written before any v3 run."),
     }
     claims = [
         Claim("validity", "A GenEval-style harness agrees with the exact verdict per image, clean and degraded",
@@ -205,7 +221,7 @@ class GPTImgEvalStudy(Study):
               paper="GPT-4o: single_object 0.99, position 0.75, color_attr 0.61 (position and attribute binding weakest for nearly every model)",
               rule=(f"headline: the smaller step-to-step rise of overall across 3 diffusion budgets, paired bootstrap over prompts, "
                     f"{DIAGNOSIS_CONFIDENCE:.0%} interval > 0; supporting: tag ordering at the largest budget in >= {ORDER_SHARE:.0%} of 1000 "
-                    "bootstrap resamples; not testable unless objects are found in >= 50% of images and overall > 0 at the largest budget"),
+                    "bootstrap resamples; not testable unless the harness keeps a detection (score > 0.3) in >= 50% of images and overall > 0 at the largest budget"),
               judge=_judge_diagnosis),
         Claim("probe", "A paradigm probe trained on diffusion vs VQ-AR images labels AR-backbone + diffusion-head images 'diffusion'",
               paper="most GPT-4o images classified as diffusion (Sec. 5): 'AR backbone + diffusion head'",
@@ -220,8 +236,8 @@ class GPTImgEvalStudy(Study):
             threads=1,
         ),  # fmt: skip
         Scale.QUICK: GPTImgEvalConfig(
-            image_size=32, det_scenes=1200, det_steps=500, det_width=32, validity_per_tag=15, eval_per_tag=10, images_per_prompt=2,
-            train_pairs=3000, budgets=(50, 150, 450), batch=16, channels=(16, 32, 32), text_dim=32, lr=2e-3, sample_steps=10, guidance=3.0,
+            image_size=32, det_scenes=1200, det_steps=400, det_width=32, validity_per_tag=15, eval_per_tag=10, images_per_prompt=2,
+            train_pairs=3000, budgets=(40, 120, 360), batch=16, channels=(16, 32, 32), text_dim=32, lr=2e-3, sample_steps=10, guidance=3.0,
             probe=False,
         ),  # fmt: skip
         Scale.FULL: GPTImgEvalConfig(
@@ -245,7 +261,7 @@ class GPTImgEvalStudy(Study):
         except ImportError as e:
             raise StudySkipped(f"diffusers is not installed ({e}); pip install diffusers==0.42.0") from None
         det = ShapesDetector.train(DetectorConfig(image_size=config.image_size, scenes=config.det_scenes, steps=config.det_steps,
-                                                  width=config.det_width, sizes=SIZES_USED),
+                                                  width=config.det_width, sizes=SIZES_USED, max_area=MAX_AREA),
                                    checkpoint=run.checkpoints / f"{run.key}-detector.pt", seed=run.seed, eval_scenes=max(20, config.det_scenes // 5))
         metrics: Metrics = {"detector": det.held_out}
         metrics["validity"] = self._validity(config, run, det)
@@ -279,8 +295,8 @@ class GPTImgEvalStudy(Study):
 
     # ------------------------------------------------------------------ (b)
     def _diagnosis(self, cfg: GPTImgEvalConfig, run: RunDir, det: ShapesDetector) -> tuple[dict[str, Any], dict[str, Any]]:
-        from ...nn.diffusion import DiffusionBatch, TrainConfig, train_diffusion
-        from ...nn.text_diffusion import PAD, CaptionTokenizer, TextDiffusionConfig, build_text_unet, sample_text
+        from ...nn.diffusion import DiffusionBatch, TrainConfig
+        from ...nn.text_diffusion import CaptionTokenizer, TextDiffusionConfig, build_text_unet, sample_text, train_text_diffusion
 
         x, captions = _training_pairs(cfg.train_pairs, cfg.image_size, run.seed + 3)
         prompts = make_prompts(per_tag=cfg.eval_per_tag, seed=run.seed + 4)
@@ -301,15 +317,19 @@ class GPTImgEvalStudy(Study):
                                "detected_share": {}, "losses": {}}
         images_last = None
         prev = None
+        horizon = cfg.budgets[-1]
         for b in cfg.budgets:
-            # one checkpoint file per budget, started from the previous budget's: a rerun never mixes budgets
+            # one checkpoint file per budget, started from the previous budget's: a rerun never mixes budgets. v3: the legs
+            # follow one learning-rate schedule over the largest budget (schedule_steps), so the budgets are snapshots of one
+            # uninterrupted run (v2 restarted the warm-up and cosine decay at every budget)
             ckpt = run.checkpoints / f"{run.key}-text-diffusion-{b}.pt"
             if prev is not None and not ckpt.exists():
                 shutil.copyfile(prev, ckpt)
             prev = ckpt
-            res = train_diffusion(model, batch_at, TrainConfig(steps=b, lr=cfg.lr, warmup=min(50, max(1, b // 10)), cfg_dropout=0.1,
-                                                              checkpoint_every=max(10, b // 4)),
-                                  null_class=PAD, checkpoint=ckpt, seed=run.seed, description=f"text diffusion to {b} steps")
+            res = train_text_diffusion(model, batch_at, TrainConfig(steps=b, schedule_steps=horizon, lr=cfg.lr, warmup=min(50, max(1, horizon // 10)),
+                                                                   cfg_dropout=0.1, checkpoint_every=max(10, b // 4),
+                                                                   prediction_type=model.config_.prediction_type),
+                                       checkpoint=ckpt, seed=run.seed, description=f"text diffusion to {b} steps")
             out["losses"][str(b)] = float(np.mean(res.losses["mse"][-20:]))
             gen = torch.Generator().manual_seed(run.seed + 5)
             imgs = torch.cat([sample_text(model, tok, texts[i:i + 64], guidance_scale=cfg.guidance, num_inference_steps=cfg.sample_steps, generator=gen)
@@ -319,7 +339,7 @@ class GPTImgEvalStudy(Study):
             for j, img in enumerate(u8):
                 p = prompts[j // cfg.images_per_prompt]
                 correct.append(evaluate_image(img, p, det, colour)["correct"])
-                found.append(bool(det.detect(img)))
+                found.append(any(d.score > GENEVAL_THRESHOLD for d in det.detect(img)))
             acc = np.asarray(correct, dtype=float).reshape(len(prompts), cfg.images_per_prompt).mean(1)
             out["accuracy"][str(b)] = [float(a) for a in acc]
             out["detected_share"][str(b)] = float(np.mean(found))
