@@ -196,7 +196,7 @@ class _EspeakEvent(ctypes.Structure):  # espeak_EVENT of speak_lib.h
                 ("user_data", ctypes.c_void_p), ("id", _EspeakId)]
 
 
-_EVENT_WORD, _EVENT_END = 1, 5
+_EVENT_WORD, _EVENT_END, _EVENT_PHONEME = 1, 5, 7
 _CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_EspeakEvent))
 _ESPEAK: dict[str, object] = {}
 _ESPEAK_LOCK = threading.Lock()
@@ -209,7 +209,9 @@ def _espeak() -> tuple[ctypes.CDLL, int]:
             lib = ctypes.CDLL("libespeak-ng.so.1")
         except OSError:
             raise AssetMissing("debian:libespeak-ng1", fix="sudo apt-get install -y espeak-ng  (or: make assets)") from None
-        rate = lib.espeak_Initialize(2, 0, None, 0x8000)  # AUDIO_OUTPUT_SYNCHRONOUS, default buffer, default data, DONT_EXIT
+        # AUDIO_OUTPUT_SYNCHRONOUS, default buffer, default data; DONT_EXIT | PHONEME_EVENTS (phoneme events are extra
+        # events in the callback: speak_with_word_times ignores them, speak_with_phoneme_times reads them)
+        rate = lib.espeak_Initialize(2, 0, None, 0x8000 | 0x0001)
         if rate <= 0:
             raise AssetMissing("debian:espeak-ng-data", fix="sudo apt-get install -y espeak-ng  (or: make assets)")
         lib.espeak_Synth.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
@@ -314,6 +316,82 @@ def speak_with_word_times(text: str, language: str = "es", rate_wpm: int = 160, 
 
         atomic_write_json(base.with_suffix(".json"), {"sample_rate": sample_rate, "words": [[w.text, w.start, w.end] for w in words]})
     return utt
+
+
+@dataclass(frozen=True)
+class SpokenPhoneme:
+    """One phoneme as espeak-ng voices it: its mnemonic (espeak's ASCII phoneme name, e.g. ``"a"``, ``"p"``, ``"_:"``
+    for a pause) and its start and end in seconds (a phoneme ends where the next starts)."""
+
+    phoneme: str
+    start: float
+    end: float
+
+
+def speak_with_phoneme_times(text: str, language: str = "en", rate_wpm: int = 160, variant: str = "",
+                             sample_rate: int = 16_000, cache: bool = True) -> tuple[np.ndarray, int, tuple[SpokenPhoneme, ...]]:
+    """Synthesise ``text`` with libespeak-ng and return (audio, sample_rate, phonemes), each phoneme at the exact sample
+    of espeak-ng's phoneme event (``espeakEVENT_PHONEME``, callback mode), in espeak's mnemonics.
+
+    espeak-ng's noise sources make two syntheses of the same text differ slightly (a few samples of length, the noise
+    of bursts and fricatives; phoneme times agree to 0.2 ms), so the first one is cached under
+    ``cache_dir()/phonemes/`` (``cache=True``) and reused: the same text gives the same audio on one machine."""
+    if language not in VOICES:
+        raise ConfigError("language", language, f"one of {sorted(VOICES)}")
+    if not text.strip():
+        raise ConfigError("text", text, "a non-empty sentence")
+    voice = VOICES[language] + (f"+{variant}" if variant else "")
+    key = hashlib.sha1(repr(("phonemes-v1", voice, text, rate_wpm, sample_rate)).encode()).hexdigest()[:20]
+    base = cache_dir() / "phonemes" / language / key
+    if cache and base.with_suffix(".json").exists() and base.with_suffix(".npy").exists():
+        meta = json.loads(base.with_suffix(".json").read_text())
+        return np.load(base.with_suffix(".npy")), meta["sample_rate"], tuple(SpokenPhoneme(*p) for p in meta["phonemes"])
+    lib, native = _espeak()
+    chunks: list[np.ndarray] = []
+    events: list[tuple[str, int]] = []
+
+    def collect(wav, n, ev):  # noqa: ANN001 - ctypes callback
+        if n > 0:
+            chunks.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())
+        i = 0
+        while ev[i].type != 0:
+            if ev[i].type == _EVENT_PHONEME:
+                name = bytes(ev[i].id.string).split(b"\0", 1)[0].decode("ascii", "replace")
+                events.append((name, ev[i].sample))
+            i += 1
+        return 0
+
+    callback = _CALLBACK(collect)
+    data = text.encode("utf-8")
+    with _ESPEAK_LOCK:
+        lib.espeak_SetSynthCallback(callback)
+        if lib.espeak_SetVoiceByName(voice.encode()) != 0:
+            raise ConfigError("variant", variant, "an espeak-ng voice variant that exists (espeak-ng --voices=variant)")
+        lib.espeak_SetParameter(1, int(rate_wpm), 0)
+        if lib.espeak_Synth(data, len(data) + 1, 0, 1, 0, 1, None, None) != 0:
+            raise ReprolabError(f"libespeak-ng refused to synthesise {text[:40]!r}", fix="check the text's encoding")
+        lib.espeak_Synchronize()
+    audio = (np.concatenate(chunks) if chunks else np.zeros(1, np.int16)).astype(np.float32) / 32768.0
+    total = len(audio) / native
+    starts = [sample / native for _, sample in events]
+    ends = starts[1:] + [total]
+    phonemes = tuple(SpokenPhoneme(name, round(s, 6), round(max(s, e), 6)) for (name, _), s, e in zip(events, starts, ends))
+    if sample_rate != native:
+        from math import gcd
+
+        from scipy.signal import resample_poly
+
+        g = gcd(sample_rate, native)
+        audio = resample_poly(audio, sample_rate // g, native // g).astype(np.float32)
+    if cache:
+        base.parent.mkdir(parents=True, exist_ok=True)
+        tmp = base.with_name(f".{base.name}.{os.getpid()}.tmp.npy")
+        np.save(tmp, audio)
+        os.replace(tmp, base.with_suffix(".npy"))
+        from ..runtime import atomic_write_json
+
+        atomic_write_json(base.with_suffix(".json"), {"sample_rate": sample_rate, "phonemes": [[p.phoneme, p.start, p.end] for p in phonemes]})
+    return audio, sample_rate, phonemes
 
 
 def perturb(utterance: Utterance, perturbation: Perturbation, seed: int = 0) -> Utterance:
