@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from reprolab.imageeval import as_hwc_uint8
 from reprolab.llm.fake import ScriptedLLM
 from reprolab.papers.risebench.editors import (IdentityEditor, InstructionOnlyEditor, OracleEditor, PerceiveReasonRender,
                                                PlantedErrorOracle, extract_scene_json)
@@ -55,13 +56,12 @@ class LookupReader:
     cell_px = 32
 
     def __init__(self, scenes):
-        self.known = {render_grid(s).tobytes(): s for s in scenes}
+        self.known = {as_hwc_uint8(render_grid(s)).tobytes(): s for s in scenes}
 
     def read(self, image, rows, cols):
         from reprolab.papers.risebench.reader import GridReading
 
-        img = np.asarray(image, dtype=np.float32)
-        return GridReading(self.known[img.tobytes()], 0)
+        return GridReading(self.known[as_hwc_uint8(image).tobytes()], 0)
 
 
 def _reader_for(tasks, extra=()):
@@ -224,3 +224,17 @@ def test_smoke_run(smoke_run):
     assert (run / "outputs" / "oracle" / "oracle_exact_judge.csv").read_text().startswith("-,Score-Origin,Score-Percentage,Accuracy")
     assert m["summary"]["identity"]["exact_accuracy"] == 0.0
     assert m["generate"]["total"] == 2
+
+
+def test_bench_measures_three_judges_on_the_same_outputs(tmp_path):
+    from reprolab.papers.risebench.bench import RiseBenchBench
+    from reprolab.papers.risebench.editors import PlantedErrorOracle as P
+
+    tasks = make_tasks(1, seed=4242)
+    extra = [P(0.5, seed=1).plant(t)[0] for t in tasks]
+    extra += [InstructionOnlyEditor(seed=1).edit(t, render_grid(t.input)).scene for t in tasks]
+    llm = ScriptedLLM(lambda p, s: "**Final Score:** **5**", choices=lambda p: {"5": -0.1, "1": -0.2, "0": -3.0})
+    res = RiseBenchBench().measure(llm, _reader_for(tasks, extra), 1, tmp_path)
+    assert [r.name.split(" ")[0] for r in res.rows] == ["exact", "logprob", "generate"] and res.baseline == "generate"
+    assert res.extra["samples"] == 16 and res.extra["parsed"]["exact"] == 16
+    assert res.extra["spearman_with_exact"]["exact"]["reasoning"] == pytest.approx(1.0)

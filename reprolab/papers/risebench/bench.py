@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -43,10 +44,15 @@ class RiseBenchBench(Benchmark):
     def run(self, quick: bool) -> BenchResult:
         from ...llm import load_for_study
 
-        per_cat = 2 if quick else 4
         model = "qwen2.5-coder-0.5b" if quick else "qwen2.5-coder-1.5b"
         root = Path("runs", "risebench", "bench")
         reader = GridReader.train(root / "reader.pt")
+        return self.measure(load_for_study(model, n_ctx=4096), reader, 2 if quick else 4, root, quick=quick, model=model)
+
+    def measure(self, llm: Any, reader: Any, per_cat: int, root: Path, *, quick: bool = True, model: str = "") -> BenchResult:
+        """The comparison on ``per_cat`` tasks per category with ``llm`` as caption-then-judge and ``reader`` as scene reader."""
+        from ...runtime import track
+
         tasks = make_tasks(per_cat, seed=4242)
         by = {t.index: t for t in tasks}
         samples = write_benchmark(tasks, root / "data")
@@ -56,14 +62,11 @@ class RiseBenchBench(Benchmark):
             for t, s in zip(tasks, samples):
                 write_image(root / "outputs" / ed.name / "images" / t.category / f"{t.index}.png", ed.edit(t, render_grid(t.input)).image)
                 jobs.append((ed.name, s))
-        llm = load_for_study(model, n_ctx=4096)
         judges = {"exact": ExactJudge(by, reader), "logprob": CaptionJudge(llm, by, reader, mode="logprob"),
                   "generate": CaptionJudge(llm, by, reader, mode="generate", max_tokens=160)}
         seconds: dict[str, list[float]] = {k: [] for k in judges}
         scores: dict[str, dict[str, list]] = {k: {d: [] for d in DIMS} for k in judges}
         parsed = {k: 0 for k in judges}
-        from ...runtime import track
-
         for name, s in track(jobs, "risebench bench: judging"):
             reqs = sample_requests(s, root / "outputs" / name, root / "data")
             for jname, judge in judges.items():
@@ -78,7 +81,8 @@ class RiseBenchBench(Benchmark):
         for jname in judges:
             rho[jname] = {}
             for d in DIMS:
-                pairs = np.asarray([(a, b) for a, b in zip(scores["exact"][d], scores[jname][d]) if a is not None and b is not None], dtype=float)
+                pairs = np.asarray([(a, b) for a, b in zip(scores["exact"][d], scores[jname][d]) if a is not None and b is not None],
+                                   dtype=float).reshape(-1, 2)
                 rho[jname][d] = _spearman(pairs[:, 0], pairs[:, 1]) if len(pairs) else 0.0
         notes = {k: (f"Spearman with exact C {rho[k]['consistency']:.2f} / R {rho[k]['reasoning']:.2f} / P {rho[k]['plausibility']:.2f}; "
                      f"{parsed[k]}/{len(jobs)} samples parsed") for k in judges}
@@ -88,4 +92,4 @@ class RiseBenchBench(Benchmark):
                            extra={"spearman_with_exact": rho, "parsed": parsed, "samples": len(jobs),
                                   "seconds_per_sample_median": {k: float(np.median(v)) for k, v in seconds.items()},
                                   "speedup_logprob_vs_generate": float(np.median(seconds["generate"]) / np.median(seconds["logprob"])),
-                                  "reader_held_out": reader.detector.held_out})
+                                  "reader_held_out": getattr(getattr(reader, "detector", None), "held_out", {})})

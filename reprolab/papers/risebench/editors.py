@@ -156,6 +156,9 @@ class PlantedErrorOracle:
             return task.expected, None
         kind = ERROR_KINDS[int(rng.integers(len(ERROR_KINDS)))]
         exp, changed = task.expected, sorted(task.changed)
+        others = [(r, c) for r in range(exp.rows) for c in range(exp.cols) if (r, c) not in task.changed]
+        if kind == "unintended" and not others:  # every cell must change (e.g. a sorted row): nothing else to disturb
+            kind = "undone"
         if kind == "undone":
             cell = changed[int(rng.integers(len(changed)))]
             return exp.with_cells({cell: task.input.at(*cell)}), kind
@@ -165,7 +168,6 @@ class PlantedErrorOracle:
             old = exp.at(*cell) or Cell("circle", "white")
             colour = [c for c in COLOURS if c != old.colour][int(rng.integers(len(COLOURS) - 1))]
             return exp.with_cells({cell: Cell(old.shape, colour, old.size)}), kind
-        others = [(r, c) for r in range(exp.rows) for c in range(exp.cols) if (r, c) not in task.changed]
         cell = others[int(rng.integers(len(others)))]
         old = exp.at(*cell)
         new = None if old is not None else Cell(SHAPES[int(rng.integers(len(SHAPES)))], COLOURS[int(rng.integers(len(COLOURS)))])
