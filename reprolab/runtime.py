@@ -160,6 +160,22 @@ def process_map(fn: Any, jobs: list[Any], description: str, parallel: bool = Tru
         return list(track(ex.map(fn, jobs), f"{description} (parallel)", total=len(jobs)))
 
 
+def thread_map(fn: Any, items: Iterable[Any], max_workers: int, description: str | None = None) -> list[Any]:
+    """``[fn(x) for x in items]`` with at most ``max_workers`` threads (for I/O-bound calls such as requests to an
+    HTTP model server), results in item order; a progress bar as results arrive when ``description`` is given.
+    One worker (or one item) runs inline."""
+    items = list(items)
+    if max_workers <= 1 or len(items) <= 1:
+        return [fn(x) for x in (track(items, description) if description else items)]
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    with ThreadPoolExecutor(max_workers=min(max_workers, len(items))) as pool:
+        futures = {pool.submit(fn, x): i for i, x in enumerate(items)}
+        done = as_completed(futures)
+        got = {futures[f]: f.result() for f in (track(done, description, total=len(items)) if description else done)}
+    return [got[i] for i in range(len(items))]
+
+
 # ----------------------------------------------------------------------------- atomic files
 
 

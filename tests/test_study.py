@@ -266,3 +266,16 @@ def test_readable_file_gives_a_typed_error_naming_the_file(tmp_path):
         readable_file(tmp_path / "missing.txt", "text", "pass one")
     with pytest.raises(MalformedFile, match="not a regular file"):
         readable_file(tmp_path, "text", "pass one")
+
+
+def test_thread_map_keeps_item_order_with_several_workers():
+    import time
+
+    from reprolab.runtime import thread_map
+
+    def slow(x):
+        time.sleep(0.02 * (5 - x))  # later items finish first
+        return x * x
+
+    assert thread_map(slow, range(5), max_workers=5) == [0, 1, 4, 9, 16]
+    assert thread_map(slow, range(5), max_workers=1, description="inline") == [0, 1, 4, 9, 16]

@@ -44,6 +44,7 @@ from typing import Any
 from ...errors import ConfigError
 from ...llm import LLM, ChoicesNotInTopK, LogprobsUnavailable, Sampling
 from ...sandbox import Sandbox, SandboxLimits
+from ...runtime import thread_map
 
 SYSTEM_PROMPT = "You are a math teacher. Your task is to review and critique the paragraphs in solution step by step."
 ANALYZE_START = "<analyze>\nLet's analyze the Paragraph {t} step by step: "
@@ -299,12 +300,7 @@ class GenerativePRM:
 
     def _paths(self, question: str, steps: Sequence[str], t: int, n: int) -> list[VerificationPath]:
         """The n verification paths of step t, in order (path i seeded by i whether sent one by one or concurrently)."""
-        if self.config.parallel <= 1 or n == 1:
-            return [self.verify_step(question, steps, t, i) for i in range(n)]
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=min(self.config.parallel, n)) as pool:
-            return list(pool.map(lambda i: self.verify_step(question, steps, t, i), range(n)))
+        return thread_map(lambda i: self.verify_step(question, steps, t, i), range(n), self.config.parallel)
 
     def first_error(self, question: str, steps: Sequence[str], n: int | None = None) -> int:
         return self.score_steps(question, steps, n).first_error

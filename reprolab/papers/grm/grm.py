@@ -50,7 +50,7 @@ from typing import Any, Protocol
 
 from ...errors import ConfigError, MalformedFile, NonFiniteError
 from ...llm import LLM, Sampling
-from ...runtime import atomic_write_text, track
+from ...runtime import atomic_write_text, thread_map, track
 
 PROMPTS_DIR = Path(__file__).parent / "prompts"
 SCORE_PREFIX = "Scores: \\boxed{"
@@ -307,17 +307,8 @@ class GenerativeRewardModel:
                 s.scores, s.failure, s.forced = scores, failure, True
             return s
 
-        show = cfg.progress and k > 1
-        if cfg.parallel <= 1 or k == 1:
-            return [one(i) for i in (track(range(k), f"grm: {k} judgements") if show else range(k))]
-        # parallel requests (an HTTP server batches them; llama.cpp serialises them behind its lock)
-        from concurrent.futures import ThreadPoolExecutor, as_completed
-
-        with ThreadPoolExecutor(max_workers=min(cfg.parallel, k)) as pool:
-            futures = {pool.submit(one, i): i for i in range(k)}
-            done = as_completed(futures)
-            got = {futures[f]: f.result() for f in (track(done, f"grm: {k} judgements", total=k) if show else done)}
-        return [got[i] for i in range(k)]
+        # parallel requests when cfg.parallel > 1 (an HTTP server batches them; llama.cpp serialises them behind its lock)
+        return thread_map(one, range(k), cfg.parallel, f"grm: {k} judgements" if cfg.progress and k > 1 else None)
 
     def score(self, query: str, responses: Sequence[str], k: int | None = None, meta_rm: MetaRM | None = None,
               k_meta: int | None = None) -> RewardResult:
