@@ -41,6 +41,13 @@ def _log_softmax(row: np.ndarray) -> np.ndarray:
     return row - (m + np.log(np.exp(row - m).sum()))
 
 
+def sampler_kwargs(s: Sampling, max_tokens: int | None = None) -> dict:
+    """``create_completion``'s sampling arguments for ``s`` as :class:`LlamaCppLLM` sends them: temperature, top-p and
+    top-k as given, and llama.cpp's own extra samplers switched off (``min_p=0``, ``repeat_penalty=1``)."""
+    return {"max_tokens": s.max_tokens if max_tokens is None else max_tokens, "temperature": s.temperature, "top_p": s.top_p,
+            "top_k": s.top_k, "min_p": 0.0, "repeat_penalty": 1.0, "stop": list(s.stop) or None, "seed": s.seed}
+
+
 class LlamaCppLLM(LLM):
     """A GGUF model in this process.
 
@@ -108,11 +115,7 @@ class LlamaCppLLM(LLM):
         with self._lock:
             reused = self._reusable_prefix(toks)
             try:
-                r = self._llm.create_completion(
-                    prompt, max_tokens=min(s.max_tokens, self.n_ctx - n_prompt), temperature=s.temperature,
-                    top_p=s.top_p, top_k=s.top_k, min_p=0.0, repeat_penalty=1.0,
-                    stop=list(s.stop) or None, seed=s.seed,
-                )
+                r = self._llm.create_completion(prompt, **sampler_kwargs(s, max_tokens=min(s.max_tokens, self.n_ctx - n_prompt)))
             except (ValueError, RuntimeError) as exc:
                 raise LLMError(f"llama.cpp failed on a prompt of {n_prompt} tokens: {exc}", fix="shorten the prompt") from exc
         seconds = time.perf_counter() - t0

@@ -20,6 +20,7 @@ from collections.abc import Iterator, Sequence
 
 from ..errors import ConfigError
 from .base import LLM, Sampling
+from .llamacpp import sampler_kwargs
 
 
 @contextlib.contextmanager
@@ -42,15 +43,14 @@ def recorded(llm: LLM) -> Iterator[list[tuple[str, Sampling]]]:
 
 def raw_speed(llm: LLM, requests: Sequence[tuple[str, Sampling]]) -> tuple[int, float]:
     """Generated tokens and wall seconds of ``requests`` sent to llama.cpp's ``create_completion``
-    directly, with the samplers set as :class:`LlamaCppLLM` sets them (``min_p=0``, ``repeat_penalty=1``)."""
+    directly, with the samplers set as :class:`LlamaCppLLM` sets them (:func:`~.llamacpp.sampler_kwargs`)."""
     raw = getattr(llm, "_llm", None)
     if raw is None or not hasattr(raw, "create_completion"):
         raise ConfigError("llm", getattr(llm, "name", type(llm).__name__), "an in-process llama.cpp model (load_llm on a GGUF)")
     tokens, seconds = 0, 0.0
     for prompt, s in requests:
         t0 = time.perf_counter()
-        r = raw.create_completion(prompt, max_tokens=s.max_tokens, temperature=s.temperature, top_p=s.top_p, top_k=s.top_k,
-                                  min_p=0.0, repeat_penalty=1.0, stop=list(s.stop) or None, seed=s.seed)
+        r = raw.create_completion(prompt, **sampler_kwargs(s))
         seconds += time.perf_counter() - t0
         tokens += r["usage"]["completion_tokens"]
     return tokens, seconds
