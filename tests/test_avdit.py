@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 
 from reprolab.errors import ConfigError, ShapeError
-from reprolab.nn.avdit import AVDiTConfig, CrossAttentionSlot, TinyAVDiT, diffusers_denoiser
+from reprolab.nn.avdit import AVDiTConfig, BottleneckWarning, CrossAttentionSlot, TinyAVDiT, diffusers_denoiser
 from reprolab.nn.flow import FlowBatch, FlowTrainConfig, euler_sample, train_flow
 
 
@@ -112,3 +114,41 @@ def test_diffusers_wan_and_ltx2_train_and_sample_through_the_adapter():
         assert got == (sample.shape if isinstance(sample, torch.Tensor) else {k: v.shape for k, v in sample.items()})
     with pytest.raises(ConfigError):
         diffusers_denoiser(torch.nn.Linear(2, 2))
+
+
+def _audio_jacobian_rank(cfg: AVDiTConfig) -> tuple[int, int]:
+    torch.manual_seed(0)
+    m = TinyAVDiT(cfg).double()  # double precision, so round-off cannot fake a full rank
+    _perturb(m)
+    video = torch.randn(1, 2, 3, 8, 8, dtype=torch.float64)
+    audio = torch.randn(1, 1, 16, 8, dtype=torch.float64)
+    t = torch.ones(1, dtype=torch.float64)  # pure noise: the velocity must carry the noise itself through the network
+    jac = torch.autograd.functional.jacobian(lambda a: m({"video": video, "audio": a}, t)["audio"], audio)
+    jac = jac.reshape(audio.numel(), audio.numel())
+    return int(torch.linalg.matrix_rank(jac)), audio.numel()
+
+
+def test_a_patch_wider_than_the_token_is_a_bottleneck_that_no_training_can_undo():
+    """The cause of javisdit v1's noise audio: 16 x 4 mel patches (64 values) in 48-wide tokens. The audio output's
+    Jacobian in its input then has rank <= tokens x dim < the number of mel values, so at t = 1 some directions of
+    the noise cannot reach the velocity, whatever the weights: they stay noise in every sample."""
+    with pytest.warns(BottleneckWarning, match="audio patch holds 32 values"):
+        narrow = AVDiTConfig(dim=16, depth=1, heads=2, patch=2, audio_mels=16, audio_patch=(8, 4))  # 32 values > 16
+    rank, n = _audio_jacobian_rank(narrow)
+    assert rank <= (16 // 8) * (8 // 4) * 16 < n
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", BottleneckWarning)
+        wide = AVDiTConfig(dim=16, depth=1, heads=2, patch=2, audio_mels=16, audio_patch=(4, 2))  # 8 values <= 16
+    assert wide.patch_values == {"video": 12, "audio": 8}
+    rank, n = _audio_jacobian_rank(wide)
+    assert rank == n
+
+
+def test_audio_positions_tell_the_time_and_mel_axes_apart():
+    from reprolab.nn.avdit import audio_positions
+
+    pos = audio_positions(10, 8, 32, None)
+    assert pos.shape == (10, 8, 32)
+    flat = pos.reshape(-1, 32)
+    assert torch.cdist(flat, flat).add(torch.eye(80) * 1e9).min() > 1e-3  # every (time, mel) token has its own position
+    assert not torch.allclose(pos[2, 5], pos[5, 2])  # v1's summed sinusoids made these two equal

@@ -121,3 +121,24 @@ def test_bad_outputs_and_nan_are_typed():
         train_flow(Bad(lambda x: x * float("nan")), lambda s: FlowBatch(torch.zeros(2, 3)), FlowTrainConfig(steps=1))
     with pytest.raises(ConfigError):
         FlowTrainConfig(cfg_dropout={"text": 1.0})
+
+
+def test_standardiser_brings_each_modality_to_unit_variance_and_back():
+    from reprolab.nn.flow import Standardiser
+
+    g = torch.Generator().manual_seed(0)
+    x = {"video": torch.rand(8, 4, 3, 4, 4, generator=g) * 2 - 1, "audio": -0.2 + 0.12 * torch.randn(8, 1, 8, 10, generator=g)}
+    st = Standardiser.fit(x)
+    z = st.encode(x)
+    for k in x:
+        assert abs(float(z[k].mean())) < 1e-5 and float(z[k].std()) == pytest.approx(1.0, abs=1e-5)
+        assert torch.allclose(st.decode(z)[k], x[k], atol=1e-5)
+    assert st.scale["audio"] == pytest.approx(1 / float(x["audio"].double().std()))
+    one = Standardiser.fit(x["audio"])  # a single tensor is the modality "x"
+    assert torch.allclose(one.decode(one.encode(x["audio"])), x["audio"], atol=1e-5)
+    with pytest.raises(ConfigError):
+        Standardiser.fit({"audio": torch.zeros(4, 4)})  # constant: nothing to scale
+    with pytest.raises(NonFiniteError):
+        Standardiser.fit({"audio": torch.tensor([0.0, float("nan")])})
+    with pytest.raises(ConfigError):
+        st.encode({"text": torch.zeros(2)})

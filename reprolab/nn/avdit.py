@@ -12,7 +12,7 @@ The block follows OpenSora's STDiT3 and JavisDiT's joint block (Liu et al. 2025,
   to 9 modulation vectors (shift, scale, gate for spatial attention, temporal attention and MLP),
   and each block adds its own learned table;
 - sinusoidal positions for space and time computed on the fly, so any frame count and any size
-  divisible by the patch works.
+  divisible by the patch works (audio: time and mel axis in separate halves of the channels, :func:`audio_positions`).
 
 Every path added on top of the two self-attention branches starts at zero: the named slots'
 output projections and the audio<->video gates (per channel, as JavisDiT's ``a2v``/``v2a`` gates)
@@ -46,6 +46,7 @@ same :func:`reprolab.nn.flow.train_flow`.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,8 +58,8 @@ from torch import nn
 
 from ..errors import ConfigError, ShapeError
 
-__all__ = ["AVDiTConfig", "CrossAttentionSlot", "TinyAVDiT", "diffusers_denoiser", "patchify_audio", "patchify_video",
-           "sinusoidal", "timestep_embedding", "unpatchify_audio", "unpatchify_video"]
+__all__ = ["AVDiTConfig", "BottleneckWarning", "CrossAttentionSlot", "TinyAVDiT", "diffusers_denoiser", "patchify_audio", "patchify_video",
+           "audio_positions", "sinusoidal", "timestep_embedding", "unpatchify_audio", "unpatchify_video"]
 
 
 @dataclass(frozen=True)
@@ -80,10 +81,28 @@ class AVDiTConfig:
             raise ConfigError("dim", self.dim, f"a multiple of heads={self.heads}")
         if self.audio_mels is not None and self.audio_mels % self.audio_patch[0]:
             raise ConfigError("audio_mels", self.audio_mels, f"a multiple of audio_patch[0]={self.audio_patch[0]}")
+        narrow = {m: n for m, n in self.patch_values.items() if n > self.dim}
+        if narrow:
+            warnings.warn(f"AVDiTConfig: {' and '.join(f'the {m} patch holds {n} values' for m, n in narrow.items())} but tokens are "
+                          f"dim={self.dim} wide: the patch embedding is a bottleneck, and a flow denoiser cannot carry the noise "
+                          f"through it (the lost directions stay noise in every sample); use a smaller patch or dim >= "
+                          f"{max(narrow.values())}", BottleneckWarning, stacklevel=3)
 
     @property
     def has_audio(self) -> bool:
         return self.audio_mels is not None
+
+    @property
+    def patch_values(self) -> dict[str, int]:
+        """Values per token of each modality (channels x patch area): more than ``dim`` makes the embedding a bottleneck."""
+        out = {"video": self.video_channels * self.patch * self.patch}
+        if self.has_audio:
+            out["audio"] = self.audio_channels * self.audio_patch[0] * self.audio_patch[1]
+        return out
+
+
+class BottleneckWarning(UserWarning):
+    """A patch holds more values than a token's width (see :attr:`AVDiTConfig.patch_values`)."""
 
 
 # ----------------------------------------------------------------------------- layout helpers
@@ -128,6 +147,13 @@ def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
 def _pos2d(h: int, w: int, dim: int, device: torch.device) -> torch.Tensor:
     ys, xs = torch.meshgrid(torch.arange(h, device=device), torch.arange(w, device=device), indexing="ij")
     return torch.cat([sinusoidal(ys.flatten(), dim // 2), sinusoidal(xs.flatten(), dim - dim // 2)], dim=-1)
+
+
+def audio_positions(frames: int, mels: int, dim: int, device: torch.device | None = None) -> torch.Tensor:
+    """(frames, mels, dim) positions of the audio tokens: time in the first half of the channels, the mel axis in the
+    second (as :func:`_pos2d` splits rows and columns). A sum of two full-width sinusoids of the same frequencies would
+    make token (mel m, time l) indistinguishable from (mel l, time m), the first version's encoding."""
+    return _pos2d(frames, mels, dim, device).view(frames, mels, dim)
 
 
 # ----------------------------------------------------------------------------- layers
@@ -321,7 +347,7 @@ class TinyAVDiT(nn.Module):
                 raise ShapeError("audio", tuple(audio.shape), f"(B={B}, {cfg.audio_channels}, {cfg.audio_mels}, frames)")
             a = self.audio_in(patchify_audio(audio, cfg.audio_patch))
             La, Ma = a.shape[1], a.shape[2]
-            tok["audio"] = a + sinusoidal(torch.arange(Ma, device=dev), d)[None, None] + sinusoidal(torch.arange(La, device=dev), d)[None, :, None]
+            tok["audio"] = a + audio_positions(La, Ma, d, dev)[None]
         temb = self.t_embed(timestep_embedding(t, d).to(video.dtype))
         t9 = self.t_block(temb).view(B, 9, d)
         for blk in self.blocks:

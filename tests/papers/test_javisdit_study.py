@@ -126,3 +126,25 @@ def test_bench_code_path_runs_every_arm():
     res = compare(steps=2, n_prompts=2, text="hash", n_train=8, n_heldout=6)
     assert set(res["arms"]) == {"javisdit (prior)", "javisdit (no prior)", BASELINE}
     assert all(len(r["onset_error"]) == 2 and len(res["times"][a]) == 5 for a, r in res["arms"].items())
+
+
+def test_the_dit_sees_unit_variance_data_through_patches_no_wider_than_its_tokens():
+    """What kept v1's audio noise: its 16 x 4 mel patches (64 values) in 48-wide tokens (a bottleneck no training can
+    undo, see tests/test_avdit.py) and a mel of std 0.12 that the unit noise drowns for all but the last 11% of t.
+    Every scale's DiT now takes 32-value patches, and the data reach it standardised."""
+    import warnings
+
+    from reprolab.data.av_events import AVEventsConfig, generate_clips
+    from reprolab.nn.avdit import BottleneckWarning
+    from reprolab.nn.flow import Standardiser
+    from reprolab.papers.javisdit.study import JavisDiTStudy, _tensors, dit_config
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", BottleneckWarning)
+        for c in JavisDiTStudy.scales.values():
+            cfg = dit_config(c, 384)
+            assert max(cfg.patch_values.values()) <= cfg.dim
+    data = _tensors(generate_clips(16, AVEventsConfig(frames=8, fps=4.0), seed=0))
+    assert float(data["audio"].std()) < 0.2  # the scaled mel itself: mostly floor
+    z = Standardiser.fit(data).encode(data)
+    assert all(abs(float(z[k].std()) - 1) < 1e-4 for k in z)

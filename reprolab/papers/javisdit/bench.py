@@ -7,7 +7,11 @@ Arms (all text-conditioned by the same token states, CFG 4.0 on 20 Euler steps, 
 - ``javisdit (no prior)``: the same DiT without the prior slot;
 - ``LTX-2``: diffusers' ``LTX2VideoTransformer3DModel`` (a joint video+audio DiT with AV cross-attention and no
   prior) at a tiny config of similar size, through :func:`reprolab.nn.avdit.diffusers_denoiser` (video patches
-  4x4, audio 4 mel frames per token).
+  4x4 = 48 values in 48-wide tokens, audio one 64-band mel frame per token in 64-wide tokens: no patch is wider
+  than its token, see :class:`reprolab.nn.avdit.BottleneckWarning`).
+
+All arms see the study's data space: each modality standardised on the training clips
+(:class:`reprolab.nn.flow.Standardiser`), generated clips decoded back before scoring.
 
 Reported per arm: onset error (s, lower is better; the study's detector), JavisScore on encoders trained on
 held-out true pairs, and seconds per training step (forward + backward + AdamW step on the same batch,
@@ -21,13 +25,13 @@ import numpy as np
 import torch
 
 from ...data.av_events import AVEventsConfig, generate_clips
-from ...nn.avdit import AVDiTConfig, TinyAVDiT, diffusers_denoiser
-from ...nn.flow import FlowBatch, FlowTrainConfig, euler_sample, flow_loss, interpolate, train_flow
+from ...nn.avdit import TinyAVDiT, diffusers_denoiser
+from ...nn.flow import FlowBatch, FlowTrainConfig, Standardiser, flow_loss, interpolate, train_flow
 from ...runtime import interleaved_timings
 from ...study import Benchmark, BenchResult, bench_rows, register_bench
 from .metrics import javis_score
 from .prior import HiSTSypoConfig, attach_st_prior
-from .study import N_MELS, JavisConfig, JavisDiTStudy, _batch_indices, _tensors, onset_error, text_states, wave_of
+from .study import MEL_HOP, N_MELS, JavisConfig, JavisDiTStudy, _batch_indices, _tensors, dit_config, onset_error, text_states, wave_of
 from .sync_encoders import SyncEncoderConfig, train_sync_encoders
 
 BASELINE = "LTX-2"
@@ -39,9 +43,9 @@ def _ltx2(text_dim: int):
     torch.manual_seed(0)
     t = diffusers.LTX2VideoTransformer3DModel(
         in_channels=3 * 16, out_channels=3 * 16, num_attention_heads=4, attention_head_dim=12, cross_attention_dim=48,
-        audio_in_channels=N_MELS * 4, audio_out_channels=N_MELS * 4, audio_num_attention_heads=4, audio_attention_head_dim=12,
-        audio_cross_attention_dim=48, num_layers=3, caption_channels=text_dim)
-    return diffusers_denoiser(t, text_dim=text_dim, patch=4, audio_patch_time=4, fps=4.0)
+        audio_in_channels=N_MELS, audio_out_channels=N_MELS, audio_num_attention_heads=4, audio_attention_head_dim=16,
+        audio_cross_attention_dim=64, audio_hop_length=MEL_HOP, audio_scale_factor=1, num_layers=3, caption_channels=text_dim)
+    return diffusers_denoiser(t, text_dim=text_dim, patch=4, audio_patch_time=1, fps=4.0)
 
 
 def compare(steps: int, n_prompts: int, text: str = "minilm", seed: int = 0, n_train: int = 256, n_heldout: int = 64) -> dict:
@@ -51,6 +55,8 @@ def compare(steps: int, n_prompts: int, text: str = "minilm", seed: int = 0, n_t
                     encoder_steps=max(20, steps), text=text, frames=8, fps=4.0)
     train, held, test = generate_clips(c.n_train, ecfg, seed=seed + 1), generate_clips(c.n_heldout, ecfg, seed=seed + 2), generate_clips(n_prompts, ecfg, seed=seed + 3)
     data = _tensors(train)
+    scaler = Standardiser.fit(data)
+    model_data = scaler.encode(data)
     states = text_states([x.caption for x in train + test], text)
     text_train, text_test = states[: len(train)], states[len(train):]
     study = JavisDiTStudy()
@@ -64,7 +70,7 @@ def compare(steps: int, n_prompts: int, text: str = "minilm", seed: int = 0, n_t
 
     def dit(with_prior: bool) -> TinyAVDiT:
         torch.manual_seed(seed)
-        m = TinyAVDiT(AVDiTConfig(dim=c.dim, depth=c.depth, heads=c.heads, audio_mels=N_MELS, slots={"text": text_train.shape[-1]}))
+        m = TinyAVDiT(dit_config(c, text_train.shape[-1]))
         if with_prior:
             attach_st_prior(m, pcfg)
         return m
@@ -76,19 +82,17 @@ def compare(steps: int, n_prompts: int, text: str = "minilm", seed: int = 0, n_t
         conds = {"text": text_train[i]}
         if arm == "javisdit (prior)":
             conds["prior"] = prior_train[i]
-        return FlowBatch({"video": data["video"][i], "audio": data["audio"][i]}, conds)
+        return FlowBatch({"video": model_data["video"][i], "audio": model_data["audio"][i]}, conds)
 
     out: dict = {"arms": {}}
     for arm, model in arms.items():
         drop = {"text": 0.1, "prior": 0.1} if arm == "javisdit (prior)" else {"text": 0.1}
         tr = train_flow(model, lambda s, a=arm: batch(s, a), FlowTrainConfig(steps=steps, lr=c.lr_a, cfg_dropout=drop), seed=seed,
                         description=f"bench: {arm}")
-        conds = {"text": text_test} if arm != "javisdit (prior)" else {"text": text_test, "prior": prior_test}
-        g = euler_sample(model, {"video": (n_prompts, c.frames, 3, c.size, c.size), "audio": (n_prompts, 1, N_MELS, 100)}, conds,
-                         guidance=[(tuple(conds), c.guidance)], num_inference_steps=c.sample_steps, generator=torch.Generator().manual_seed(10_000))
-        video = ((g["video"].clamp(-1, 1) + 1) / 2).numpy()
+        g = study._sample(model, text_test, prior_test if arm == "javisdit (prior)" else None, c, 0, scaler)
+        video = g["video"].numpy()
         errs, js = [], []
-        for v, a in zip(video, g["audio"].clamp(-1, 1)):
+        for v, a in zip(video, g["audio"]):
             errs.append(onset_error(v, a[0], c.fps)[0])
             js.append(javis_score(v, wave_of(a[0], 32000), fps=c.fps, sample_rate=16000, frame_encoder=fenc, audio_encoder=aenc,
                                   window=c.javis_window, overlap=c.javis_overlap))
