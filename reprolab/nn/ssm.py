@@ -12,11 +12,13 @@ with ``u, delta, z``: (batch, d, L); ``A``: (d, n); ``B, C``: (d, n) fixed, (bat
 input's dtype.
 
 - :func:`selective_scan_ref`: the sequential loop, the reference.
-- :func:`selective_scan`: the fast path, a chunked scan. Within a chunk of ``chunk`` steps every state is a
-  weighted sum of the chunk's inputs with weights ``exp(S_t - S_s)`` (``S`` the running sum of ``delta A``), which
-  are <= 1 for ``s <= t``, so no ``exp(-S)`` can overflow however long the sequence or large the step (the
-  failure of the cumulative-product form); chunks pass their last state on. Equal to the reference to 1e-5 in
-  float32, values and gradients (tested, and against mambapy's Blelloch ``pscan`` where mambapy is installed).
+- :func:`selective_scan`: the fast path, a parallel (Hillis-Steele) scan in ``ceil(log2 L)`` vectorised steps whose
+  factors are products of decays <= 1, so nothing overflows however long the sequence (the failure of the
+  ``exp(-cumsum)`` form). Equal to the reference to 1e-5 in float32, values and gradients (tested, and against
+  mambapy's Blelloch ``pscan`` where mambapy is installed).
+  Seconds per forward + backward at the sizes ACTalker's study uses (128 sequences, one thread, shared cores,
+  2026-12-02): 32 channels x 25 tokens x 8 states 0.035 (sequential 0.029, mambapy 1.2 ``pscan`` 0.028); 64 x 64 x 8
+  0.31 (0.50, 0.13); 64 x 96 x 16 3.0 (7.6, 0.65). Hillis-Steele does ``L log L`` work where Blelloch's does ``L``.
 - :class:`BiMamba`: a Mamba block scanning the sequence and its reverse, outputs summed (Vision-Mamba /
   ACTalker style): in-projection, optional depthwise causal convolution, data-dependent ``delta, B, C``,
   S4D-real ``A`` (``A_n = -(n + 1)``), ``D = 1``, ``delta`` bias initialised so that ``softplus(bias)`` is
@@ -98,33 +100,29 @@ def selective_scan_ref(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B:
 
 def selective_scan(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, D: torch.Tensor | None = None,
                    z: torch.Tensor | None = None, delta_bias: torch.Tensor | None = None, delta_softplus: bool = False,
-                   return_last_state: bool = False, chunk: int = 16):
-    """The chunked scan: same inputs and outputs as :func:`selective_scan_ref`, ``L / chunk`` sequential steps."""
-    if chunk < 1:
-        raise ConfigError("chunk", chunk, "a positive number of steps")
+                   return_last_state: bool = False):
+    """The parallel scan: same inputs and outputs as :func:`selective_scan_ref`, in ``ceil(log2 L)`` vectorised steps.
+
+    The recurrence ``h_t = a_t h_{t-1} + b_t`` is an associative scan over pairs ``(a, b)`` with
+    ``(a1, b1) then (a2, b2) = (a1 a2, a2 b1 + b2)``; Hillis-Steele doubling combines each position with the one
+    ``k = 1, 2, 4, ...`` steps back. Every factor is a product of decays ``exp(delta A) <= 1``, so nothing can
+    overflow however long the sequence (no ``exp(-cumsum)``); autograd differentiates it as written.
+    """
     dtype = u.dtype
     u, delta, A, B, C = _prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
     batch, d, L = u.shape
-    n = A.shape[1]
-    logA = delta.unsqueeze(-1) * A[None, :, None, :]  # (batch, d, L, n), <= 0 for A < 0, delta >= 0
+    a = torch.exp(delta.unsqueeze(-1) * A[None, :, None, :])  # (batch, d, L, n)
     Bt = B.unsqueeze(0).unsqueeze(-1).expand(batch, -1, -1, L) if B.dim() == 2 else B
     Ct = C.unsqueeze(0).unsqueeze(-1).expand(batch, -1, -1, L) if C.dim() == 2 else C
-    dBu = (delta * u).unsqueeze(-1) * Bt.permute(0, 1, 3, 2)  # (batch, d, L, n)
-    Cl = Ct.permute(0, 1, 3, 2)  # (batch, d, L, n)
-    h = u.new_zeros(batch, d, n)
-    ys = []
-    for s in range(0, L, chunk):
-        e = min(L, s + chunk)
-        k = e - s
-        S = torch.cumsum(logA[:, :, s:e], dim=2)  # (batch, d, k, n)
-        diff = S.unsqueeze(3) - S.unsqueeze(2)  # (batch, d, t, s', n): S_t - S_s'
-        causal = torch.ones(k, k, dtype=torch.bool, device=u.device).tril()
-        W = torch.exp(diff.masked_fill(~causal[None, None, :, :, None], float("-inf")))
-        hs = torch.einsum("bdtsn,bdsn->bdtn", W, dBu[:, :, s:e]) + torch.exp(S) * h.unsqueeze(2)  # (batch, d, k, n)
-        ys.append((hs * Cl[:, :, s:e]).sum(-1))
-        h = hs[:, :, -1]
-    y = _finish(torch.cat(ys, dim=2), u, D, z, dtype)
-    return (y, h) if return_last_state else y
+    h = (delta * u).unsqueeze(-1) * Bt.permute(0, 1, 3, 2)  # (batch, d, L, n): b_t, becoming h_t
+    k = 1
+    while k < L:
+        h = torch.cat([h[:, :, :k], torch.addcmul(h[:, :, k:], a[:, :, k:], h[:, :, :-k])], dim=2)
+        if 2 * k < L:  # the last step's decays are not needed
+            a = torch.cat([a[:, :, :k], a[:, :, k:] * a[:, :, :-k]], dim=2)
+        k *= 2
+    y = _finish((h * Ct.permute(0, 1, 3, 2)).sum(-1), u, D, z, dtype)
+    return (y, h[:, :, -1]) if return_last_state else y
 
 
 class BiMamba(nn.Module):
@@ -138,14 +136,13 @@ class BiMamba(nn.Module):
     """
 
     def __init__(self, dim: int, *, d_state: int = 16, expand: int = 2, dt_rank: int | None = None, conv: bool = False, d_conv: int = 3,
-                 gate: bool = False, project: bool = True, dt_min: float = 1e-3, dt_max: float = 0.1, dt_floor: float = 1e-4,
-                 chunk: int = 16):
+                 gate: bool = False, project: bool = True, dt_min: float = 1e-3, dt_max: float = 0.1, dt_floor: float = 1e-4):
         super().__init__()
         if dim < 1 or d_state < 1 or expand < 1:
             raise ConfigError("dim / d_state / expand", (dim, d_state, expand), "positive integers")
         if gate and not project:
             raise ConfigError("gate", gate, "False when project=False (the z-gate comes from the in-projection)")
-        self.dim, self.d_state, self.chunk = dim, d_state, chunk
+        self.dim, self.d_state = dim, d_state
         self.d_inner = expand * dim if project else dim
         self.dt_rank = dt_rank or math.ceil(dim / 16)
         self.gate, self.project = gate, project
@@ -170,7 +167,7 @@ class BiMamba(nn.Module):
         dt, Bm, Cm = dbl.split([self.dt_rank, self.d_state, self.d_state], dim=-1)
         delta = (dt @ self.dt_proj[k].weight.T).transpose(1, 2)  # (batch, d_inner, L); the bias goes in as delta_bias
         return selective_scan(x, delta, -torch.exp(self.A_log[k]), Bm.transpose(1, 2), Cm.transpose(1, 2), self.D[k],
-                              delta_bias=self.dt_proj[k].bias, delta_softplus=True, chunk=self.chunk)
+                              delta_bias=self.dt_proj[k].bias, delta_softplus=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 3:

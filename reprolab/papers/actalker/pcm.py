@@ -66,7 +66,7 @@ class PCMLayer(nn.Module):
     ``gates``: (B, 2) (default all on) multiplies each branch's condition tokens.
     """
 
-    def __init__(self, dim: int, d_cond: int, *, d_state: int = 16, expand: int = 2, residual: bool = False, chunk: int = 16):
+    def __init__(self, dim: int, d_cond: int, *, d_state: int = 16, expand: int = 2, residual: bool = False):
         super().__init__()
         self.dim, self.d_inner = dim, expand * dim
         di = self.d_inner
@@ -74,7 +74,7 @@ class PCMLayer(nn.Module):
         self.in_proj = nn.ModuleDict({b: nn.Linear(dim, di, bias=False) for b in BRANCHES})
         self.cond_proj = nn.ModuleDict({b: nn.Linear(d_cond, di, bias=False) for b in BRANCHES})
         self.id_proj = nn.Linear(d_cond, di, bias=False)
-        self.units = nn.ModuleDict({b: BiMamba(di, d_state=d_state, dt_rank=dt_rank, project=False, chunk=chunk) for b in BRANCHES})
+        self.units = nn.ModuleDict({b: BiMamba(di, d_state=d_state, dt_rank=dt_rank, project=False) for b in BRANCHES})
         self.out_norm = nn.LayerNorm(di)
         self.out_proj = nn.Linear(di, dim, bias=False)
         self.res_scale = nn.Parameter(torch.zeros(())) if residual else None
