@@ -118,3 +118,20 @@ def test_four_pass_guidance_by_hand_and_equal_to_the_flow_rooms_ordered_composit
     torch.testing.assert_close(four_pass_guidance(e0, e1, e2, e3), by_hand)
     torch.testing.assert_close(guided_velocity([e0, e1, e2, e3], [w for _, w in guidance_passes()]), by_hand)
     assert GUIDANCE_SCALES == (2.0, 7.5, 3.0)
+
+
+def test_cross_attention_fusion_peer_starts_as_identity_ignores_masks_and_obeys_gates():
+    from reprolab.papers.actalker import CrossAttentionFusion
+
+    torch.manual_seed(0)
+    fuse = CrossAttentionFusion(C, DC, heads=4)
+    x, ident, conds, face, mouth = _inputs()
+    torch.testing.assert_close(fuse(x, ident, conds), x)  # zero-initialised output projection
+    torch.nn.init.normal_(fuse.attn.out_proj.weight, std=0.5)
+    gates = torch.tensor([[1.0, 0.0]] * B)
+    y = fuse(x, ident, conds, gate_masks(gates, face, mouth), gates)
+    assert not torch.allclose(y, x)
+    assert torch.equal(y, fuse(x, ident, conds, None, gates))  # masks play no part
+    # a closed gate zeroes that signal's tokens: its values no longer matter (the tokens still take attention mass)
+    assert torch.equal(y, fuse(x, ident, {**conds, "motion": conds["motion"] * 7}, None, gates))
+    assert not torch.equal(y, fuse(x, ident, {**conds, "audio": conds["audio"] * 7}, None, gates))

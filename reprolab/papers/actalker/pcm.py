@@ -36,7 +36,7 @@ from torch import nn
 from ...errors import ConfigError, ShapeError
 from ...nn.ssm import BiMamba
 
-__all__ = ["BRANCHES", "GUIDANCE_SCALES", "PCMLayer", "four_pass_guidance", "gate_masks", "guidance_passes"]
+__all__ = ["BRANCHES", "GUIDANCE_SCALES", "CrossAttentionFusion", "PCMLayer", "four_pass_guidance", "gate_masks", "guidance_passes"]
 
 BRANCHES = ("audio", "motion")
 GUIDANCE_SCALES = (2.0, 7.5, 3.0)  # reference, + audio, + motion (official Inference.py)
@@ -114,6 +114,44 @@ class PCMLayer(nn.Module):
             total = total + self._branch(b, u, torch.cat([ident, cond], dim=1), masks[j].bool())
         y = self.out_proj(self.out_norm(total))
         return x + self.res_scale * y if self.res_scale is not None else y
+
+
+class CrossAttentionFusion(nn.Module):
+    """The peer ACTalker compares PCM with: both signals fused by cross-attention, no masks (IP-Adapter style, as in
+    Hallo / EchoMimic). Same call as :class:`PCMLayer`; ``masks`` are ignored, gates multiply the condition tokens:
+
+        y = x + W_o Attn(LN(x), [SiLU(W_id e_id); g_a SiLU(W_a a); g_m SiLU(W_m m)])
+
+    with the output projection zero-initialised (a residual path that starts as the identity, as IP-Adapter's).
+    """
+
+    def __init__(self, dim: int, d_cond: int, *, heads: int = 4):
+        super().__init__()
+        if dim % heads:
+            raise ConfigError("heads", heads, f"a divisor of dim={dim}")
+        self.dim = dim
+        self.cond_proj = nn.ModuleDict({b: nn.Linear(d_cond, dim, bias=False) for b in BRANCHES})
+        self.id_proj = nn.Linear(d_cond, dim, bias=False)
+        self.norm = nn.LayerNorm(dim)
+        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+        nn.init.zeros_(self.attn.out_proj.weight)
+        nn.init.zeros_(self.attn.out_proj.bias)
+
+    def forward(self, x: torch.Tensor, id_tokens: torch.Tensor, conditions: dict[str, torch.Tensor],
+                masks: Sequence[torch.Tensor] | None = None, gates: torch.Tensor | None = None) -> torch.Tensor:
+        if x.dim() != 3 or x.shape[-1] != self.dim:
+            raise ShapeError("x", tuple(x.shape), f"(B, L, {self.dim})")
+        missing = [b for b in BRANCHES if b not in conditions]
+        if missing:
+            raise ConfigError("conditions", sorted(conditions), f"tokens for {', '.join(BRANCHES)}")
+        B = x.shape[0]
+        gates = torch.ones(B, 2, device=x.device, dtype=x.dtype) if gates is None else gates.to(x.dtype)
+        ctx = [torch.nn.functional.silu(self.id_proj(id_tokens))]
+        for j, b in enumerate(BRANCHES):
+            ctx.append(torch.nn.functional.silu(self.cond_proj[b](conditions[b])) * gates[:, j, None, None])
+        ctx_t = torch.cat(ctx, dim=1)
+        out, _ = self.attn(self.norm(x), ctx_t, ctx_t, need_weights=False)
+        return x + out
 
 
 def four_pass_guidance(eps_null: torch.Tensor, eps_ref: torch.Tensor, eps_ref_audio: torch.Tensor, eps_all: torch.Tensor,
