@@ -207,8 +207,9 @@ class GPTImgEvalStudy(Study):
             "steps (measured: still noise at 450 quick steps); it now predicts x0 (nn.text_diffusion's new default, carried by the "
             "model so training and sampling cannot disagree), which gives clean backgrounds with objects from the first budget. "
             "Also: the budgets are now snapshots of one run on one learning-rate schedule over the largest budget (v2 restarted "
-            "warm-up and cosine decay at each budget; the EMA was already carried over). Rules otherwise unchanged; quick budgets "
-            "40/120/360 (was 50/150/450) and 400 detector steps (was 500) for the 2-minute target. Written before any v3 run."),
+            "warm-up and cosine decay at each budget; the EMA was already carried over). Rules otherwise unchanged. Written before any v3 run; then, "
+            "from the first v3 quick run's timing alone (its verdicts change nothing here), quick became budgets 30/90/270 (was "
+            "50/150/450), 400 detector steps (was 500) and 12 validity prompts per tag (was 15), for the 2-minute target."),
     }
     claims = [
         Claim("validity", "A GenEval-style harness agrees with the exact verdict per image, clean and degraded",
@@ -236,8 +237,8 @@ class GPTImgEvalStudy(Study):
             threads=1,
         ),  # fmt: skip
         Scale.QUICK: GPTImgEvalConfig(
-            image_size=32, det_scenes=1200, det_steps=400, det_width=32, validity_per_tag=15, eval_per_tag=10, images_per_prompt=2,
-            train_pairs=3000, budgets=(40, 120, 360), batch=16, channels=(16, 32, 32), text_dim=32, lr=2e-3, sample_steps=10, guidance=3.0,
+            image_size=32, det_scenes=1200, det_steps=400, det_width=32, validity_per_tag=12, eval_per_tag=10, images_per_prompt=2,
+            train_pairs=3000, budgets=(30, 90, 270), batch=16, channels=(16, 32, 32), text_dim=32, lr=2e-3, sample_steps=10, guidance=3.0,
             probe=False,
         ),  # fmt: skip
         Scale.FULL: GPTImgEvalConfig(
