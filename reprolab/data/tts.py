@@ -230,6 +230,58 @@ def espeak_available() -> bool:
         return False
 
 
+def _synthesize(text: str, voice: str, rate_wpm: int) -> tuple[np.ndarray, int, list[tuple[int, int, int, str]]]:
+    """libespeak-ng in callback mode: (audio at the native rate, native rate, events as (type, text position (1-based),
+    sample, phoneme name or ""))."""
+    lib, native = _espeak()
+    chunks: list[np.ndarray] = []
+    events: list[tuple[int, int, int, str]] = []
+
+    def collect(wav, n, ev):  # noqa: ANN001 - ctypes callback
+        if n > 0:
+            chunks.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())
+        i = 0
+        while ev[i].type != 0:
+            name = bytes(ev[i].id.string).split(b"\0", 1)[0].decode("ascii", "replace") if ev[i].type == _EVENT_PHONEME else ""
+            events.append((ev[i].type, ev[i].text_position, ev[i].sample, name))
+            i += 1
+        return 0
+
+    callback = _CALLBACK(collect)
+    data = text.encode("utf-8")
+    with _ESPEAK_LOCK:
+        lib.espeak_SetSynthCallback(callback)
+        if lib.espeak_SetVoiceByName(voice.encode()) != 0:
+            raise ConfigError("variant", voice, "an espeak-ng voice variant that exists (espeak-ng --voices=variant)")
+        lib.espeak_SetParameter(1, int(rate_wpm), 0)  # espeakRATE, absolute
+        if lib.espeak_Synth(data, len(data) + 1, 0, 1, 0, 1, None, None) != 0:  # POS_CHARACTER, espeakCHARS_UTF8
+            raise ReprolabError(f"libespeak-ng refused to synthesise {text[:40]!r}", fix="check the text's encoding")
+        lib.espeak_Synchronize()
+    audio = (np.concatenate(chunks) if chunks else np.zeros(1, np.int16)).astype(np.float32) / 32768.0
+    return audio, native, events
+
+
+def _resample(audio: np.ndarray, native: int, sample_rate: int) -> np.ndarray:
+    if sample_rate == native:
+        return audio
+    from math import gcd
+
+    from scipy.signal import resample_poly
+
+    g = gcd(sample_rate, native)
+    return resample_poly(audio, sample_rate // g, native // g).astype(np.float32)
+
+
+def _save_cached(base: Path, audio: np.ndarray, meta: dict) -> None:
+    base.parent.mkdir(parents=True, exist_ok=True)
+    tmp = base.with_name(f".{base.name}.{os.getpid()}.tmp.npy")
+    np.save(tmp, audio)
+    os.replace(tmp, base.with_suffix(".npy"))
+    from ..runtime import atomic_write_json
+
+    atomic_write_json(base.with_suffix(".json"), meta)
+
+
 def speak_with_word_times(text: str, language: str = "es", rate_wpm: int = 160, variant: str = "", sample_rate: int = 16_000,
                           cache: bool = True) -> Utterance:
     """Synthesise ``text`` with libespeak-ng and return the audio (resampled to ``sample_rate``) and each
@@ -249,30 +301,8 @@ def speak_with_word_times(text: str, language: str = "es", rate_wpm: int = 160, 
     if cache and base.with_suffix(".json").exists() and base.with_suffix(".npy").exists():
         meta = json.loads(base.with_suffix(".json").read_text())
         return Utterance(np.load(base.with_suffix(".npy")), meta["sample_rate"], tuple(SpokenWord(*w) for w in meta["words"]))
-    lib, native = _espeak()
-    chunks: list[np.ndarray] = []
-    events: list[tuple[int, int, int]] = []  # (type, character position (1-based), sample)
-
-    def collect(wav, n, ev):  # noqa: ANN001 - ctypes callback
-        if n > 0:
-            chunks.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())
-        i = 0
-        while ev[i].type != 0:
-            events.append((ev[i].type, ev[i].text_position, ev[i].sample))
-            i += 1
-        return 0
-
-    callback = _CALLBACK(collect)
-    data = text.encode("utf-8")
-    with _ESPEAK_LOCK:
-        lib.espeak_SetSynthCallback(callback)
-        if lib.espeak_SetVoiceByName(voice.encode()) != 0:
-            raise ConfigError("variant", variant, "an espeak-ng voice variant that exists (espeak-ng --voices=variant)")
-        lib.espeak_SetParameter(1, int(rate_wpm), 0)  # espeakRATE, absolute
-        if lib.espeak_Synth(data, len(data) + 1, 0, 1, 0, 1, None, None) != 0:  # POS_CHARACTER, espeakCHARS_UTF8
-            raise ReprolabError(f"libespeak-ng refused to synthesise {text[:40]!r}", fix="check the text's encoding")
-        lib.espeak_Synchronize()
-    audio = (np.concatenate(chunks) if chunks else np.zeros(1, np.int16)).astype(np.float32) / 32768.0
+    audio, native, raw_events = _synthesize(text, voice, rate_wpm)
+    events = [(kind, char, sample) for kind, char, sample, _ in raw_events]
     total = len(audio) / native
     # character span of every whitespace token (espeak's text_position counts characters from 1)
     spans, pos = [], 0
@@ -299,22 +329,10 @@ def speak_with_word_times(text: str, language: str = "es", rate_wpm: int = 160, 
     ends = list(starts[1:]) + [total]
     words = tuple(SpokenWord(("" if i == 0 else " ") + tok, round(float(s), 6), round(float(e), 6))
                   for i, (tok, s, e) in enumerate(zip(tokens, starts, ends)))
-    if sample_rate != native:
-        from math import gcd
-
-        from scipy.signal import resample_poly
-
-        g = gcd(sample_rate, native)
-        audio = resample_poly(audio, sample_rate // g, native // g).astype(np.float32)
+    audio = _resample(audio, native, sample_rate)
     utt = Utterance(audio, sample_rate, words)
     if cache:
-        base.parent.mkdir(parents=True, exist_ok=True)
-        tmp = base.with_name(f".{base.name}.{os.getpid()}.tmp.npy")
-        np.save(tmp, audio)
-        os.replace(tmp, base.with_suffix(".npy"))
-        from ..runtime import atomic_write_json
-
-        atomic_write_json(base.with_suffix(".json"), {"sample_rate": sample_rate, "words": [[w.text, w.start, w.end] for w in words]})
+        _save_cached(base, audio, {"sample_rate": sample_rate, "words": [[w.text, w.start, w.end] for w in words]})
     return utt
 
 
@@ -346,51 +364,15 @@ def speak_with_phoneme_times(text: str, language: str = "en", rate_wpm: int = 16
     if cache and base.with_suffix(".json").exists() and base.with_suffix(".npy").exists():
         meta = json.loads(base.with_suffix(".json").read_text())
         return np.load(base.with_suffix(".npy")), meta["sample_rate"], tuple(SpokenPhoneme(*p) for p in meta["phonemes"])
-    lib, native = _espeak()
-    chunks: list[np.ndarray] = []
-    events: list[tuple[str, int]] = []
-
-    def collect(wav, n, ev):  # noqa: ANN001 - ctypes callback
-        if n > 0:
-            chunks.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())
-        i = 0
-        while ev[i].type != 0:
-            if ev[i].type == _EVENT_PHONEME:
-                name = bytes(ev[i].id.string).split(b"\0", 1)[0].decode("ascii", "replace")
-                events.append((name, ev[i].sample))
-            i += 1
-        return 0
-
-    callback = _CALLBACK(collect)
-    data = text.encode("utf-8")
-    with _ESPEAK_LOCK:
-        lib.espeak_SetSynthCallback(callback)
-        if lib.espeak_SetVoiceByName(voice.encode()) != 0:
-            raise ConfigError("variant", variant, "an espeak-ng voice variant that exists (espeak-ng --voices=variant)")
-        lib.espeak_SetParameter(1, int(rate_wpm), 0)
-        if lib.espeak_Synth(data, len(data) + 1, 0, 1, 0, 1, None, None) != 0:
-            raise ReprolabError(f"libespeak-ng refused to synthesise {text[:40]!r}", fix="check the text's encoding")
-        lib.espeak_Synchronize()
-    audio = (np.concatenate(chunks) if chunks else np.zeros(1, np.int16)).astype(np.float32) / 32768.0
+    audio, native, raw_events = _synthesize(text, voice, rate_wpm)
+    events = [(name, sample) for kind, _, sample, name in raw_events if kind == _EVENT_PHONEME]
     total = len(audio) / native
     starts = [sample / native for _, sample in events]
     ends = starts[1:] + [total]
     phonemes = tuple(SpokenPhoneme(name, round(s, 6), round(max(s, e), 6)) for (name, _), s, e in zip(events, starts, ends))
-    if sample_rate != native:
-        from math import gcd
-
-        from scipy.signal import resample_poly
-
-        g = gcd(sample_rate, native)
-        audio = resample_poly(audio, sample_rate // g, native // g).astype(np.float32)
+    audio = _resample(audio, native, sample_rate)
     if cache:
-        base.parent.mkdir(parents=True, exist_ok=True)
-        tmp = base.with_name(f".{base.name}.{os.getpid()}.tmp.npy")
-        np.save(tmp, audio)
-        os.replace(tmp, base.with_suffix(".npy"))
-        from ..runtime import atomic_write_json
-
-        atomic_write_json(base.with_suffix(".json"), {"sample_rate": sample_rate, "phonemes": [[p.phoneme, p.start, p.end] for p in phonemes]})
+        _save_cached(base, audio, {"sample_rate": sample_rate, "phonemes": [[p.phoneme, p.start, p.end] for p in phonemes]})
     return audio, sample_rate, phonemes
 
 
