@@ -149,12 +149,12 @@ class SkyReelsA2Pipeline(_pipeline_base()):
         dtype = self.transformer.dtype
         img_tokens = image_tokens(self.image_encoder, clip_px).repeat(batch, 1, 1).to(dtype)
         set_image_token_count(self.transformer, img_tokens.shape[1])
-        condition = prepare_condition(self.vae, vae_px, num_frames, batch_size=batch, vae_repeat=vae_repeat, generator=generator)
-
         t_lat = (num_frames - 1) // self.vae_scale_factor_temporal + 1
         shape = (batch, self.vae.config.z_dim, t_lat, height // self.vae_scale_factor_spatial, width // self.vae_scale_factor_spatial)
         device = self._execution_device
+        # the generator draws the noise first, then the posterior sample of the condition (official prepare_latents order)
         latents = torch.randn(shape, generator=generator, device=generator.device if generator is not None else device).to(device)
+        condition = prepare_condition(self.vae, vae_px, num_frames, batch_size=batch, vae_repeat=vae_repeat, generator=generator)
         self.scheduler.set_timesteps(num_inference_steps, device=device)
         for t in self.progress_bar(self.scheduler.timesteps) if progress else self.scheduler.timesteps:
             x = model_input(latents, condition.to(latents.device)).to(dtype)
