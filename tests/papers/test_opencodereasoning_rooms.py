@@ -90,3 +90,23 @@ def test_sft_masks_the_prompt_and_training_lowers_the_loss():
     tuned, info = finetune(st, data, cfg, seed=0)
     assert info["loss_last"] < 0.7 * info["loss_first"]
     assert any(not torch.equal(a, b) for a, b in zip(st.model.parameters(), tuned.model.parameters()))  # a copy was trained
+
+
+def test_oracle_control_passes_through_the_whole_evaluation_path():
+    """The study's oracle control in small: a student fine-tuned on a problem's own reference solution (in the
+    fenced answer format) passes it through prompt, greedy decoding, code extraction and the sandbox, while the
+    untrained student does not. If this fails, a 0 pass@1 in the study is a bug, not the student's capacity."""
+    from reprolab.data.code_problems import make_problems
+    from reprolab.papers.opencodereasoning.student import Student, StudentConfig, answers, finetune, pass_at_1, train_bpe
+
+    torch.manual_seed(0)
+    probs = make_problems(1, seed=3, difficulties=(1,))
+    fence = "`" * 3
+    data = [(p.statement, f"{fence}python\n{p.solution}{fence}") for p in probs]
+    tk = train_bpe("".join(q + r for q, r in data) * 20, 400)
+    st = Student(GPT(GPTConfig(vocab_size=tk.get_vocab_size(), block_size=320, n_layer=1, n_head=2, n_embd=32)), tk)
+    cfg = StudentConfig(vocab_size=400, block_size=320, pretrain_block=64, sft_epochs=60, sft_batch=1, sft_lr=1e-2, max_new_tokens=64)
+    tuned, _ = finetune(st, data, cfg, seed=0)
+    questions = [p.statement for p in probs]
+    assert pass_at_1(answers(tuned, questions, 64), probs, workers=1) == [1.0]
+    assert pass_at_1(answers(st, questions, 64), probs, workers=1) == [0.0]

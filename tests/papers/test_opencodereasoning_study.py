@@ -19,7 +19,7 @@ def bern(p, seed, n):
     return (np.random.default_rng(seed).random(n) < p).astype(float).tolist()
 
 
-def metrics(lost_hard=0.8, lost_easy=0.1, arm_p=None, n_train=None, exec_kept=30, n_q=40, shuffle=False):
+def metrics(lost_hard=0.8, lost_easy=0.1, arm_p=None, n_train=None, exec_kept=30, n_q=40, shuffle=False, oracle_p=1.0):
     rng = np.random.default_rng(0)
     diffs = [1 + i % 4 for i in range(n_q)]
     lost = [int(rng.random() < (lost_hard if d >= 3 else lost_easy)) for d in diffs]
@@ -30,7 +30,7 @@ def metrics(lost_hard=0.8, lost_easy=0.1, arm_p=None, n_train=None, exec_kept=30
     n_train = n_train or {"all": 60, "exec": 25, "half": 30, "code_only": 60, "base": 0}
     students = {a: {"pass": [bern(arm_p[a], 10 * s + k, PROBS) for s in range(SEEDS)], "n_train": n_train[a]}
                 for k, a in enumerate(ARMS)}
-    return {"questions": questions, "exec_kept": exec_kept, "students": students}
+    return {"questions": questions, "exec_kept": exec_kept, "students": students, "oracle": {"pass": bern(oracle_p, 99, PROBS)}}
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +73,15 @@ def test_preconditions(claims):
     # execution filtering removed nothing: the exec arm is the all arm
     assert claims["exec_hurts"].judge(metrics(n_train={"all": 60, "exec": 60, "half": 30, "code_only": 60, "base": 0})).verdict \
         == Verdict.NOT_TESTABLE
+    # the oracle control fails (the student cannot pass the problems it was fine-tuned on): the evaluation path is at
+    # fault, so even planted arm differences are not testable, and the reason says so (not "student capacity")
+    for oracle in (0.0, 0.3):
+        for k in ("exec_hurts", "distill_helps", "more_data"):
+            j = claims[k].judge(metrics(oracle_p=oracle))
+            assert j.verdict == Verdict.NOT_TESTABLE and j.ours.startswith("not testable (evaluation path"), j.ours
+    m = metrics()
+    del m["oracle"]  # a run without the oracle control cannot vouch for its evaluation path
+    assert claims["exec_hurts"].judge(m).verdict == Verdict.NOT_TESTABLE
     # a teacher that never passes: (a) is not testable
     assert claims["hard_removed"].judge(metrics(exec_kept=0)).verdict == Verdict.NOT_TESTABLE
     assert claims["hard_removed"].judge(metrics(n_q=8)).verdict == Verdict.NOT_TESTABLE
@@ -92,6 +101,7 @@ def test_smoke_run(smoke_run):
     assert m["exec_kept"] > 0 and m["teacher_pass_all_samples"] > 0
     assert len(m["students"]["exec_equal_steps"]["pass"]) == len(m["seeds"]) and m["students"]["exec_equal_steps"]["losses"][0]["steps"] \
         >= m["students"]["exec"]["losses"][0]["steps"]
+    assert len(m["oracle"]["pass"]) == m["n_heldout"] and m["oracle"]["train"]["steps"] > 0  # the oracle control ran
     folder = out / "opencodereasoning" / "smoke"
     assert (folder / "distilled.jsonl").stat().st_size > 0 and (folder / "distilled_sft.jsonl").stat().st_size > 0
     assert {c.key: c.verdict for c in result.claims}.keys() == {c.key for c in OpenCodeReasoningStudy.claims}

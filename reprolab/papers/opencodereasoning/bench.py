@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ...data.code_problems import make_problems
-from ...study import Benchmark, BenchResult, Scale, bench_rows, register_bench
+from ...study import Benchmark, BenchResult, Scale, bench_rows, register_bench, run_key
 from .distill import FilterConfig, filter_samples, first_code_block, syntax_ok
 
 
@@ -41,7 +41,7 @@ class OpenCodeReasoningBench(Benchmark):
     def run(self, quick: bool) -> BenchResult:
         from ...errors import ReprolabError
         from ...runtime import interleaved_timings
-        from .study import OpenCodeReasoningStudy
+        from .study import OpenCodeReasoningStudy, heldout_problems
         from .student import answers, finetune, pass_at_1, pretrain_student
 
         rows_in, scale = load_teacher_samples()
@@ -62,8 +62,9 @@ class OpenCodeReasoningBench(Benchmark):
 
         # student pass@1 of the three data sets, side by side
         cfg = OpenCodeReasoningStudy.scales[Scale(scale)]
-        problems = {p.problem_id: p for p in make_problems(cfg.n_problems, seed=0, prefix="ocr")}
-        heldout = make_problems(12 if quick else cfg.n_heldout, seed=7919, prefix="heldout")
+        train = make_problems(cfg.n_problems, seed=0, prefix="ocr")
+        problems = {p.problem_id: p for p in train}
+        heldout = heldout_problems(cfg, train, seed=0, n=min(12, cfg.n_heldout) if quick else None)  # the study's held-out set
         results = filter_samples(outputs, FilterConfig()).results
         data = {"unfiltered (ours)": [], "execution-filtered": [], "code-only": []}
         for r, f in zip(rows_in, results):
@@ -75,8 +76,11 @@ class OpenCodeReasoningBench(Benchmark):
                 data["execution-filtered"].append((q, f.output))
             if f.code:
                 data["code-only"].append((q, f"```python\n{f.code}\n```"))
-        st_cfg = replace(cfg.student, pretrain_steps=min(cfg.student.pretrain_steps, 60 if quick else 300))
-        base, _ = pretrain_student(st_cfg, seed=0, cache_dir=Path("runs") / "bench" / "opencodereasoning" / f"student-{scale}-{quick}")
+        st_cfg = replace(cfg.student, pretrain_steps=min(cfg.student.pretrain_steps, 60)) if quick else cfg.student
+        # the study run's pre-trained student when it is there (same config, same seed), else the bench's own cache
+        study_cache = Path("runs") / "opencodereasoning" / scale / "checkpoints" / f"student-pretrain-{run_key(st_cfg)}"
+        cache = study_cache if (study_cache / "done").exists() else Path("runs") / "bench" / "opencodereasoning" / f"student-{run_key(st_cfg)}"
+        base, _ = pretrain_student(st_cfg, seed=0, cache_dir=cache)
         passes = {}
         for name, d in data.items():
             st, _ = finetune(base, d, st_cfg, seed=0)
