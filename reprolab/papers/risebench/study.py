@@ -262,12 +262,14 @@ class RiseBenchStudy(Study):
         Scale.QUICK: RiseConfig(per_category=2, control_per_category=8, editor_models=("qwen2.5-coder-0.5b",),
                                 think_model="qwen2.5-coder-0.5b", judge_model="qwen2.5-coder-0.5b", generate_outputs=3,
                                 det_scenes=600, det_steps=300),
-        # full: sized from probes on loaded cores before any full run (1.5B edit about 5 s direct / 6 s think per task;
-        # caption-then-judge calls ordered by prompt so that an editor after the first costs only its image's text):
-        # caption-then-judge on four editors that span the score range, the generative mode on 4 outputs
+        # full: sized from the quick run (122 s: 0.5B caption-then-judge 0.34 s per judgement, ordered by prompt so that an
+        # editor after the first costs only its image's text) and 1.5B probes on loaded cores (about 5 s direct / 8 s
+        # think-first per task, roughly 3x the 0.5B's per judgement): caption-then-judge on three editors that span the
+        # score range (identity, the planted-error oracle whose half-right outputs grade the scale, 1.5B think-first),
+        # the generative mode on 2 outputs; about 15 minutes alone
         Scale.FULL: RiseConfig(per_category=8, control_per_category=32, editor_models=("qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"),
                                think_model="qwen2.5-coder-1.5b", judge_model="qwen2.5-coder-1.5b",
-                               caption_editors=("identity", "oracle", "oracle_err50", "qwen-1.5b-think"), generate_outputs=4,
+                               caption_editors=("identity", "oracle_err50", "qwen-1.5b-think"), generate_outputs=2,
                                det_scenes=800, det_steps=400),
     }
 
