@@ -46,8 +46,8 @@ class RiseBenchBench(Benchmark):
 
         model = "qwen2.5-coder-0.5b" if quick else "qwen2.5-coder-1.5b"
         root = Path("runs", "risebench", "bench")
-        reader = GridReader.train(root / "reader.pt")
-        return self.measure(load_for_study(model, n_ctx=4096), reader, 2 if quick else 4, root, quick=quick, model=model)
+        reader = GridReader.train(root / "reader.pt", scenes=800, steps=400)
+        return self.measure(load_for_study(model, n_ctx=4096), reader, 1 if quick else 4, root, quick=quick, model=model)
 
     def measure(self, llm: Any, reader: Any, per_cat: int, root: Path, *, quick: bool = True, model: str = "") -> BenchResult:
         """The comparison on ``per_cat`` tasks per category with ``llm`` as caption-then-judge and ``reader`` as scene reader."""
