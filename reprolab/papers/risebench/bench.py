@@ -9,7 +9,7 @@ comparison is among the judges this folder offers, on RISE-shapes outputs whose 
   (greedy, capped), parsed by the official regex. The baseline: it is how the protocol is meant to be run.
 
 Outputs: the oracle, the oracle with planted errors in half the tasks, identity and instruction-only, on
-2 (quick) or 4 (full) tasks per category. Every judge sees the same outputs; seconds per judged sample (all of
+1 (quick: 16 samples) or 4 (full) tasks per category. Every judge sees the same outputs; seconds per judged sample (all of
 a sample's 2-3 judgements) are measured round-robin over samples (a sample's three judges back to back, no
 response cache; llama.cpp reuses the KV cache of a shared prompt prefix, as it would in any run). Spearman with
 the exact judge is over every (sample, dimension) score both judges gave.
