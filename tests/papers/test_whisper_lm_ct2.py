@@ -152,3 +152,35 @@ def test_tts_is_cached_and_16k_mono(tmp_path, monkeypatch, audio):
         assert w.getframerate() == 16000 and w.getnchannels() == 1 and w.getnframes() > 16000
     with pytest.raises(ConfigError):
         tts.synthesize("Bos días", "gl")
+
+
+def test_cli_transcribes_common_formats_to_jsonl_and_srt(tmp_path, audio):
+    _asset("whisper-tiny.en")
+    import json
+
+    import soundfile as sf
+    from typer.testing import CliRunner
+
+    from reprolab.papers.whisper_lm.cli import app
+
+    wave, sr = tts.read_wav(audio)
+    paths = []
+    for ext in ("wav", "flac", "ogg", "mp3"):  # libsndfile writes all four (Vorbis and MP3 lossy)
+        paths.append(tmp_path / f"speech.{ext}")
+        sf.write(str(paths[-1]), wave, sr)
+    out = tmp_path / "t.jsonl"
+    r = CliRunner().invoke(app, ["transcribe", *map(str, paths), "--model", "whisper-tiny.en", "--language", "en", "--method", "plain",
+                                 "--format", "jsonl", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    recs = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [rec["audio"] for rec in recs] == list(map(str, paths))
+    for rec in recs:
+        assert "house" in rec["text"].lower() and rec["method"] == "plain" and abs(rec["audio_seconds"] - len(wave) / sr) < 0.1
+    # SRT beside the audio: one cue over the utterance
+    r = CliRunner().invoke(app, ["transcribe", str(paths[0]), "--model", "whisper-tiny.en", "--language", "en", "--method", "plain",
+                                 "--format", "srt"])
+    assert r.exit_code == 0, r.output
+    cue = paths[0].with_suffix(".srt").read_text().splitlines()
+    assert cue[0] == "1" and cue[1].startswith("00:00:00,000 --> 00:00:0") and "cat" in cue[2].lower()
+    r = CliRunner().invoke(app, ["transcribe", str(paths[0]), "--model", "whisper-tiny.en", "--format", "xml"])
+    assert isinstance(r.exception, ConfigError) and "--format" in str(r.exception)

@@ -157,6 +157,7 @@ class WhisperLM:
         self.sot = tid("<|startoftranscript|>")
         self.special_from = self.eot  # every id >= <|endoftext|> is special
         self._lang_ids = {}
+        self.last_audio_samples = 0
 
     # ------------------------------------------------------------------ audio and prompt
 
@@ -193,6 +194,7 @@ class WhisperLM:
             raise NonFiniteError("audio", "NaN/inf samples", fix="check the decoder or synthesiser that produced it")
         if len(audio) > 30 * SAMPLE_RATE:
             raise ShapeError("audio", f"{len(audio) / SAMPLE_RATE:.1f} s", "an utterance of at most 30 s (split long audio first)")
+        self.last_audio_samples = len(audio)  # the utterance's length, for callers that report it (the CLI's SRT and JSONL)
         feats = self.fw.feature_extractor(audio)[:, :N_FRAMES]
         feats = np.pad(feats, ((0, 0), (0, N_FRAMES - feats.shape[1])))
         x = self._ct2.StorageView.from_array(np.ascontiguousarray(feats[None].astype(np.float32)))
