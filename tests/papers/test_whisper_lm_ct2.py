@@ -184,3 +184,31 @@ def test_cli_transcribes_common_formats_to_jsonl_and_srt(tmp_path, audio):
     assert cue[0] == "1" and cue[1].startswith("00:00:00,000 --> 00:00:0") and "cat" in cue[2].lower()
     r = CliRunner().invoke(app, ["transcribe", str(paths[0]), "--model", "whisper-tiny.en", "--format", "xml"])
     assert isinstance(r.exception, ConfigError) and "--format" in str(r.exception)
+
+
+def test_ct2_weights_read_back_into_transformers_give_ctranslate2s_numbers(audio, whisper, tmp_path):
+    _asset("whisper-tiny.en")
+    import torch
+
+    from reprolab.papers.whisper_lm.ct2_to_hf import load_ct2_whisper, read_ct2_variables
+
+    hf = load_ct2_whisper("whisper-tiny.en")
+    wave, _ = tts.read_wav(audio)
+    enc = whisper.encode(wave)
+    feats = whisper.fw.feature_extractor(wave)[:, :3000]
+    feats = np.pad(feats, ((0, 0), (0, 3000 - feats.shape[1])))
+    with torch.no_grad():
+        e_hf = hf.model.encoder(torch.from_numpy(feats[None].astype(np.float32))).last_hidden_state
+    np.testing.assert_allclose(e_hf.numpy(), np.asarray(enc), atol=1e-3)  # float16 weights, float32 compute on both sides
+    prompt = whisper.prompt("en")
+    prefix = whisper.tokenizer.encode(" The cat", add_special_tokens=False).ids
+    ct2 = whisper.next_logprobs(enc, prompt, [prefix])[0]
+    with torch.no_grad():
+        lp = torch.log_softmax(hf(encoder_outputs=(e_hf,), decoder_input_ids=torch.tensor([prompt + prefix])).logits[0, -1], -1).numpy()
+    top = np.argsort(-ct2)[:5]
+    assert np.array_equal(top, np.argsort(-lp)[:5])
+    np.testing.assert_allclose(lp[top], ct2[top], atol=1e-3)
+    bad = tmp_path / "model.bin"
+    bad.write_bytes(b"\x06\x00\x00\x00\x0b\x00TransformerS")
+    with pytest.raises(MalformedFile):
+        read_ct2_variables(bad)
