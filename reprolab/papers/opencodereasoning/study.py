@@ -279,7 +279,7 @@ class OpenCodeReasoningStudy(Study):
                                                      sft_epochs=1, sft_batch=8, max_new_tokens=16)),
         Scale.QUICK: OCRConfig(teacher="qwen2.5-coder-0.5b", n_problems=12, n_samples=2, max_tokens=160, think_budget=48, n_heldout=12,
                                seeds=(0,), heldout_difficulties=(1, 2),
-                               student=StudentConfig(corpus_bytes=1_000_000, pretrain_steps=150, pretrain_lr=2e-3, sft_epochs=12,
+                               student=StudentConfig(corpus_bytes=1_000_000, pretrain_steps=80, pretrain_lr=2e-3, sft_epochs=12,
                                                      sft_lr=2e-3, block_size=512, max_new_tokens=256)),
         Scale.FULL: OCRConfig(teacher="qwen2.5-coder-1.5b", n_problems=28, n_samples=2, max_tokens=224, think_budget=64, n_heldout=24,
                               seeds=(0, 1), heldout_difficulties=(1, 2),
