@@ -136,6 +136,10 @@ def test_a_patch_wider_than_the_token_is_a_bottleneck_that_no_training_can_undo(
         narrow = AVDiTConfig(dim=16, depth=1, heads=2, patch=2, audio_mels=16, audio_patch=(8, 4))  # 32 values > 16
     rank, n = _audio_jacobian_rank(narrow)
     assert rank <= (16 // 8) * (8 // 4) * 16 < n
+    with pytest.warns(BottleneckWarning, match="audio patch holds 16 values"):  # as many values as channels: the output
+        level = AVDiTConfig(dim=16, depth=1, heads=2, patch=2, audio_mels=16, audio_patch=(4, 4))  # LayerNorm keeps 15
+    rank, n = _audio_jacobian_rank(level)
+    assert rank == (16 // 4) * (8 // 4) * 15 < n
     with warnings.catch_warnings():
         warnings.simplefilter("error", BottleneckWarning)
         wide = AVDiTConfig(dim=16, depth=1, heads=2, patch=2, audio_mels=16, audio_patch=(4, 2))  # 8 values <= 16

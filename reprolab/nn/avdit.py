@@ -33,10 +33,12 @@ with ``x_t = {"video": ..., "audio": ...}`` (or a tensor for a video-only model)
     v = model({"video": x_v, "audio": x_a}, t, {"text": tokens}, {"text": torch.zeros(B, dtype=torch.bool)})
 
 Seconds per training step (forward + backward + AdamW, batch 16, 2 threads of a shared 2-core machine, from the
-studies' own timings): javisdit (16 frames 16x16 RGB + a 64 x 100 mel, patch 4 / (16, 4) -> 256 + 100 tokens,
-dim 48, 3 blocks, a 384-d text slot, 0.40M parameters): 0.18 s (quick run, 2026-12-02); the same at 8 frames
-(128 + 100 tokens, the study's fallback): 0.13 s (full run, 1200 steps). SkyReels-A2 and ACTalker add their rows
-when their studies land.
+studies' own timings): javisdit v2 (8 frames 16x16 RGB in 4x4 patches + a 64 x 100 mel in 8 x 4 patches -> 128 + 200
+tokens, dim 48, 3 blocks, a 384-d text slot, 0.40M parameters): 0.163 s (full run, stage A, 1100 steps); without
+the AV cross-attention 0.11 s. v1's 16 x 4 mel patches (100 audio tokens, a bottleneck) took 0.13 s. SkyReels-A2
+trains diffusers' ``WanTransformer3DModel`` through :mod:`reprolab.nn.flow` rather than this DiT (its spec sheet
+measured 0.5 s per step for 128 video + 8 text tokens, batch 16); ACTalker uses an SVD UNet. Keep every patch
+narrower than the token (:class:`BottleneckWarning`).
 
 :func:`diffusers_denoiser` wraps diffusers' ``WanTransformer3DModel`` (video) and
 ``LTX2VideoTransformer3DModel`` (video + audio) in the same interface, for baselines trained by the
@@ -81,12 +83,13 @@ class AVDiTConfig:
             raise ConfigError("dim", self.dim, f"a multiple of heads={self.heads}")
         if self.audio_mels is not None and self.audio_mels % self.audio_patch[0]:
             raise ConfigError("audio_mels", self.audio_mels, f"a multiple of audio_patch[0]={self.audio_patch[0]}")
-        narrow = {m: n for m, n in self.patch_values.items() if n > self.dim}
-        if narrow:
+        narrow = {m: n for m, n in self.patch_values.items() if n >= self.dim}
+        if narrow:  # the output LayerNorm removes each token's mean: a token carries at most dim - 1 directions to the output
             warnings.warn(f"AVDiTConfig: {' and '.join(f'the {m} patch holds {n} values' for m, n in narrow.items())} but tokens are "
-                          f"dim={self.dim} wide: the patch embedding is a bottleneck, and a flow denoiser cannot carry the noise "
-                          f"through it (the lost directions stay noise in every sample); use a smaller patch or dim >= "
-                          f"{max(narrow.values())}", BottleneckWarning, stacklevel=3)
+                          f"dim={self.dim} wide and carry at most dim - 1 = {self.dim - 1} directions (the output LayerNorm removes "
+                          f"the mean): the patch embedding is a bottleneck, and a flow denoiser cannot carry the noise through it "
+                          f"(the lost directions stay noise in every sample); use a smaller patch or dim >= {max(narrow.values()) + 1}",
+                          BottleneckWarning, stacklevel=3)
 
     @property
     def has_audio(self) -> bool:
@@ -94,7 +97,8 @@ class AVDiTConfig:
 
     @property
     def patch_values(self) -> dict[str, int]:
-        """Values per token of each modality (channels x patch area): more than ``dim`` makes the embedding a bottleneck."""
+        """Values per token of each modality (channels x patch area): ``dim`` or more makes the embedding a bottleneck
+        (a token reaches the output through a LayerNorm, which leaves ``dim - 1`` directions)."""
         out = {"video": self.video_channels * self.patch * self.patch}
         if self.has_audio:
             out["audio"] = self.audio_channels * self.audio_patch[0] * self.audio_patch[1]
