@@ -36,9 +36,11 @@ Seconds per training step (forward + backward + AdamW, batch 16, 2 threads of a 
 studies' own timings): javisdit v2 (8 frames 16x16 RGB in 4x4 patches + a 64 x 100 mel in 8 x 4 patches -> 128 + 200
 tokens, dim 48, 3 blocks, a 384-d text slot, 0.40M parameters): 0.163 s (full run, stage A, 1100 steps); without
 the AV cross-attention 0.11 s. v1's 16 x 4 mel patches (100 audio tokens, a bottleneck) took 0.13 s. SkyReels-A2
-trains diffusers' ``WanTransformer3DModel`` through :mod:`reprolab.nn.flow` rather than this DiT (its spec sheet
-measured 0.5 s per step for 128 video + 8 text tokens, batch 16); ACTalker uses an SVD UNet. Keep every patch
-narrower than the token (:class:`BottleneckWarning`).
+trains diffusers' ``WanTransformer3DModel`` through :mod:`reprolab.nn.flow` rather than this DiT: at its study's size
+(3 reference slots + 8 frames 32x32 RGB in 4x4 patches = 704 tokens, 3 heads x 16, 2 layers, batch 8) 0.22 s per step
+(its first quick run, 2026-12-02, shared cores). ACTalker's study (not built yet) is to put its PCM layer after this
+DiT's spatial attention; its size and seconds per step come with it. Keep every patch narrower than the token
+(:class:`BottleneckWarning`).
 
 :func:`diffusers_denoiser` wraps diffusers' ``WanTransformer3DModel`` (video) and
 ``LTX2VideoTransformer3DModel`` (video + audio) in the same interface, for baselines trained by the
