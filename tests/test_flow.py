@@ -142,3 +142,27 @@ def test_standardiser_brings_each_modality_to_unit_variance_and_back():
         Standardiser.fit({"audio": torch.tensor([0.0, float("nan")])})
     with pytest.raises(ConfigError):
         st.encode({"text": torch.zeros(2)})
+
+
+def test_timed_step_is_one_fixed_training_step():
+    from reprolab.nn.flow import FlowBatch, flow_loss, interpolate, timed_step
+
+    torch.manual_seed(0)
+    net = torch.nn.Linear(4, 4)
+
+    def model(x, t, conditions, dropped):
+        assert not any(d.any() for d in dropped.values())  # nothing dropped
+        assert torch.all(t == 0.5)
+        return {"a": net(x["a"])}
+
+    batch = FlowBatch({"a": torch.randn(3, 4)}, {"c": torch.zeros(3, 1)})
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    before = net.weight.detach().clone()
+    noise = {"a": torch.randn(3, 4, generator=torch.Generator().manual_seed(0))}  # the step's fixed noise
+    t = torch.full((3,), 0.5)
+    expected, _ = flow_loss(model(interpolate(batch.x0, noise, t), t, {}, {}), batch.x0, noise)
+    expected.backward()
+    grad = net.weight.grad.clone()
+    net.weight.grad = None
+    timed_step(model, batch, opt)()
+    torch.testing.assert_close(net.weight.detach(), before - 0.1 * grad)

@@ -52,7 +52,7 @@ Sample = Union[torch.Tensor, dict[str, torch.Tensor]]
 
 __all__ = [
     "FlowBatch", "FlowTrainConfig", "FlowTrainOutput", "Standardiser", "euler_sample", "flow_loss", "guided_velocity", "interpolate",
-    "sample_t", "shift_t", "train_flow",
+    "sample_t", "shift_t", "timed_step", "train_flow",
 ]
 
 
@@ -312,6 +312,27 @@ def train_flow(
     out.seconds = time.perf_counter() - t0
     out.seconds_per_step = out.seconds / max(1, config.steps - start)
     return out
+
+
+def timed_step(model: torch.nn.Module, batch: FlowBatch, optimizer: torch.optim.Optimizer,
+               weights: Mapping[str, float] | None = None) -> Callable[[], None]:
+    """One fixed training step, for benchmarks that time seconds per step: ``f()`` runs the flow loss of ``model`` on
+    ``batch`` at t = 0.5 with the same noise every call (seed 0, CPU) and nothing dropped, then backward and
+    ``optimizer.step()``. ``weights``: per-modality loss weights, as :class:`FlowTrainConfig.modality_weights`."""
+    x0 = batch.x0
+    B = _batch_size(x0)
+
+    def step() -> None:
+        gen = torch.Generator().manual_seed(0)
+        noise = _randn_like(x0, gen)
+        t = torch.full((B,), 0.5)
+        keep = {k: torch.zeros(B, dtype=torch.bool) for k in batch.conditions}
+        loss, _ = flow_loss(model(interpolate(x0, noise, t), t, batch.conditions, keep), x0, noise, weights)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    return step
 
 
 # ----------------------------------------------------------------------------- sampling

@@ -26,7 +26,7 @@ import torch
 
 from ...data.av_events import AVEventsConfig, generate_clips
 from ...nn.avdit import TinyAVDiT, diffusers_denoiser
-from ...nn.flow import FlowBatch, FlowTrainConfig, Standardiser, flow_loss, interpolate, train_flow
+from ...nn.flow import FlowBatch, FlowTrainConfig, Standardiser, timed_step, train_flow
 from ...runtime import interleaved_timings
 from ...study import Benchmark, BenchResult, bench_rows, register_bench
 from .metrics import javis_score
@@ -102,22 +102,9 @@ def compare(steps: int, n_prompts: int, text: str = "minilm", seed: int = 0, n_t
     # seconds per training step, round-robin on one batch
     opts = {arm: torch.optim.AdamW(m.parameters(), lr=1e-5) for arm, m in arms.items()}
 
-    def step_fn(arm: str):
-        def f():
-            b = batch(0, arm)
-            gen = torch.Generator().manual_seed(0)
-            noise = {k: torch.randn(v.shape, generator=gen) for k, v in b.x0.items()}
-            t = torch.full((c.batch,), 0.5)
-            drop = {k: torch.zeros(c.batch, dtype=torch.bool) for k in b.conditions}
-            loss, _ = flow_loss(arms[arm](interpolate(b.x0, noise, t), t, b.conditions, drop), b.x0, noise)
-            opts[arm].zero_grad()
-            loss.backward()
-            opts[arm].step()
-        return f
-
     for m in arms.values():
         m.train()
-    out["times"] = interleaved_timings({arm: step_fn(arm) for arm in arms}, repeats=5, warmup=1)
+    out["times"] = interleaved_timings({arm: timed_step(m, batch(0, arm), opts[arm]) for arm, m in arms.items()}, repeats=5, warmup=1)
     return out
 
 

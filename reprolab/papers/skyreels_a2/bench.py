@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ...nn.flow import FlowBatch, FlowTrainConfig, euler_sample, flow_loss, interpolate, train_flow
+from ...nn.flow import FlowBatch, FlowTrainConfig, euler_sample, timed_step, train_flow
 from ...runtime import interleaved_timings
 from ...study import Benchmark, BenchResult, bench_rows, register_bench
 from .elements import generate_element_clips
@@ -61,22 +61,10 @@ def compare(steps: int, n_prompts: int, n_train: int = 256, semantic: str = "eff
 
     opts = {name: torch.optim.AdamW(m.parameters(), lr=1e-5) for name, m in models.items()}
 
-    def step_fn(name: str):
-        def f():
-            b = batch(0)
-            gen = torch.Generator().manual_seed(0)
-            noise = {k: torch.randn(v.shape, generator=gen) for k, v in b.x0.items()}
-            t = torch.full((c.batch,), 0.5)
-            keep = {k: torch.zeros(c.batch, dtype=torch.bool) for k in b.conditions}
-            loss, _ = flow_loss(models[name](interpolate(b.x0, noise, t), t, b.conditions, keep), b.x0, noise, {"slots": 0.0})
-            opts[name].zero_grad()
-            loss.backward()
-            opts[name].step()
-        return f
-
     for m in models.values():
         m.train()
-    out["times"] = interleaved_timings({name: step_fn(name) for name in models}, repeats=5, warmup=1)
+    out["times"] = interleaved_timings({name: timed_step(m, batch(0), opts[name], {"slots": 0.0}) for name, m in models.items()},
+                                       repeats=5, warmup=1)
     return out
 
 
