@@ -272,6 +272,13 @@ def _resample(audio: np.ndarray, native: int, sample_rate: int) -> np.ndarray:
     return resample_poly(audio, sample_rate // g, native // g).astype(np.float32)
 
 
+def _load_cached(base: Path) -> tuple[np.ndarray, dict] | None:
+    """(audio, metadata) saved by :func:`_save_cached` under ``base``, or None when either file is missing."""
+    if base.with_suffix(".json").exists() and base.with_suffix(".npy").exists():
+        return np.load(base.with_suffix(".npy")), json.loads(base.with_suffix(".json").read_text())
+    return None
+
+
 def _save_cached(base: Path, audio: np.ndarray, meta: dict) -> None:
     base.parent.mkdir(parents=True, exist_ok=True)
     tmp = base.with_name(f".{base.name}.{os.getpid()}.tmp.npy")
@@ -298,9 +305,9 @@ def speak_with_word_times(text: str, language: str = "es", rate_wpm: int = 160, 
     voice = VOICES[language] + (f"+{variant}" if variant else "")
     key = hashlib.sha1(repr(("words-v1", voice, text, rate_wpm, sample_rate)).encode()).hexdigest()[:20]
     base = cache_dir() / "words" / language / key
-    if cache and base.with_suffix(".json").exists() and base.with_suffix(".npy").exists():
-        meta = json.loads(base.with_suffix(".json").read_text())
-        return Utterance(np.load(base.with_suffix(".npy")), meta["sample_rate"], tuple(SpokenWord(*w) for w in meta["words"]))
+    hit = _load_cached(base) if cache else None
+    if hit is not None:
+        return Utterance(hit[0], hit[1]["sample_rate"], tuple(SpokenWord(*w) for w in hit[1]["words"]))
     audio, native, raw_events = _synthesize(text, voice, rate_wpm)
     events = [(kind, char, sample) for kind, char, sample, _ in raw_events]
     total = len(audio) / native
@@ -361,9 +368,9 @@ def speak_with_phoneme_times(text: str, language: str = "en", rate_wpm: int = 16
     voice = VOICES[language] + (f"+{variant}" if variant else "")
     key = hashlib.sha1(repr(("phonemes-v1", voice, text, rate_wpm, sample_rate)).encode()).hexdigest()[:20]
     base = cache_dir() / "phonemes" / language / key
-    if cache and base.with_suffix(".json").exists() and base.with_suffix(".npy").exists():
-        meta = json.loads(base.with_suffix(".json").read_text())
-        return np.load(base.with_suffix(".npy")), meta["sample_rate"], tuple(SpokenPhoneme(*p) for p in meta["phonemes"])
+    hit = _load_cached(base) if cache else None
+    if hit is not None:
+        return hit[0], hit[1]["sample_rate"], tuple(SpokenPhoneme(*p) for p in hit[1]["phonemes"])
     audio, native, raw_events = _synthesize(text, voice, rate_wpm)
     events = [(name, sample) for kind, _, sample, name in raw_events if kind == _EVENT_PHONEME]
     total = len(audio) / native
