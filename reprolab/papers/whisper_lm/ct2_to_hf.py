@@ -128,36 +128,33 @@ def load_ct2_whisper(model: str | os.PathLike, dtype: Any = None) -> Any:
             if name != "k_proj":  # HF Whisper's key projection has no bias (CTranslate2 stores zeros)
                 sd[f"{dst}.{name}.bias"] = bi
 
+    def self_attention_and_ffn(t: str, s: str) -> None:  # shared by encoder and decoder layers
+        qkv(f"{t}.self_attn", f"{s}/self_attention/linear_0")
+        linear(f"{t}.self_attn.out_proj", f"{s}/self_attention/linear_1")
+        norm(f"{t}.self_attn_layer_norm", f"{s}/self_attention/layer_norm")
+        linear(f"{t}.fc1", f"{s}/ffn/linear_0")
+        linear(f"{t}.fc2", f"{s}/ffn/linear_1")
+        norm(f"{t}.final_layer_norm", f"{s}/ffn/layer_norm")
+
     e, dd = "model.encoder", "model.decoder"
     for i in (1, 2):
         linear(f"{e}.conv{i}", f"encoder/conv{i}")
     sd[f"{e}.embed_positions.weight"] = v["encoder/position_encodings/encodings"]
     norm(f"{e}.layer_norm", "encoder/layer_norm")
     for i in range(n_enc):
-        s, t = f"encoder/layer_{i}", f"{e}.layers.{i}"
-        qkv(f"{t}.self_attn", f"{s}/self_attention/linear_0")
-        linear(f"{t}.self_attn.out_proj", f"{s}/self_attention/linear_1")
-        norm(f"{t}.self_attn_layer_norm", f"{s}/self_attention/layer_norm")
-        linear(f"{t}.fc1", f"{s}/ffn/linear_0")
-        linear(f"{t}.fc2", f"{s}/ffn/linear_1")
-        norm(f"{t}.final_layer_norm", f"{s}/ffn/layer_norm")
+        self_attention_and_ffn(f"{e}.layers.{i}", f"encoder/layer_{i}")
     sd[f"{dd}.embed_tokens.weight"] = v["decoder/embeddings/weight"]
     sd[f"{dd}.embed_positions.weight"] = v["decoder/position_encodings/encodings"]
     norm(f"{dd}.layer_norm", "decoder/layer_norm")
     for i in range(n_dec):
         s, t = f"decoder/layer_{i}", f"{dd}.layers.{i}"
-        qkv(f"{t}.self_attn", f"{s}/self_attention/linear_0")
-        linear(f"{t}.self_attn.out_proj", f"{s}/self_attention/linear_1")
-        norm(f"{t}.self_attn_layer_norm", f"{s}/self_attention/layer_norm")
+        self_attention_and_ffn(t, s)
         linear(f"{t}.encoder_attn.q_proj", f"{s}/attention/linear_0")
         (kw, vw), (_kb, vb) = np.split(v[f"{s}/attention/linear_1/weight"], 2), np.split(v[f"{s}/attention/linear_1/bias"], 2)
         # the cross-attention key bias (_kb) is the zero HF Whisper omits
         sd[f"{t}.encoder_attn.k_proj.weight"], sd[f"{t}.encoder_attn.v_proj.weight"], sd[f"{t}.encoder_attn.v_proj.bias"] = kw, vw, vb
         linear(f"{t}.encoder_attn.out_proj", f"{s}/attention/linear_2")
         norm(f"{t}.encoder_attn_layer_norm", f"{s}/attention/layer_norm")
-        linear(f"{t}.fc1", f"{s}/ffn/linear_0")
-        linear(f"{t}.fc2", f"{s}/ffn/linear_1")
-        norm(f"{t}.final_layer_norm", f"{s}/ffn/layer_norm")
     state = {k: torch.from_numpy(np.array(a, dtype=np.float32)) for k, a in sd.items()}
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if k != "proj_out.weight"]  # tied to the token embeddings
