@@ -76,7 +76,9 @@ def whisper_features(wave: np.ndarray, sample_rate: int = SAMPLE_RATE, model: st
             folder = Path(assets.path(key))
         threads = int(os.environ.get("REPROLAB_THREADS", "0")) or 0
         _MODELS[key] = ctranslate2.models.Whisper(str(folder), device="cpu", compute_type="float32", intra_threads=threads)
-    mel = FeatureExtractor(feature_size=80)(w)
+    if "features" not in _MODELS:  # its mel filters are computed once
+        _MODELS["features"] = FeatureExtractor(feature_size=80)
+    mel = _MODELS["features"](w)
     padded = np.zeros((80, 3000), np.float32)
     padded[:, : min(3000, mel.shape[1])] = mel[:, :3000]
     out = np.asarray(_MODELS[key].encode(ctranslate2.StorageView.from_array(padded[None]), to_cpu=True))[0]
