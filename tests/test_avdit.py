@@ -156,3 +156,49 @@ def test_audio_positions_tell_the_time_and_mel_axes_apart():
     flat = pos.reshape(-1, 32)
     assert torch.cdist(flat, flat).add(torch.eye(80) * 1e9).min() > 1e-3  # every (time, mel) token has its own position
     assert not torch.allclose(pos[2, 5], pos[5, 2])  # v1's summed sinusoids made these two equal
+
+
+def test_after_spatial_layers_run_between_spatial_and_temporal_attention_with_the_callers_context():
+    torch.manual_seed(0)
+    model = TinyAVDiT(AVDiTConfig(dim=16, depth=2, heads=2, patch=2, audio_mels=None))
+    calls: list[str] = []
+
+    class Spy(torch.nn.Module):
+        def __init__(self, block: int):
+            super().__init__()
+            self.block = block
+
+        def forward(self, x, context):
+            calls.append(f"hook{self.block}:{context['tag']}:{tuple(x.shape)}")
+            return x * 0  # replaces the tokens: the temporal attention of this block then sees zeros
+
+    hooks = []
+    for blk in model.blocks:
+        blk.video.attn_s.register_forward_hook(lambda *a: calls.append("spatial"))
+        blk.video.attn_t.register_forward_hook(lambda *a: calls.append("temporal"))
+    x, t = torch.randn(2, 3, 3, 8, 8), torch.rand(2)
+    before = model(x, t)
+    model.attach_after_spatial("spy", lambda dim, heads, block: hooks.append(Spy(block)) or hooks[-1])
+    calls.clear()
+    after = model(x, t, context={"tag": "ctx"})
+    assert calls == ["spatial", "hook0:ctx:(2, 3, 16, 16)", "temporal", "spatial", "hook1:ctx:(2, 3, 16, 16)", "temporal"]
+    assert not torch.allclose(before, after)  # the layer's output replaced the tokens
+    assert len(model.after_spatial_parameters()) == 0  # the spies have none
+    with pytest.raises(ConfigError):
+        model.attach_after_spatial("spy", lambda dim, heads, block: Spy(block))
+
+
+def test_a_frame_condition_is_concatenated_to_every_frame_and_required_when_configured():
+    torch.manual_seed(0)
+    model = TinyAVDiT(AVDiTConfig(dim=64, depth=1, heads=2, patch=4, audio_mels=None, video_cond_channels=3))
+    x, t = torch.randn(2, 3, 3, 8, 8), torch.rand(2)
+    ref = torch.randn(2, 3, 8, 8)
+    a = model(x, t, video_cond=ref)
+    assert torch.allclose(a, model(x, t, video_cond=ref[:, None].expand(-1, 3, -1, -1, -1)))  # (B, C, H, W) = repeated over frames
+    assert not torch.allclose(a, model(x, t, video_cond=torch.zeros_like(ref)))
+    with pytest.raises(ConfigError):
+        model(x, t)
+    with pytest.raises(ShapeError):
+        model(x, t, video_cond=torch.randn(2, 2, 8, 8))
+    with pytest.raises(ConfigError):
+        TinyAVDiT(AVDiTConfig(dim=64, depth=1, heads=2, audio_mels=None))(x, t, video_cond=ref)

@@ -38,9 +38,10 @@ tokens, dim 48, 3 blocks, a 384-d text slot, 0.40M parameters): 0.163 s (full ru
 the AV cross-attention 0.11 s. v1's 16 x 4 mel patches (100 audio tokens, a bottleneck) took 0.13 s. SkyReels-A2
 trains diffusers' ``WanTransformer3DModel`` through :mod:`reprolab.nn.flow` rather than this DiT: at its study's size
 (3 reference slots + 8 frames 32x32 RGB in 4x4 patches = 704 tokens, 3 heads x 16, 2 layers, batch 8) 0.22 s per step
-(its first quick run, 2026-12-02, shared cores). ACTalker's study (not built yet) is to put its PCM layer after this
-DiT's spatial attention; its size and seconds per step come with it. Keep every patch narrower than the token
-(:class:`BottleneckWarning`).
+(its first quick run, 2026-12-02, shared cores). ACTalker puts its PCM layer between each block's spatial and
+temporal attention (:meth:`TinyAVDiT.attach_after_spatial`, with per-call inputs through ``forward(..., context=)``)
+and gives the reference frame as channels concatenated to every noisy frame (``video_cond_channels``, SVD's image
+conditioning). Keep every patch narrower than the token (:class:`BottleneckWarning`).
 
 :func:`diffusers_denoiser` wraps diffusers' ``WanTransformer3DModel`` (video) and
 ``LTX2VideoTransformer3DModel`` (video + audio) in the same interface, for baselines trained by the
@@ -78,11 +79,14 @@ class AVDiTConfig:
     heads: int = 4  # attention heads
     mlp_ratio: float = 4.0  # MLP hidden width / dim
     av_cross_attention: bool = True  # bidirectional audio<->video cross-attention (needs the audio branch)
+    video_cond_channels: int = 0  # channels concatenated to every frame before the patch embedding (SVD's image conditioning)
     slots: Mapping[str, int] = field(default_factory=dict)  # named cross-attention slots: name -> condition width
 
     def __post_init__(self) -> None:
         if self.dim % self.heads:
             raise ConfigError("dim", self.dim, f"a multiple of heads={self.heads}")
+        if self.video_cond_channels < 0:
+            raise ConfigError("video_cond_channels", self.video_cond_channels, "0 (none) or the channels of the frame condition")
         if self.audio_mels is not None and self.audio_mels % self.audio_patch[0]:
             raise ConfigError("audio_mels", self.audio_mels, f"a multiple of audio_patch[0]={self.audio_patch[0]}")
         narrow = {m: n for m, n in self.patch_values.items() if n >= self.dim}
@@ -219,14 +223,17 @@ class _Branch(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(d, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, d))
         self.table = nn.Parameter(torch.randn(9, d) / d**0.5)  # adaLN-single: per-block table added to the shared 9 x d
         self.slots = nn.ModuleDict()
+        self.after_spatial = nn.ModuleDict()  # named layers between spatial and temporal attention (TinyAVDiT.attach_after_spatial)
 
     def mods(self, t9: torch.Tensor) -> list[torch.Tensor]:
         return list((t9 + self.table[None]).unbind(1))  # 9 x (B, d)
 
-    def self_attention(self, x: torch.Tensor, m: list[torch.Tensor]) -> torch.Tensor:
+    def self_attention(self, x: torch.Tensor, m: list[torch.Tensor], context: Any = None) -> torch.Tensor:
         b, t, s, d = x.shape
         h = _modulate(self.norm_s(x), m[0], m[1]).reshape(b * t, s, d)
         x = x + m[2][:, None, None] * self.attn_s(h).view(b, t, s, d)
+        for layer in self.after_spatial.values():
+            x = layer(x, context)
         h = rearrange(_modulate(self.norm_t(x), m[3], m[4]), "b t s d -> (b s) t d")
         return x + m[5][:, None, None] * rearrange(self.attn_t(h), "(b s) t d -> b t s d", b=b)
 
@@ -258,7 +265,7 @@ class TinyAVDiT(nn.Module):
         self.config = cfg = config
         d = cfg.dim
         p = cfg.patch
-        self.video_in = nn.Linear(cfg.video_channels * p * p, d)
+        self.video_in = nn.Linear((cfg.video_channels + cfg.video_cond_channels) * p * p, d)
         self.video_out_norm = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
         self.video_out = nn.Linear(d, cfg.video_channels * p * p)
         self.video_out_table = nn.Parameter(torch.randn(2, d) / d**0.5)
@@ -296,6 +303,23 @@ class TinyAVDiT(nn.Module):
                 blk.audio.slots[name] = factory(self.config.dim, self.config.heads, "audio").to(device)
         self.slot_names.append(name)
 
+    def attach_after_spatial(self, name: str, factory: Callable[[int, int, int], nn.Module]) -> None:
+        """Put a layer between every video block's spatial and temporal attention: ``factory(dim, heads, block) ->
+        module`` with ``module(tokens (B, T, S, D), context) -> tokens (B, T, S, D)``, where ``context`` is what the
+        caller passed as ``forward(..., context=...)`` (per-call inputs such as region masks or per-frame condition
+        tokens). The module's output *replaces* the tokens (a layer that wants a residual adds its input itself), the
+        placement ACTalker's PCM layer has in SVD's spatio-temporal transformer (after the spatial block, before the
+        temporal one). Layers run in the order attached."""
+        if any(name in blk.video.after_spatial for blk in self.blocks):
+            raise ConfigError("after-spatial layer name", name, "a name not already attached")
+        device = next(self.parameters()).device
+        for k, blk in enumerate(self.blocks):
+            blk.video.after_spatial[name] = factory(self.config.dim, self.config.heads, k).to(device)
+
+    def after_spatial_parameters(self, names: list[str] | None = None) -> list[nn.Parameter]:
+        """The parameters of the named after-spatial layers (all by default)."""
+        return [p for blk in self.blocks for n, m in blk.video.after_spatial.items() if names is None or n in names for p in m.parameters()]
+
     def slot_parameters(self, names: list[str] | None = None) -> list[nn.Parameter]:
         """The parameters of the named slots (all slots by default), e.g. to fine-tune them alone."""
         names = self.slot_names if names is None else names
@@ -330,7 +354,11 @@ class TinyAVDiT(nn.Module):
         return out
 
     def forward(self, x_t: torch.Tensor | Mapping[str, torch.Tensor], t: torch.Tensor, conditions: Mapping[str, torch.Tensor] | None = None,
-                dropped: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor | dict[str, torch.Tensor]:
+                dropped: Mapping[str, torch.Tensor] | None = None, *, video_cond: torch.Tensor | None = None,
+                context: Any = None) -> torch.Tensor | dict[str, torch.Tensor]:
+        """``video_cond``: (B, Cc, H, W) (repeated over frames) or (B, T, Cc, H, W), concatenated to the noisy frames'
+        channels before the patch embedding when ``video_cond_channels = Cc`` (SVD's image conditioning; to drop it for
+        guidance pass zeros, as SVD does). ``context``: handed to the after-spatial layers."""
         cfg = self.config
         single = isinstance(x_t, torch.Tensor)
         xs = {"video": x_t} if single else dict(x_t)
@@ -345,6 +373,16 @@ class TinyAVDiT(nn.Module):
         conds = self._conditions(conditions or {}, dropped, B)
         d, p = cfg.dim, cfg.patch
         dev = video.device
+        if cfg.video_cond_channels:
+            if video_cond is None:
+                raise ConfigError("video_cond", None, f"a (B, {cfg.video_cond_channels}, H, W) or (B, T, {cfg.video_cond_channels}, H, W) frame "
+                                  "condition (the config has video_cond_channels; pass zeros to drop it)")
+            vc = video_cond[:, None].expand(-1, T, -1, -1, -1) if video_cond.dim() == 4 else video_cond
+            if vc.shape != (B, T, cfg.video_cond_channels, H, W):
+                raise ShapeError("video_cond", tuple(video_cond.shape), f"(B={B}, {cfg.video_cond_channels}, {H}, {W}) or (B, T={T}, ...)")
+            video = torch.cat([video, vc.to(video.dtype)], dim=2)
+        elif video_cond is not None:
+            raise ConfigError("video_cond", tuple(video_cond.shape), "None: this config has video_cond_channels=0")
         tok = {"video": self.video_in(patchify_video(video, p))}
         tok["video"] = tok["video"] + _pos2d(H // p, W // p, d, dev)[None, None] + sinusoidal(torch.arange(T, device=dev), d)[None, :, None]
         if cfg.has_audio:
@@ -362,7 +400,7 @@ class TinyAVDiT(nn.Module):
             for mod in tok:
                 br = branches[mod]
                 mods[mod] = br.mods(t9)
-                tok[mod] = br.self_attention(tok[mod], mods[mod])
+                tok[mod] = br.self_attention(tok[mod], mods[mod], context)
                 for n, c in conds.items():
                     tok[mod] = tok[mod] + br.slots[n](tok[mod], c, temb, mod)
             if blk.av:
