@@ -10,7 +10,7 @@ EXTRAS := zclip,gaussians,vlm_sae,fresca,llm,whisper_lm,grm,agents,agents_peers,
 # bubblewrap and libseccomp2 for reprolab.sandbox's namespaces and seccomp filter;
 # chromium, headless, for the report's browser test (tests/test_report_browser.py, driven by playwright).
 # --no-install-recommends: the help packages otherwise pull in a web browser.
-DEBIAN_ASSETS := dataset-fashion-mnist espeak-ng sox libreoffice-help-es libreoffice-help-ca fortunes-es gimp-help-ca bubblewrap libseccomp2 chromium
+DEBIAN_ASSETS := dataset-fashion-mnist espeak-ng sox libreoffice-help-es libreoffice-help-ca fortunes-es gimp-help-ca libreoffice-help-en-us fortunes libreoffice-help-eu bubblewrap libseccomp2 chromium
 export REPROLAB_THREADS ?= 2
 # make test: pytest-xdist workers side by side (tests/conftest.py gives each REPROLAB_THREADS / workers threads)
 TEST_WORKERS ?= 2

@@ -1,13 +1,15 @@
-"""Sentence corpora in Spanish, Catalan, Basque and Galician from Debian packages, split by sentence.
+"""Sentence corpora in Spanish, Catalan, Basque, Galician and English from Debian packages, split by sentence.
 
 Nothing is downloaded at run time: the text comes from Debian packages that ``make assets`` installs
-(``apt-get install -y --no-install-recommends libreoffice-help-es libreoffice-help-ca fortunes-es gimp-help-ca``,
+(``apt-get install -y --no-install-recommends libreoffice-help-es libreoffice-help-ca fortunes-es gimp-help-ca libreoffice-help-en-us fortunes libreoffice-help-eu``,
 or ``apt-get download`` + ``dpkg-deb -x`` into ``~/.cache/reprolab/debian/<package>/``). Sources (package -> files):
 
 - ``libreoffice-help-<lang>`` (MPL-2.0): HTML help pages under ``/usr/share/libreoffice/help/<lang>/`` - the
   in-distribution source of every language;
 - ``fortunes-es``: Spanish sayings in ``/usr/share/games/fortunes/es/`` - Spanish out-of-distribution;
-- ``gimp-help-ca``: GIMP's Catalan manual in ``/usr/share/gimp/2.0/help/ca/`` - Catalan out-of-distribution.
+- ``gimp-help-ca``: GIMP's Catalan manual in ``/usr/share/gimp/2.0/help/ca/`` - Catalan out-of-distribution;
+- ``libreoffice-help-en-us`` and ``fortunes`` (English sayings in ``/usr/share/games/fortunes/``): English in- and
+  out-of-distribution.
 
 Cleaning: HTML tags, scripts and styles removed; text split into sentences at ``. ! ?``; a sentence is kept
 when it has ``min_words``..``max_words`` words, mostly letters, and no path/markup residue; duplicates
@@ -34,11 +36,14 @@ SOURCES: dict[tuple[str, str], tuple[str, str, str]] = {
     ("gl", "libreoffice"): ("libreoffice-help-gl", "/usr/share/libreoffice/help/gl", "**/*.html"),
     ("es", "fortunes"): ("fortunes-es", "/usr/share/games/fortunes/es", "*.fortunes"),
     ("ca", "gimp"): ("gimp-help-ca", "/usr/share/gimp/2.0/help/ca", "**/*.html"),
+    ("en", "libreoffice"): ("libreoffice-help-en-us", "/usr/share/libreoffice/help/en-US", "**/*.html"),
+    ("en", "fortunes"): ("fortunes", "/usr/share/games/fortunes", "*"),  # the English fortune files (no suffix; .dat/.u8 skipped)
 }
-IN_DOMAIN = {"es": "libreoffice", "ca": "libreoffice", "eu": "libreoffice", "gl": "libreoffice"}
-OUT_OF_DOMAIN = {"es": "fortunes", "ca": "gimp"}
+IN_DOMAIN = {"es": "libreoffice", "ca": "libreoffice", "eu": "libreoffice", "gl": "libreoffice", "en": "libreoffice"}
+OUT_OF_DOMAIN = {"es": "fortunes", "ca": "gimp", "en": "fortunes"}
 DEBIAN_PACKAGES = sorted({v[0] for v in SOURCES.values()})
 
+_INDEX_SUFFIXES = frozenset((".dat", ".u8"))  # fortune(6)'s index files and UTF-8 links beside the text files
 _TAGS = re.compile(r"<(script|style)[^>]*>.*?</\1>|<[^>]+>", re.S | re.I)
 _SPLIT = re.compile(r"(?<=[.!?])\s+")
 # English left untranslated in the help pages: a sentence with 2+ of these words is dropped (not for "en")
@@ -61,7 +66,7 @@ def source_files(language: str, source: str) -> list[Path]:
     files: list[Path] = []
     for base in (Path(root), extracted_root() / package / root.lstrip("/")):
         if base.is_dir():
-            files = sorted(base.glob(glob))
+            files = sorted(f for f in base.glob(glob) if f.is_file() and f.suffix not in _INDEX_SUFFIXES)
             if files:
                 break
     if not files:

@@ -59,14 +59,20 @@ def cache_dir() -> Path:
     return Path(os.environ.get("REPROLAB_CACHE", Path.home() / ".cache" / "reprolab")) / "tts"
 
 
-def synthesize(text: str, language: str, perturbation: Perturbation = Perturbation(), seed: int = 0, rate_wpm: int = 120) -> Path:
+def synthesize(text: str, language: str, perturbation: Perturbation = Perturbation(), seed: int = 0, rate_wpm: int = 120,
+               variant: str = "") -> Path:
     """A 16 kHz mono WAV of ``text`` spoken by espeak-ng's ``language`` voice at ``rate_wpm`` words per minute
-    (120: Whisper base transcribes clean Spanish espeak at ~30% WER, at espeak's default 175 far worse), perturbed; cached."""
+    (120: Whisper base transcribes clean Spanish espeak at ~30% WER, at espeak's default 175 far worse), perturbed; cached.
+    ``variant``: an espeak-ng voice variant (``"m3"``, ``"f2"``, ...; ``espeak-ng --voices=variant``), "" = the default voice."""
     if language not in VOICES:
         raise ConfigError("language", language, f"one of {sorted(VOICES)} (espeak-ng has no Galician voice)")
     if not text.strip():
         raise ConfigError("text", text, "a non-empty sentence")
-    key = hashlib.sha1(repr((VOICES[language], text, perturbation, seed, rate_wpm)).encode()).hexdigest()[:20]
+    if variant and not variant.replace("-", "").isalnum():
+        raise ConfigError("variant", variant, "an espeak-ng variant name such as 'm3' or 'f2'")
+    voice = VOICES[language] + (f"+{variant}" if variant else "")
+    key_parts = (VOICES[language], text, perturbation, seed, rate_wpm) + ((variant,) if variant else ())  # "" keeps earlier cache keys
+    key = hashlib.sha1(repr(key_parts).encode()).hexdigest()[:20]
     out = cache_dir() / language / f"{key}.wav"
     if out.exists():
         return out
@@ -74,7 +80,7 @@ def synthesize(text: str, language: str, perturbation: Perturbation = Perturbati
     espeak, sox = _tool("espeak-ng"), _tool("sox")
     raw = out.with_suffix(".raw.wav")
     tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp.wav")
-    subprocess.run([espeak, "-v", VOICES[language], "-s", str(rate_wpm), "-w", str(raw), text], check=True, capture_output=True)
+    subprocess.run([espeak, "-v", voice, "-s", str(rate_wpm), "-w", str(raw), text], check=True, capture_output=True)
     effects = _sox_effects(perturbation)
     try:
         if perturbation.noise_db > -99:

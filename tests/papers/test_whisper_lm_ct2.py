@@ -140,6 +140,26 @@ def test_debian_corpora_are_clean_sentences():
     assert english / len(es) < 0.01
 
 
+def test_english_corpora_in_and_out_of_domain():
+    try:
+        lo = speech_text.sentences("en", "libreoffice")
+        fo = speech_text.sentences("en", "fortunes")
+    except Exception as e:  # AssetMissing names the apt-get command
+        pytest.skip(str(e))
+    assert len(lo) > 5000 and len(fo) > 5000  # fortune's .dat index files are skipped, not read as text
+    assert all(s[-1] in ".!?" and len(s.split()) >= 5 and "\x00" not in s for s in lo[:500] + fo[:500])
+    assert len(set(lo) & set(fo)) < 0.001 * len(lo)  # two different sources
+
+
+def test_tts_voice_variants_are_distinct_cached_files(tmp_path, monkeypatch, audio):
+    monkeypatch.setenv("REPROLAB_CACHE", str(tmp_path))
+    plain = tts.synthesize("Hello there, this is a test.", "en")
+    other = tts.synthesize("Hello there, this is a test.", "en", variant="f2")
+    assert plain != other and plain.read_bytes() != other.read_bytes()
+    with pytest.raises(ConfigError):
+        tts.synthesize("Hello there.", "en", variant="f2; rm")
+
+
 def test_tts_is_cached_and_16k_mono(tmp_path, monkeypatch, audio):
     monkeypatch.setenv("REPROLAB_CACHE", str(tmp_path))
     p1 = tts.synthesize("Hola mundo, esto es una prueba.", "es", tts.Perturbation(speed=1.1, reverb=20, noise_db=-35), seed=1)
