@@ -6,6 +6,9 @@ detection, in order), which is what the GenEval harness calls for a prompt's ``c
 - :class:`MaskedCropColour`: the median RGB of the detection's mask (or, without a mask, of the
   box pixels that differ from the image border's colour), nearest colour of a palette
   (default: :data:`reprolab.data.shapes.COLOUR_RGB`). Exact on flat-coloured renders, cheap.
+  ``core`` keeps only the mask's pixels that differ from the background by at least that share of
+  the mask's largest difference: a mask that holds an object's anti-aliased rim (a small object's
+  rim can outnumber its solid pixels) otherwise has a dimmed median, nearer another palette colour.
 - :class:`ClipZeroShotColour`: GenEval's path (``evaluation/evaluate_images.py``) on any
   ``transformers.CLIPModel``: per class, a zero-shot classifier over the colour names from
   the three templates ``"a photo of a {c} {cls}"``, ``"a photo of a {c}-colored {cls}"``,
@@ -48,7 +51,7 @@ def _palette() -> dict[str, tuple[float, float, float]]:
 class MaskedCropColour:
     """Nearest palette colour to the median RGB of each object's pixels."""
 
-    def __init__(self, palette: Mapping[str, Sequence[float]] | None = None, background_threshold: float = 0.12):
+    def __init__(self, palette: Mapping[str, Sequence[float]] | None = None, background_threshold: float = 0.12, core: float = 0.0):
         pal = dict(palette) if palette is not None else _palette()
         if not pal:
             raise ConfigError("palette", pal, "a non-empty mapping colour name -> (r, g, b) in [0, 1]")
@@ -57,6 +60,9 @@ class MaskedCropColour:
         if self.rgb.shape[1:] != (3,):
             raise ShapeError("the palette", self.rgb.shape, "(n_colours, 3) RGB triples")
         self.background_threshold = background_threshold
+        if not 0.0 <= core < 1.0:
+            raise ConfigError("core", core, "a share in [0, 1): 0 keeps every pixel of the mask")
+        self.core = float(core)
 
     def pixels(self, image: np.ndarray, det: Detection) -> np.ndarray:
         """(n, 3) RGB in [0, 1] of the object's pixels."""
@@ -67,6 +73,9 @@ class MaskedCropColour:
             if det.mask.shape != a.shape[:2]:
                 raise ShapeError(f"the mask of {det.label!r}", det.mask.shape, f"the image's (H, W) = {a.shape[:2]}")
             px = a[det.mask]
+            if self.core > 0 and len(px):
+                diff = np.abs(px - background_colour(a)).max(axis=1)
+                px = px[diff >= self.core * diff.max()]
         else:
             x1, y1, x2, y2 = (int(round(v)) for v in det.box)
             box = a[max(y1, 0):y2 + 1, max(x1, 0):x2 + 1].reshape(-1, 3)

@@ -8,7 +8,11 @@ detector (R-CNN style), sized for 32-96 px images:
    border; a pixel is foreground when its largest channel difference from the background,
    after a 3x3 median filter (which tames pixel noise but keeps 2-pixel gaps), exceeds ``threshold``; 8-connected
    components larger than ``min_area`` (a fraction of the image) are the proposals, each
-   with its box and mask. A component larger than ``max_area`` is not an object but a
+   with its box and mask. The median filter also fills the concave corners of thin shapes and cuts their tips
+   (a small cross in a 32 px cell, arms 2.5 px wide, becomes an octagon the CNN calls a diamond);
+   ``DetectorConfig.refine_mask`` keeps each component but takes as its mask the unfiltered foreground pixels
+   within one pixel of it, so a thin shape keeps its outline (off by default: detectors trained before keep
+   their masks). A component larger than ``max_area`` is not an object but a
    cluttered background (a generator's noisy canvas reads as one component covering the whole
    image, which the CNN would otherwise name a shape); it is dropped at detection time. Training scenes keep ``gap`` between objects' bounding circles, so
    on clean renders a component is one object (touching objects merge into one proposal).
@@ -65,21 +69,27 @@ def background_colour(image: np.ndarray) -> np.ndarray:
     return np.median(border, axis=0)
 
 
-def propose_regions(image: np.ndarray, threshold: float = 0.12, min_area: float = 0.006, max_area: float = 1.0) -> list[Region]:
+def propose_regions(image: np.ndarray, threshold: float = 0.12, min_area: float = 0.006, max_area: float = 1.0,
+                    refine: bool = False) -> list[Region]:
     """Connected foreground components of ``image`` (see the module docstring), largest first; components covering more than
-    ``max_area`` of the image are left out (1.0: none is)."""
-    from scipy.ndimage import label, median_filter
+    ``max_area`` of the image are left out (1.0: none is). ``refine``: each component's mask becomes the unfiltered
+    foreground pixels within one pixel of it (the component itself is still found on the median-filtered image)."""
+    from scipy.ndimage import binary_dilation, label, median_filter
 
     a = as_hwc_uint8(image).astype(np.float32) / 255.0
     H, W = a.shape[:2]
     diff = np.abs(a - background_colour(a)).max(axis=-1)
     fg = median_filter(diff, size=3, mode="nearest") > threshold
     labels, n = label(fg, structure=np.ones((3, 3), dtype=int))
+    raw = diff > threshold if refine else None
     regions = []
     for k in range(1, n + 1):
         m = labels == k
         if m.sum() < max(2.0, min_area * H * W) or m.sum() > max_area * H * W:
             continue
+        if raw is not None:
+            r = raw & binary_dilation(m, structure=np.ones((3, 3), dtype=bool))
+            m = r if r.any() else m
         ys, xs = np.nonzero(m)
         regions.append(Region((int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())), m))
     regions.sort(key=lambda r: -int(r.mask.sum()))
@@ -139,6 +149,7 @@ class DetectorConfig:
     min_area: float = 0.006  # smallest proposal, as a fraction of the image area
     max_area: float = 1.0  # largest proposal at detection time (e.g. 0.5: a component over half the image is background clutter)
     min_score: float = 0.05  # class hypotheses below this probability are not emitted
+    refine_mask: bool = False  # proposals' masks: the unfiltered foreground within 1 px of each component (thin shapes keep their outline)
     classes: tuple[str, ...] = field(default=SHAPES)
 
     def __post_init__(self) -> None:
@@ -156,11 +167,12 @@ def _scene_masks(objects: list[ShapeSpec], image_size: int) -> list[np.ndarray]:
     return [_shape_mask(o, xx, yy).reshape(image_size, s, image_size, s).mean(axis=(1, 3)) > 0.25 for o in objects]
 
 
-def labelled_regions(image: np.ndarray, objects: list[ShapeSpec], image_size: int, threshold: float, min_area: float) -> list[tuple[Region, int | None]]:
+def labelled_regions(image: np.ndarray, objects: list[ShapeSpec], image_size: int, threshold: float, min_area: float,
+                     refine: bool = False) -> list[tuple[Region, int | None]]:
     """Proposals of ``image`` with the index of the true object each covers most (None: no object)."""
     masks = _scene_masks(objects, image_size)
     out = []
-    for r in propose_regions(image, threshold, min_area):
+    for r in propose_regions(image, threshold, min_area, refine=refine):
         overlaps = [int((r.mask & m).sum()) for m in masks]
         best = int(np.argmax(overlaps)) if overlaps else -1
         out.append((r, best if best >= 0 and overlaps[best] >= 0.5 * min(r.mask.sum(), masks[best].sum()) else None))
@@ -208,10 +220,15 @@ class ShapesDetector:
         self.held_out = held_out or {}
 
     # -------------------------------------------------------------- inference
+    def propose(self, image: Any) -> list[Region]:
+        """:func:`propose_regions` with this detector's settings (threshold, areas, mask refinement)."""
+        c = self.config
+        return propose_regions(image, c.threshold, c.min_area, c.max_area, refine=c.refine_mask)
+
     @torch.no_grad()
     def detect(self, image: Any, image_id: Any = None) -> list[Detection]:
         img = as_hwc_uint8(image)
-        regions = propose_regions(img, self.config.threshold, self.config.min_area, self.config.max_area)
+        regions = self.propose(img)
         if not regions:
             return []
         device = next(self.net.parameters()).device
@@ -232,7 +249,8 @@ class ShapesDetector:
         xs, ys = [], []
         none = len(self.classes) - 1
         for img, objs in zip(images, objects):
-            for r, idx in labelled_regions(img, objs, self.config.image_size, self.config.threshold, self.config.min_area):
+            for r, idx in labelled_regions(img, objs, self.config.image_size, self.config.threshold, self.config.min_area,
+                                             refine=self.config.refine_mask):
                 xs.append(region_crop(img, r, self.config.crop))
                 ys.append(none if idx is None else self.config.classes.index(objs[idx].shape))
         return torch.stack(xs), torch.tensor(ys, dtype=torch.long)

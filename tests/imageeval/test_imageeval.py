@@ -84,6 +84,39 @@ def test_proposals_find_each_object_with_its_mask():
     assert propose_regions(_render()) == []  # background only
 
 
+def test_refined_masks_keep_a_thin_shape_outline():
+    """The 3x3 median filter fills a small cross's concave corners (arms 2.5 px wide at 32 px) and cuts its tips, so its
+    mask is an octagon; a refined mask is the cross as drawn, on the same components (noise included)."""
+    img = _render(ShapeSpec("cross", "orange", "small", 0.5, 0.5))
+    drawn = np.abs(img / 255.0 - img[0, 0] / 255.0).max(axis=-1) > 0.12
+    (plain,) = propose_regions(img)
+    (fine,) = propose_regions(img, refine=True)
+    assert (plain.mask & ~drawn).sum() >= 4 and (drawn & ~plain.mask).sum() >= 4  # corners filled, tips cut
+    assert np.array_equal(fine.mask, drawn)
+    ys, xs = np.nonzero(drawn)
+    assert fine.box == (xs.min(), ys.min(), xs.max(), ys.max())
+    det = ShapesDetector(DetectorConfig(refine_mask=True, width=8))
+    assert np.array_equal(det.propose(img)[0].mask, fine.mask)
+    scene = degrade(_render(ShapeSpec("cross", "red", "small", 0.3, 0.3), ShapeSpec("ring", "blue", "medium", 0.7, 0.7)), "noise:0.05", seed=0)
+    assert [r.mask.sum() > 0 for r in propose_regions(scene, refine=True)] == [True] * len(propose_regions(scene)) == [True, True]
+
+
+def test_masked_crop_colour_core_ignores_a_dim_rim():
+    """A refined mask holds a small square's anti-aliased rim (20 dim pixels around 16 solid ones): the median of the
+    whole mask is a dimmed colour, nearer another palette entry; ``core`` keeps the solid pixels."""
+    whole, core = MaskedCropColour(), MaskedCropColour(core=0.5)
+    wrong = 0
+    for colour in COLOURS:
+        img = _render(ShapeSpec("square", colour, "small", 0.5, 0.5))
+        (r,) = propose_regions(img, refine=True)
+        d = Detection("square", 1.0, r.box, r.mask)
+        wrong += whole.classify(img, [d]) != [colour]
+        assert core.classify(img, [d]) == [colour]
+    assert wrong >= 3
+    with pytest.raises(ConfigError, match="core"):
+        MaskedCropColour(core=1.0)
+
+
 def test_a_noisy_canvas_is_clutter_not_an_object():
     """A generator's noisy canvas reads as one component over the whole image; max_area drops it, real objects stay."""
     smooth = torch.nn.functional.interpolate(torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0)), size=32, mode="nearest")

@@ -8,14 +8,15 @@ import json
 import numpy as np
 import pytest
 
-from reprolab.imageeval import as_hwc_uint8
+from reprolab.data.shapes import COLOURS, SHAPES, SIZES
+from reprolab.imageeval import ShapesDetector, as_hwc_uint8
 from reprolab.llm.fake import ScriptedLLM
 from reprolab.papers.risebench.editors import (IdentityEditor, InstructionOnlyEditor, OracleEditor, PerceiveReasonRender,
                                                PlantedErrorOracle, extract_scene_json)
 from reprolab.papers.risebench.judges import CaptionJudge, ExactJudge
 from reprolab.papers.risebench.protocol import Sample, judge_requests
-from reprolab.papers.risebench.reader import GridReader
-from reprolab.papers.risebench.rise_shapes import TASK_TYPES, Cell, GridScene, SceneInvalid, make_tasks, render_grid
+from reprolab.papers.risebench.reader import GridReader, _areas, reader_config
+from reprolab.papers.risebench.rise_shapes import CELL_PX, TASK_TYPES, Cell, GridScene, SceneInvalid, make_tasks, render_grid
 from reprolab.papers.risebench.scoring import extract_final_score
 from reprolab.papers.risebench.study import (judge_logical_hardest, judge_non_reasoning_zero, judge_think_helps, judge_valid)
 from reprolab.study import Verdict
@@ -46,14 +47,14 @@ def test_scene_json_round_trip_and_validation():
     with pytest.raises(SceneInvalid):
         GridScene.from_json([1, 2])
     assert extract_scene_json('I think so. {"grid": [["x"]]} then {"grid": [["", "red circle"]]}') == {"grid": [["", "red circle"]]}
-    assert render_grid(t.input).shape == (3, 96, 96)
+    assert render_grid(t.input).shape == (3, 3 * CELL_PX, 3 * CELL_PX)
 
 
 class LookupReader:
     """A perfect reader for rule tests: knows the scenes it was shown rendered (the real reader is tested below, and
     its errors would blur what these tests check: the judges' and editors' logic)."""
 
-    cell_px = 32
+    cell_px = CELL_PX
 
     def __init__(self, scenes):
         self.known = {as_hwc_uint8(render_grid(s)).tobytes(): s for s in scenes}
@@ -68,9 +69,27 @@ def _reader_for(tasks, extra=()):
     return LookupReader([s for t in tasks for s in (t.input, t.expected)] + list(extra))
 
 
+def test_the_reader_sees_a_small_cross_as_drawn():
+    """Study v1's oracle misses: the proposals' median filter made every small cross an octagon (read as a diamond);
+    the reader's detector takes the drawn outline as the mask (no training needed to see it: proposals only), and
+    cells are large enough for the cross's arms (v1: 32 px, arms 2.5 px wide)."""
+    assert CELL_PX >= 48
+    det = ShapesDetector(reader_config(scenes=1, steps=0))
+    assert det.config.refine_mask
+    img = as_hwc_uint8(render_grid(GridScene(((Cell("cross", "orange", "small"),),))))
+    drawn = np.abs(img / 255.0 - img[0, 0] / 255.0).max(axis=-1) > det.config.threshold
+    (region,) = det.propose(img)
+    assert np.array_equal(region.mask, drawn)
+    areas = _areas(CELL_PX, True)
+    assert all(areas[(s, "small")] < areas[(s, "medium")] < areas[(s, "large")] for s in SHAPES)
+
+
 @pytest.mark.slow
 def test_the_grid_reader_reads_renders_back_exactly():
-    reader = GridReader.train(None, scenes=1200, steps=500)
+    reader = GridReader.train(None, scenes=800, steps=400)  # the full study's reader
+    vocab = [Cell(sh, co, sz) for sh in SHAPES for co in COLOURS for sz in SIZES]
+    wrong = [c for c in vocab if reader.read(render_grid(GridScene(((c,),))), 1, 1).scene.at(0, 0) != c]
+    assert wrong == []  # every object the grids can hold, at the cell centre where the renderer puts it
     tasks = make_tasks(8, seed=5)
     ok = [reader.read(render_grid(s), s.rows, s.cols).scene == s for t in tasks for s in (t.input, t.expected)]
     assert np.mean(ok) >= 0.95

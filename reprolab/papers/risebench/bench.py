@@ -33,6 +33,7 @@ from .scoring import parse_judgements
 from .study import DIMS, _spearman
 
 JUDGE_KEY = {"consistency": "judge1", "reasoning": "judge2", "plausibility": "judge3"}
+GENERATE_TOKENS = 160  # the generative judge's cap (ours: the official call allows 4096); see the module docstring
 
 
 @register_bench
@@ -63,7 +64,7 @@ class RiseBenchBench(Benchmark):
                 write_image(root / "outputs" / ed.name / "images" / t.category / f"{t.index}.png", ed.edit(t, render_grid(t.input)).image)
                 jobs.append((ed.name, s))
         judges = {"exact": ExactJudge(by, reader), "logprob": CaptionJudge(llm, by, reader, mode="logprob"),
-                  "generate": CaptionJudge(llm, by, reader, mode="generate", max_tokens=160)}
+                  "generate": CaptionJudge(llm, by, reader, mode="generate", max_tokens=GENERATE_TOKENS)}
         seconds: dict[str, list[float]] = {k: [] for k in judges}
         scores: dict[str, dict[str, list]] = {k: {d: [] for d in DIMS} for k in judges}
         parsed = {k: 0 for k in judges}
@@ -88,8 +89,9 @@ class RiseBenchBench(Benchmark):
                      f"{parsed[k]}/{len(jobs)} samples parsed") for k in judges}
         return BenchResult(bench=self.name, baseline="generate", rows=bench_rows(seconds, "generate", "s per judged sample", notes),
                            config={"tasks_per_category": per_cat, "samples": len(jobs), "editors": [e.name for e in editors], "llm": model,
-                                   "generate_max_tokens": 160, "quick": quick},
+                                   "generate_max_tokens": GENERATE_TOKENS, "quick": quick},
                            extra={"spearman_with_exact": rho, "parsed": parsed, "samples": len(jobs),
+                                  "generate_answers": judges["generate"].generated, "generate_cut_by_cap": judges["generate"].cut,
                                   "seconds_per_sample_median": {k: float(np.median(v)) for k, v in seconds.items()},
                                   "speedup_logprob_vs_generate": float(np.median(seconds["generate"]) / np.median(seconds["logprob"])),
                                   "reader_held_out": getattr(getattr(reader, "detector", None), "held_out", {})})

@@ -108,6 +108,7 @@ class CaptionJudge:
         self.mode = mode
         self.max_tokens = max_tokens
         self.name = name or f"caption-{mode}:{llm.name}"
+        self.generated = self.cut = 0  # generate mode: answers written, and those stopped by max_tokens
 
     def text(self, request: JudgeRequest) -> str:
         task = self.tasks[request.sample]
@@ -123,7 +124,10 @@ class CaptionJudge:
     def __call__(self, request: JudgeRequest) -> str:
         messages = [{"role": "user", "content": self.text(request)}]
         if self.mode == "generate":
-            return self.llm.chat(messages, Sampling(max_tokens=self.max_tokens, temperature=0.0))[0].text.strip()
+            out = self.llm.chat(messages, Sampling(max_tokens=self.max_tokens, temperature=0.0))[0]
+            self.generated += 1
+            self.cut += out.finish_reason == "length"
+            return out.text.strip()
         choices = ["0", "1"] if request.binary else ["1", "2", "3", "4", "5"]
         lp = self.llm.choice_logprobs(self.llm.format_chat(messages) + "**Final Score:** **", choices)
         finite = {c: v for c, v in lp.items() if np.isfinite(v)}

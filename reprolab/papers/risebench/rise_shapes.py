@@ -19,7 +19,10 @@ known exactly and a scene reader can check it. Three task types per category (th
 
 A scene is a :class:`GridScene` of cells holding ``None`` or a :class:`Cell` (shape, colour, size). Each cell
 is rendered by :func:`reprolab.data.shapes.render_scene` at the cell's centre, and the cells are tiled
-(:func:`render_grid`), so a cell's object has the shapes module's size radii relative to the cell. The JSON
+(:func:`render_grid`), so a cell's object has the shapes module's size radii relative to the cell. Cells are
+48 px (``CELL_PX``): at 32 px a small cross (radius 0.12 of the cell, arms 0.33 of that wide: 2.5 px) is at the
+limit of what a pixel reader resolves (detectors trained on different seeds read it as a diamond or a circle);
+at 48 px its arms are 3.8 px wide and every object a cell can hold reads back exactly. The JSON
 form an LLM edits (:meth:`GridScene.to_json`) names each cell ``"[small |large ]colour shape"`` (medium
 unwritten) or ``""``; :meth:`GridScene.from_json` validates it and raises :class:`SceneInvalid` naming
 what is wrong.
@@ -38,7 +41,7 @@ import numpy as np
 from ...data.shapes import COLOURS, SHAPES, SIZES, ShapeSpec, render_scene
 from ...errors import ConfigError
 
-CELL_PX = 32  # default side of one cell, pixels
+CELL_PX = 48  # default side of one cell, pixels (study v2; v1's 32 px put a small cross, arms 2.5 px wide, at the reader's limit)
 SUBTASK = {  # each task type's RISEBench subtask (for the official table's subtask rows)
     "traffic_light": "Environmental Cycles", "ripening": "Life Progression", "melting": "Material Progression",
     "paint_mixing": "Chemical and Biological Transformation", "gravity": "Physics Manifestation", "rolling": "Physics Manifestation",

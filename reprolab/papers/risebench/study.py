@@ -230,9 +230,17 @@ class RiseBenchStudy(Study):
     name = "risebench"
     paper = Paper("Envisioning Beyond the Pixels: Benchmarking Reasoning-Informed Visual Editing", arxiv="2504.02826",
                   code="https://github.com/PhoenixZ810/RISEBench")
-    version = 1
+    version = 2
     changelog = {1: "first version: RISE-shapes (4 categories x 3 task types), 7 editors, the exact and caption-then-judge judges "
-                    "through the official protocol and scoring; rules fixed before the first full run"}
+                    "through the official protocol and scoring; rules fixed before the first full run",
+                 2: "the measuring instrument fixed, the rules unchanged: v1's oracle misses (2 of 32 tasks, 1 of 128 control "
+                    "tasks, all sort_by_size) were not sizes but shapes: the proposals' 3x3 median filter made every small "
+                    "cross (arms 2.5 px wide in a 32 px cell) an octagon that the detector called a diamond. Cells are now "
+                    "48 px (at 32 px a small cross stays at the reader's limit: readers trained on other seeds call it a "
+                    "circle), the reader's detector takes the drawn outline as each proposal's mask (imageeval "
+                    "DetectorConfig.refine_mask) and names colours from the mask's solid pixels (MaskedCropColour core=0.5: "
+                    "the rim a refined mask holds dimmed small squares' colours). Every one of the 144 objects a cell can "
+                    "hold reads back exactly (readers of seeds 0 and 1 at 800 scenes, and the quick reader)"}
     claims = [
         Claim("logical_hardest", "Logical reasoning is the hardest category.",
               "GPT-4o-Image: logical 10.6% vs temporal 34.1, causal 32.2, spatial 37.0 (360 samples)",
