@@ -122,3 +122,49 @@ def test_bimamba_scans_both_ways_and_learns_a_reversal():
     assert all(p.grad is not None for p in gated.parameters())
     with pytest.raises(ConfigError):
         BiMamba(8, gate=True, project=False)
+
+
+def test_bimamba_is_the_two_direction_recurrences_by_the_reference_scan():
+    torch.manual_seed(1)
+    m = BiMamba(6, d_state=3, project=False)
+    x = torch.randn(2, 9, 6)
+    h = x.transpose(1, 2)
+    ys = []
+    for k, hk in ((0, h), (1, h.flip(-1))):
+        dbl = m.x_proj[k](hk.transpose(1, 2))
+        dt, Bm, Cm = dbl.split([m.dt_rank, m.d_state, m.d_state], dim=-1)
+        y = selective_scan_ref(hk, (dt @ m.dt_proj[k].weight.T).transpose(1, 2), -torch.exp(m.A_log[k]), Bm.transpose(1, 2), Cm.transpose(1, 2),
+                               m.D[k], delta_bias=m.dt_proj[k].bias, delta_softplus=True)
+        ys.append(y if k == 0 else y.flip(-1))
+    torch.testing.assert_close(m(x), (ys[0] + ys[1]).transpose(1, 2), rtol=1e-5, atol=1e-5)
+
+
+def test_a_skipped_token_is_as_if_removed_from_the_sequence_per_sample():
+    torch.manual_seed(2)
+    m = BiMamba(8, d_state=4)
+    x = torch.randn(2, 11, 8)
+    mask = torch.ones(2, 11, dtype=torch.bool)
+    mask[0, [1, 4, 5]] = False
+    mask[1, 7:9] = False  # a different number of skipped tokens per sample, one batch
+    y = m(x, mask)
+    for b in range(2):
+        kept = x[b:b + 1, mask[b]]
+        torch.testing.assert_close(y[b:b + 1, mask[b]], m(kept), rtol=1e-5, atol=1e-5)
+    y.sum().backward()
+    with pytest.raises(ShapeError):
+        m(x, mask[:, :5])
+    with pytest.raises(ConfigError):
+        BiMamba(8, conv=True)(x, mask)
+
+
+def test_the_fast_path_scanned_in_pieces_of_the_batch_gives_the_same_numbers(monkeypatch):
+    import reprolab.nn.ssm as ssm
+
+    for kind in ("fixed", "selective", "groups"):
+        u, delta, A, B, C, D, z, bias = _inputs(batch=5, kind=kind)
+        whole, h = selective_scan(u, delta, A, B, C, D, z, bias, True, return_last_state=True)
+        monkeypatch.setattr(ssm, "CHUNK_ELEMENTS", 2 * u.shape[1] * u.shape[2] * A.shape[1])  # pieces of 2 sequences
+        pieces, h2 = selective_scan(u, delta, A, B, C, D, z, bias, True, return_last_state=True)
+        monkeypatch.undo()
+        torch.testing.assert_close(pieces, whole, rtol=0, atol=0)
+        torch.testing.assert_close(h2, h, rtol=0, atol=0)

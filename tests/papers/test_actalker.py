@@ -135,3 +135,18 @@ def test_cross_attention_fusion_peer_starts_as_identity_ignores_masks_and_obeys_
     # a closed gate zeroes that signal's tokens: its values no longer matter (the tokens still take attention mass)
     assert torch.equal(y, fuse(x, ident, {**conds, "motion": conds["motion"] * 7}, None, gates))
     assert not torch.equal(y, fuse(x, ident, {**conds, "audio": conds["audio"] * 7}, None, gates))
+
+
+def test_mask_drop_equals_the_official_gather_of_kept_tokens_then_identity_and_condition_tokens():
+    layer = _layer()
+    x, ident, conds, face, mouth = _inputs()
+    mouth[1, 9] = True  # the samples keep different numbers of tokens
+    extra = torch.randn(B, 5, 2 * C)
+    u = layer.in_proj["audio"](x)
+    out = layer._branch("audio", u, extra, mouth)
+    for b in range(B):
+        kept = u[b, mouth[b]]
+        seq = torch.cat([kept, extra[b]], dim=0)[None]  # [kept tokens; id; condition], as SS2D_cond_v10 builds it
+        y = layer.units["audio"](seq)[0, : len(kept)]
+        torch.testing.assert_close(out[b, mouth[b]], y, rtol=1e-5, atol=1e-5)
+        assert torch.equal(out[b, ~mouth[b]], u[b, ~mouth[b]])  # Mask-Paste

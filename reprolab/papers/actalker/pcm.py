@@ -16,8 +16,8 @@ then ``y = W_out LN(u_audio + u_motion)``, which *replaces* the hidden states (t
 
 Choices, each written here and in the README:
 - **Per-sample Mask-Drop.** The official code selects tokens with the first sample's flattened mask
-  (``xz[:, mask.view(-1).nonzero()]``), which is right only at batch size 1; we select per sample (samples with
-  the same number of kept tokens are scanned together).
+  (``xz[:, mask.view(-1).nonzero()]``), which is right only at batch size 1; we drop per sample, by skipping the
+  dropped tokens inside the scan (identity steps), which equals gathering each sample's kept tokens (tested).
 - **Gates.** ``g = (g_audio, g_motion)`` in {0, 1}^2 multiplies each branch's condition tokens and picks the masks
   (:func:`gate_masks`): both on -> (mouth, 1 - mouth); audio only -> (face, 0); motion only -> (0, face); none ->
   (0, 0). A branch with an empty mask scans nothing and leaves ``u_b`` as is.
@@ -80,20 +80,14 @@ class PCMLayer(nn.Module):
         self.res_scale = nn.Parameter(torch.zeros(())) if residual else None
 
     def _branch(self, b: str, u: torch.Tensor, extra: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        out = u.clone()
-        counts = mask.sum(1)
-        for k in counts.unique().tolist():
-            if k == 0:
-                continue
-            rows = (counts == k).nonzero().flatten()
-            idx = mask[rows].float().argsort(dim=1, descending=True, stable=True)[:, :k]  # kept positions, in order
-            idx = idx.sort(dim=1).values
-            gi = idx.unsqueeze(-1).expand(-1, -1, u.shape[-1])
-            kept = u[rows].gather(1, gi)
-            seq = torch.cat([kept, extra[rows]], dim=1)
-            y = self.units[b](seq)[:, :k]
-            out[rows] = out[rows].scatter(1, gi, y)
-        return out
+        """Mask-Drop, scan, Mask-Paste for one branch. The dropped tokens stay in the sequence as *skipped* tokens
+        (identity steps of the recurrence, :class:`~reprolab.nn.ssm.BiMamba`'s ``mask``), which gives the kept tokens
+        exactly the outputs of the sequence [kept tokens; extra] the official code builds, for every sample of a batch
+        at once (tested against that gather)."""
+        L = u.shape[1]
+        keep = torch.cat([mask, torch.ones(mask.shape[0], extra.shape[1], dtype=torch.bool, device=mask.device)], dim=1)
+        y = self.units[b](torch.cat([u, extra], dim=1), keep)[:, :L]
+        return torch.where(mask[..., None], y, u)
 
     def forward(self, x: torch.Tensor, id_tokens: torch.Tensor, conditions: dict[str, torch.Tensor],
                 masks: Sequence[torch.Tensor], gates: torch.Tensor | None = None) -> torch.Tensor:
