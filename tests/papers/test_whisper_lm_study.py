@@ -19,23 +19,22 @@ WORDS = 9
 
 
 def _metrics(arms: dict[str, list[int]] | None = None, *, seed: int = 0, plain_rate: float = 0.35, alpha: float = 1.0,
-             n_fusion: int = N, models: tuple[str, ...] = ("whisper-base",), per_model: dict[str, dict[str, list[int]]] | None = None) -> dict:
-    """Per-utterance word errors for es and ca (the same numbers for both languages' halves of ``arms``).
+             models: tuple[str, ...] = ("whisper-base",), per_model: dict[str, dict[str, list[int]]] | None = None,
+             languages: tuple[str, ...] = ("es", "ca")) -> dict:
+    """Per-utterance word errors for two languages (``languages``; the same numbers for both halves of ``arms``).
 
-    ``arms`` maps an arm ("rescore/id", "fusion/id", ...) to its errors on the 2N pooled utterances (es then ca);
-    "plain" defaults to a binomial draw at ``plain_rate`` per word."""
+    ``arms`` maps an arm ("rescore/id", "fusion/id", "official/id", ...) to its errors on the 2N pooled utterances;
+    "plain" defaults to a binomial draw at ``plain_rate`` per word; ``per_model`` overrides arms per model."""
     plain = _plain(seed, plain_rate)
-    m: dict = {"utterances": {}, "tuned": {}, "seconds_per_utterance": {"whisper-base": {"plain": 1.0, "rescore": 1.0, "fusion": 15.0}}}
+    m: dict = {"utterances": {}, "tuned": {}, "seconds_per_utterance": {"whisper-base": {"plain": 1.0, "fusion": 1.2, "official": 1.2}}}
+    tags = ("id/formula", "id/official", "ood/formula", "llm/formula")
     for model in models:
         all_arms = {"plain": plain, **(arms or {}), **((per_model or {}).get(model, {}))}
-        for k, lang in enumerate(("es", "ca")):
+        for k, lang in enumerate(languages):
             sl = slice(k * N, (k + 1) * N)
             errors = {a: list(v[sl]) for a, v in all_arms.items()}
-            for a in errors:
-                if a.startswith("fusion/"):
-                    errors[a] = errors[a][:n_fusion]
             m["utterances"].setdefault(model, {})[lang] = {"words": [WORDS] * N, "errors": errors}
-            m["tuned"].setdefault(model, {})[lang] = {t: {"alpha": alpha, "beta": 0.5, "dev_wer": 0.3} for t in ("id", "ood", "llm")}
+            m["tuned"].setdefault(model, {})[lang] = {t: {"alpha": alpha, "beta": 0.5, "dev_wer": 0.3} for t in tags}
     return m
 
 
@@ -65,41 +64,91 @@ def _verdict(key: str, m: dict) -> Verdict:
     return claim.judge(m).verdict
 
 
-# ----------------------------------------------------------------------------- in_domain
+# ----------------------------------------------------------------------------- in_domain (both decoders)
 
 
-def test_in_domain_control_is_not_reproduced_and_a_planted_gain_is():
+@pytest.mark.parametrize("claim,arm", [("in_domain", "official/id"), ("in_domain_formula", "fusion/id")])
+def test_in_domain_control_is_not_reproduced_and_a_planted_gain_is(claim, arm):
     p = _plain()
-    assert _verdict("in_domain", _metrics({"fusion/id": list(p)})) != Verdict.REPRODUCED  # fusion = plain
-    assert _verdict("in_domain", _metrics({"fusion/id": _shuffled(p)})) != Verdict.REPRODUCED  # a random arm
-    assert _verdict("in_domain", _metrics({"fusion/id": _worse(p)})) == Verdict.NOT_REPRODUCED  # an LM that hurts
-    assert _verdict("in_domain", _metrics({"fusion/id": _better(p)})) == Verdict.REPRODUCED
+    assert _verdict(claim, _metrics({arm: list(p)})) != Verdict.REPRODUCED  # fusion = plain
+    assert _verdict(claim, _metrics({arm: _shuffled(p)})) != Verdict.REPRODUCED  # a random arm
+    assert _verdict(claim, _metrics({arm: _worse(p)})) == Verdict.NOT_REPRODUCED  # an LM that hurts
+    assert _verdict(claim, _metrics({arm: _better(p)})) == Verdict.REPRODUCED
+    other = "fusion/id" if arm == "official/id" else "official/id"
+    assert _verdict(claim, _metrics({other: _better(p)})) == Verdict.NOT_RUN  # judged on its own arm only
 
 
 def test_in_domain_preconditions_make_it_not_testable():
     p = _plain(plain_rate=0.95)
-    deaf = _metrics({"fusion/id": _better(p)}, plain_rate=0.95)  # Whisper does not hear the speech
+    deaf = _metrics({"official/id": _better(p)}, plain_rate=0.95)  # Whisper does not hear the speech
     assert _verdict("in_domain", deaf) == Verdict.NOT_TESTABLE
-    no_lm = _metrics({"fusion/id": _better(_plain())}, alpha=0.0)  # tuning dropped the LM
+    no_lm = _metrics({"official/id": _better(_plain())}, alpha=0.0)  # tuning dropped the LM
     assert _verdict("in_domain", no_lm) == Verdict.NOT_TESTABLE
 
 
-def test_in_domain_uses_only_the_fused_utterances_and_keeps_the_unit():
+def test_in_domain_effect_is_the_corpus_wer_difference_over_utterances():
     p = _plain()
-    # fusion ran on the first 5 utterances per language: the headline compares those 10, not the 60
-    j = {c.key: c for c in WhisperLMStudy.claims}["in_domain"].judge(_metrics({"fusion/id": _better(p, by=3)}, n_fusion=5))
-    assert j.headline.n == 10 and "utterances" in j.headline.unit
-    # the effect is the corpus-WER difference of those utterances
-    plain10 = p[:5] + p[N:N + 5]
-    fused10 = [max(0, e - 3) for e in plain10]
-    assert j.headline.effect == pytest.approx((sum(plain10) - sum(fused10)) / (10 * WORDS))
+    j = {c.key: c for c in WhisperLMStudy.claims}["in_domain"].judge(_metrics({"official/id": _better(p, by=3)}))
+    assert j.headline.n == 2 * N and "utterances" in j.headline.unit
+    fused = [max(0, e - 3) for e in p]
+    assert j.headline.effect == pytest.approx((sum(p) - sum(fused)) / (2 * N * WORDS))
+
+
+def test_a_language_whisper_does_not_hear_is_shown_not_pooled():
+    p = _plain()
+    m = _metrics({"official/id": _better(p)})
+    m["utterances"]["whisper-base"]["ca"]["errors"]["plain"] = [WORDS] * N  # Catalan: every word wrong
+    j = {c.key: c for c in WhisperLMStudy.claims}["in_domain"].judge(m)
+    assert j.headline.n == N and "(es)" in j.headline.unit and "not pooled" in j.ours and "ca " in j.ours.split("per language:")[1]
+    for lang in ("es", "ca"):
+        m["utterances"]["whisper-base"][lang]["errors"]["plain"] = [WORDS] * N
+    assert _verdict("in_domain", m) == Verdict.NOT_TESTABLE  # no language heard
 
 
 def test_no_fusion_decodes_is_not_run():
     assert _verdict("in_domain", _metrics()) == Verdict.NOT_RUN
 
 
-# ----------------------------------------------------------------------------- ood, llm, fusion vs rescoring, size
+# ----------------------------------------------------------------------------- size (English, tiny.en vs base)
+
+
+def _english(tiny: list[int], base: list[int], plain_tiny: list[int] | None = None, alpha: float = 1.0, plain_rate: float = 0.35) -> dict:
+    p = _plain(plain_rate=plain_rate)
+    models = ("whisper-tiny.en", "whisper-base")
+    per = {"whisper-tiny.en": {"official/id": tiny, "plain": plain_tiny or p}, "whisper-base": {"official/id": base}}
+    return _metrics(models=models, per_model=per, languages=("en", "xx"), alpha=alpha, plain_rate=plain_rate)
+
+
+def test_size_rule_control_fails_and_a_planted_larger_relative_gain_passes():
+    p = _plain()
+    # the same relative gain for both models: not reproduced either way
+    assert _verdict("smaller_for_larger", _english(_better(p), _better(p))) != Verdict.REPRODUCED
+    # tiny gains 2 words per utterance, base none: a larger RER for tiny
+    assert _verdict("smaller_for_larger", _english(_better(p, 2), list(p))) == Verdict.REPRODUCED
+    # the reverse: base gains more
+    assert _verdict("smaller_for_larger", _english(list(p), _better(p, 2))) == Verdict.NOT_REPRODUCED
+    # random (shuffled) LM outputs for both: never reproduced
+    assert _verdict("smaller_for_larger", _english(_shuffled(p, 3), _shuffled(p, 4))) != Verdict.REPRODUCED
+
+
+def test_size_rule_is_relative_not_absolute():
+    p = _plain()
+    # tiny hears worse (twice the plain errors) and gains twice as many words: the same RER, no claim
+    p2 = [min(WORDS, 2 * e) for e in p]
+    tiny = [max(0, a - 2 * (a > 0 and b > 0)) for a, b in zip(p2, p)]
+    base = [max(0, b - (b > 0)) for b in p]
+    j = {c.key: c for c in WhisperLMStudy.claims}["smaller_for_larger"].judge(_english(tiny, base, plain_tiny=p2))
+    assert j.verdict != Verdict.REPRODUCED
+
+
+def test_size_preconditions_and_missing_model():
+    p = _plain()
+    assert _verdict("smaller_for_larger", _english(_better(p, 2), list(p), alpha=0.0)) == Verdict.NOT_TESTABLE
+    assert _verdict("smaller_for_larger", _english(_better(p, 2), list(p), plain_rate=0.95)) == Verdict.NOT_TESTABLE
+    assert _verdict("smaller_for_larger", _metrics({"official/id": _better(p)})) == Verdict.NOT_RUN
+
+
+# ----------------------------------------------------------------------------- ood, llm, fusion vs rescoring
 
 
 def test_ood_control_and_planted():
@@ -110,6 +159,9 @@ def test_ood_control_and_planted():
     assert _verdict("ood", _metrics({"rescore/id": _better(p), "rescore/ood": _worse(p)})) == Verdict.REPRODUCED
     assert _verdict("ood", _metrics({"rescore/id": _worse(p), "rescore/ood": _better(p)})) == Verdict.NOT_REPRODUCED
     assert _verdict("ood", _metrics({"rescore/id": _better(p), "rescore/ood": _worse(p)}, alpha=0.0)) == Verdict.NOT_TESTABLE
+    # English is pooled with es and ca
+    j = {c.key: c for c in WhisperLMStudy.claims}["ood"].judge(_metrics({"rescore/id": _better(p), "rescore/ood": _worse(p)}, languages=("en", "es")))
+    assert j.headline.n == 2 * N and "en" in j.headline.unit
 
 
 def test_llm_control_and_planted():
@@ -121,23 +173,19 @@ def test_llm_control_and_planted():
     assert _verdict("llm", _metrics({"rescore/id": _better(p), "rescore/llm": _better(p)}, plain_rate=0.95)) == Verdict.NOT_TESTABLE
 
 
-def test_fusion_vs_rescoring_is_a_non_inferiority_rule():
+def test_fusion_vs_rescoring_is_a_non_inferiority_rule_and_time_is_not_judged():
     p = _plain()
     resc = _better(p)
     # fusion equal to rescoring: within the 2-point margin -> reproduced; fusion writing garbage -> not reproduced
     assert _verdict("fusion_vs_rescoring", _metrics({"rescore/id": resc, "fusion/id": list(resc)})) == Verdict.REPRODUCED
     assert _verdict("fusion_vs_rescoring", _metrics({"rescore/id": resc, "fusion/id": [WORDS] * (2 * N)})) == Verdict.NOT_REPRODUCED
     assert _verdict("fusion_vs_rescoring", _metrics({"rescore/id": resc, "fusion/id": _worse(resc, 1)})) == Verdict.NOT_REPRODUCED
-
-
-def test_size_is_not_run_without_small_and_judged_with_it():
-    p = _plain()
-    assert _verdict("smaller_for_larger", _metrics({"rescore/id": _better(p)})) == Verdict.NOT_RUN
-    both = ("whisper-base", "whisper-small")
-    planted = _metrics(models=both, per_model={"whisper-base": {"rescore/id": _better(p, 2)}, "whisper-small": {"rescore/id": _better(p, 0)}})
-    assert _verdict("smaller_for_larger", planted) == Verdict.REPRODUCED
-    control = _metrics(models=both, per_model={m: {"rescore/id": _better(p, 1)} for m in both})
-    assert _verdict("smaller_for_larger", control) != Verdict.REPRODUCED
+    # the time per utterance is a metric: a fusion 100x slower or faster does not change the verdict
+    for t in (0.01, 100.0):
+        m = _metrics({"rescore/id": resc, "fusion/id": list(resc)})
+        m["seconds_per_utterance"]["whisper-base"]["fusion"] = t
+        assert _verdict("fusion_vs_rescoring", m) == Verdict.REPRODUCED
+    assert not any("slower" in c.rule or "faster" in c.rule for c in WhisperLMStudy.claims)
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -178,7 +226,10 @@ def test_smoke_run_keeps_per_utterance_numbers_and_rejudges_to_the_same_verdicts
 
     result, out = smoke_run("whisper_lm")
     assert result.status == "ok", result.reason  # make assets installs everything the smoke run needs
-    u = result.metrics["utterances"]["whisper-base"]["es"]
-    assert len(u["words"]) == 1 and set(u["errors"]) == {"plain", "rescore/id", "fusion/id"}
+    u = result.metrics["utterances"]["whisper-tiny.en"]["en"]
+    assert len(u["words"]) == 2 and set(u["errors"]) == {"plain", "rescore/id", "fusion/id", "official/id"}
+    assert len(set(u["voice"])) == 2  # two espeak-ng voices at smoke scale
+    t = result.metrics["seconds_per_utterance"]["whisper-tiny.en"]
+    assert set(t) >= {"encoder", "plain", "fusion", "official"} and all(v > 0 for v in t.values())  # time is a metric
     saved = Result.load(out / "whisper_lm" / "smoke" / "result.json")
     assert [(c.key, c.verdict, c.headline) for c in rejudge(saved).claims] == [(c.key, c.verdict, c.headline) for c in result.claims]

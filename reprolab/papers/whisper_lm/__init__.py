@@ -5,6 +5,8 @@
     wlm = WhisperLM("whisper-base", lm="es.arpa", config=FusionConfig(alpha=0.5, beta=1.0))
     wlm.transcribe("audio.wav", language="es").text                   # per-step fusion (the paper)
     wlm.transcribe("audio.wav", language="es", method="rescore")      # n-best rescoring (cheap)
+    w = HFWhisperLM("whisper-base")                                   # the same weights on transformers' KV-cached search
+    w.search(w.encode(["audio.wav"]), "es", lm=load_lm("es.arpa"), config=FusionConfig(alpha=0.5, beta=1.0))
 """
 
 from .language_models import (
@@ -34,6 +36,7 @@ from .whisper_lm import (
 __all__ = [
     "ArpaLM",
     "FusionConfig",
+    "HFWhisperLM",
     "Hypothesis",
     "KenLMScorer",
     "KneserNeyModel",
@@ -48,6 +51,7 @@ __all__ = [
     "normalise_text",
     "relative_error_reduction",
     "resolve_model_dir",
+    "load_ct2_whisper",
     "train_kneser_ney",
     "tune",
     "wer",
@@ -61,4 +65,9 @@ def __getattr__(name: str):  # the HF integration imports transformers only when
         from .integrations import WhisperLMLogitsProcessor
 
         return WhisperLMLogitsProcessor
+    if name in ("HFWhisperLM", "load_ct2_whisper"):
+        from .ct2_to_hf import load_ct2_whisper
+        from .hf_decode import HFWhisperLM
+
+        return {"HFWhisperLM": HFWhisperLM, "load_ct2_whisper": load_ct2_whisper}[name]
     raise AttributeError(name)

@@ -6,7 +6,10 @@ Variants (Whisper base, Spanish, espeak-ng speech of held-out LibreOffice-help s
 - ``faster-whisper beam 5``: ``WhisperModel.transcribe(audio, language, beam_size=5, without_timestamps=True,
   temperature=0, condition_on_previous_text=False, vad_filter=False)`` - what a user runs without an LM;
 - ``n-best rescoring``: our encoder call + CTranslate2's beam 5 with 5 hypotheses + LM re-ranking;
-- ``per-step fusion``: our encoder call + our beam search with the LM in every step (the paper's decoder).
+- ``per-step fusion``: our encoder call + our beam search with the LM in every step (the paper's decoder);
+- ``transformers beam 5`` / ``transformers per-step fusion``: the same weights read into transformers
+  (``ct2_to_hf``), its KV-cached beam search without / with :class:`WhisperLMLogitsProcessor` (``hf_decode``; the
+  study's decoder since v4), one utterance per call.
 
 Each call transcribes one utterance end to end (audio file -> text); variants run round-robin
 (``runtime.interleaved_timings``); the ratio column is seconds over the faster-whisper baseline; ``extra``
@@ -46,7 +49,8 @@ def _tuned_weights() -> tuple[float, float, str]:
         p = Path("runs", "whisper_lm", scale, "result.json")
         if p.exists():
             try:
-                t = json.loads(p.read_text())["metrics"]["tuned"]["whisper-base"]["es"]["id"]
+                tuned = json.loads(p.read_text())["metrics"]["tuned"]["whisper-base"]["es"]
+                t = tuned.get("id/formula") or tuned["id"]  # v4 names the arm; v3 had one weight pair per LM
                 return float(t["alpha"]), float(t["beta"]), str(p)
             except (KeyError, ValueError):
                 continue
@@ -69,11 +73,15 @@ class WhisperLMBench(Benchmark):
             data = prepare_language("es", cfg, seed=0)
             alpha, beta, source = _tuned_weights()
             wl = WhisperLM("whisper-base", lm=data.lms["id"], config=FusionConfig(alpha=alpha, beta=beta))
+            from .hf_decode import HFWhisperLM
+
+            hf = HFWhisperLM("whisper-base")
         except (ImportError, AssetMissing, MissingExtra) as e:
             raise _Skip(f"whisper_lm bench cannot run: {e}") from None
         items = data.test
         seconds_audio = sum(len(decode_audio(str(a), sampling_rate=SAMPLE_RATE)) / SAMPLE_RATE for _, a in items)
-        outputs: dict[str, list[str]] = {"faster-whisper beam 5": [], "n-best rescoring": [], "per-step fusion": []}
+        outputs: dict[str, list[str]] = {"faster-whisper beam 5": [], "n-best rescoring": [], "per-step fusion": [],
+                                         "transformers beam 5": [], "transformers per-step fusion": []}
 
         def fw_plain() -> None:
             for ref, a in items:
@@ -89,7 +97,14 @@ class WhisperLMBench(Benchmark):
             for ref, a in items:
                 outputs["per-step fusion"].append(wl.transcribe(a, "es", method="fusion").text)
 
-        calls = {"faster-whisper beam 5": fw_plain, "n-best rescoring": rescore, "per-step fusion": fusion}
+        def hf_decode(lm: bool) -> None:
+            key = "transformers per-step fusion" if lm else "transformers beam 5"
+            for ref, a in items:
+                enc = hf.encode([a])
+                outputs[key].append(hf.search(enc, "es", lm=data.lms["id"] if lm else None, config=wl.config, seconds=hf.last_seconds)[0][0].text)
+
+        calls = {"faster-whisper beam 5": fw_plain, "n-best rescoring": rescore, "per-step fusion": fusion,
+                 "transformers beam 5": lambda: hf_decode(False), "transformers per-step fusion": lambda: hf_decode(True)}
         t0 = time.perf_counter()
         times = interleaved_timings(calls, repeats=1 if quick else 3, warmup=0)
         refs = [r for r, _ in items]

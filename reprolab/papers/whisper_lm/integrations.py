@@ -49,9 +49,21 @@ class WhisperLMLogitsProcessor(_Base):  # type: ignore[misc,valid-type]
         if self.top_k < 1:
             raise ConfigError("top_k", self.top_k, "an integer >= 1")
         self.special = set(int(i) for i in getattr(tokenizer, "all_special_ids", []))
+        self._memo: dict[tuple[int, ...], float] = {}
 
     def lm_bonus(self, ids: list[int]) -> float:
-        """``alpha LM(norm(text)) + beta |words|`` of a token sequence (0 before the 4th token)."""
+        """``alpha LM(norm(text)) + beta |words|`` of a token sequence (0 before the 4th token); memoised per
+        sequence (a beam's prefix is scored once per candidate of every step otherwise)."""
+        key = tuple(ids)
+        hit = self._memo.get(key)
+        if hit is not None:
+            return hit
+        if len(self._memo) > 200_000:
+            self._memo.clear()
+        self._memo[key] = value = self._lm_bonus(ids)
+        return value
+
+    def _lm_bonus(self, ids: list[int]) -> float:
         seq = [t for t in ids if t not in self.special]
         text = self.tokenizer.decode(seq, skip_special_tokens=True) if seq else ""
         terms = lm_terms(self.lm, text, len(seq), self.config)

@@ -99,6 +99,20 @@ def lm_terms(lm: LanguageModel | None, text: str, n_tokens: int, config: FusionC
     return lm.score(norm, bos=True, eos=eos), len(norm.split())
 
 
+def whisper_prompt(token_to_id: Any, multilingual: bool, language: str | None) -> list[int]:
+    """Whisper's decoder prompt without timestamps: ``<|startoftranscript|> [<|lang|> <|transcribe|>] <|notimestamps|>``."""
+    if not multilingual:
+        if language not in (None, "en"):
+            raise ConfigError("language", language, "'en' (this Whisper model is English-only)")
+        return [token_to_id("<|startoftranscript|>"), token_to_id("<|notimestamps|>")]
+    if language is None:
+        raise ConfigError("language", None, "a Whisper language code such as 'es' (language detection is not part of Whisper-LM)")
+    lang = token_to_id(f"<|{language}|>")
+    if lang is None:
+        raise ConfigError("language", language, "a language Whisper knows (es, ca, eu, gl, en, ...)")
+    return [token_to_id("<|startoftranscript|>"), lang, token_to_id("<|transcribe|>"), token_to_id("<|notimestamps|>")]
+
+
 def resolve_model_dir(model: str | os.PathLike) -> Path:
     """A CTranslate2 Whisper folder: a path with ``model.bin``, or an asset name (``whisper-base``)."""
     p = Path(model)
@@ -162,17 +176,7 @@ class WhisperLM:
     # ------------------------------------------------------------------ audio and prompt
 
     def prompt(self, language: str | None) -> list[int]:
-        tid = self.tokenizer.token_to_id
-        if not self.model.is_multilingual:
-            if language not in (None, "en"):
-                raise ConfigError("language", language, "'en' (this Whisper model is English-only)")
-            return [self.sot, tid("<|notimestamps|>")]
-        if language is None:
-            raise ConfigError("language", None, "a Whisper language code such as 'es' (language detection is not part of Whisper-LM)")
-        lang = tid(f"<|{language}|>")
-        if lang is None:
-            raise ConfigError("language", language, "a language Whisper knows (es, ca, eu, gl, en, ...)")
-        return [self.sot, lang, tid("<|transcribe|>"), tid("<|notimestamps|>")]
+        return whisper_prompt(self.tokenizer.token_to_id, self.model.is_multilingual, language)
 
     def encode(self, audio: str | os.PathLike | np.ndarray) -> Any:
         """Run the encoder once on an utterance of at most 30 s (a path or 16 kHz mono float array)."""
