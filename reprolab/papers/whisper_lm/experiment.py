@@ -321,22 +321,22 @@ def _figures(metrics: dict[str, Any], surfaces: dict[str, list], run: Any) -> No
 
     plt = pyplot()
 
+    colours = {"plain": "tab:gray", "rescore": "tab:blue", "fusion": "tab:orange", "official": "tab:red"}
     rows = []
     for model, by_lang in metrics["wer"].items():
         for lang, res in by_lang.items():
             for k, v in res.items():
-                label = k.replace("plain_subset/id", "plain (fusion subset)").replace("fusion/id", "fusion id (fusion subset)")
-                if k.startswith("plain_subset/") and k != "plain_subset/id":
-                    continue
-                colour = "tab:orange" if "subset" in label else "tab:blue"
-                rows.append((f"{model.replace('whisper-', '')} {lang} {label}", v, colour))
+                rows.append((f"{model.replace('whisper-', '')} {lang} {k}", v, colours.get(k.split("/")[0], "tab:green")))
     if rows:
         fig, ax = plt.subplots(figsize=(7, 0.35 * len(rows) + 1))
         ax.barh([r[0] for r in rows], [100 * r[1] for r in rows], color=[r[2] for r in rows])
-        ax.set_xlabel("WER (%) on the synthetic test split")
+        ax.axvline(80, color="k", lw=0.8, ls=":")
+        ax.set_xlabel("WER (%) on the synthetic test split (dotted: the 80% 'hears the speech' limit)")
         ax.invert_yaxis()
-        ax.set_title("WER per model x language x decoder/LM (orange: the fused subset)")
-        run.save_figure(fig, "wer", "WER per Whisper model, language and decoder/LM (id = in-distribution 5-gram, ood = other source, llm = large LM; blue: whole test split, orange: the per-step-fusion subset with plain Whisper on the same utterances); synthetic espeak-ng speech")
+        ax.set_title("WER per model x language x arm (grey plain, blue rescoring, orange formula fusion, red official fusion)", fontsize=9)
+        run.save_figure(fig, "wer", "WER per Whisper model, language and arm on the same test utterances (plain beam 5; rescore/<lm>: n-best "
+                        "rescoring with the ID 5-gram, the OOD one or the LLM; fusion/id: per-step fusion, accumulate_lm=False; official/id: "
+                        "per-step fusion, accumulate_lm=True as the official code); synthetic espeak-ng speech")
     if surfaces:
         n = len(surfaces)
         cols = min(3, n)
@@ -355,4 +355,4 @@ def _figures(metrics: dict[str, Any], surfaces: dict[str, list], run: Any) -> No
             ax.set_title(name, fontsize=9)
             fig.colorbar(sc, ax=ax, label="dev WER (%)")
         fig.tight_layout()
-        run.save_figure(fig, "optuna_surface", "Optuna trials over alpha/beta: dev WER of n-best rescoring (red star: chosen, ties to the smallest alpha + beta)")
+        run.save_figure(fig, "optuna_surface", "Optuna trials over alpha/beta per model, language, LM and arm: dev WER of the 5-best re-ranked by that arm's search score (red star: chosen, ties to the smallest alpha + beta)")
