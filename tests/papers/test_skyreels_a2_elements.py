@@ -97,3 +97,20 @@ def test_bad_configs_get_typed_errors():
         ElementsConfig(shapes=("circle",), colours=("red",))
     with pytest.raises(ConfigError, match="background"):
         render_background("lava", 32)
+
+
+def test_sides_layout_centres_each_role_near_its_anchor_and_keeps_tracks_in_frame():
+    from reprolab.papers.skyreels_a2.elements import SIDE_ANCHORS, SIZE_RADIUS
+
+    cfg = ElementsConfig(frames=4, speed=0.09, caption="roles", layout="sides", jitter=0.05)
+    r = SIZE_RADIUS[cfg.size]
+    clips = generate_element_clips(16, cfg, seed=5)
+    assert all(np.array_equal(a.video, b.video) for a, b in zip(clips, generate_element_clips(16, cfg, seed=5)))
+    for c in clips:
+        for role, track in enumerate(c.tracks):
+            assert track.min() >= r - 1e-6 and track.max() <= 1 - r + 1e-6  # the whole track in frame
+            mid = track.mean(axis=0)  # centred near the anchor unless the frame's edge clipped the start
+            assert np.abs(mid - np.asarray(SIDE_ANCHORS[role])).max() <= cfg.jitter + r
+        assert c.tracks[0, :, 0].mean() < c.tracks[1, :, 0].mean()  # the character on the left, the object on the right
+    with pytest.raises(ConfigError, match="layout"):
+        ElementsConfig(layout="diagonal")

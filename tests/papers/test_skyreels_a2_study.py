@@ -160,3 +160,18 @@ def test_bench_code_path_trains_and_times_both_arms():
                   sample_steps=2)
     assert set(res["arms"]) == {"A2", BASELINE}
     assert all(len(r["element"]) == 2 and len(res["times"][a]) == 5 for a, r in res["arms"].items())
+
+
+def test_presence_detector_is_location_free_and_slots_are_learned_except_by_vace():
+    from reprolab.papers.skyreels_a2.study import PresenceDetector, slot_weights
+
+    torch.manual_seed(0)
+    det = PresenceDetector(16).eval()
+    clip = generate_element_clips(1, ElementsConfig(frames=4, caption="roles"), seed=3)[0]
+    ref = torch.as_tensor(clip.references[0])[None]  # one element alone on white (a uniform surround)
+    with torch.no_grad():
+        a, b = det(ref), det(torch.roll(ref, shifts=(2, -2), dims=(2, 3)))  # moved by the pooling stride
+        blank = det(torch.ones_like(ref))
+    assert torch.allclose(a, b, atol=1e-5) and not torch.allclose(a, blank, atol=1e-3)
+    assert slot_weights("a2") == slot_weights("spatial") == slot_weights("semantic") == {"slots": 1.0}
+    assert slot_weights("vace") == {"slots": 0.0}

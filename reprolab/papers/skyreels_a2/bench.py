@@ -22,7 +22,7 @@ from ...runtime import interleaved_timings
 from ...study import Benchmark, BenchResult, bench_rows, register_bench
 from .elements import generate_element_clips
 from .study import (SLOTS, A2StudyConfig, PixelA2Denoiser, _batch_indices, clip_tensors, consistency, elements_config, make_transformer,
-                    semantic_tokens, text_states, train_classifiers)
+                    semantic_tokens, slot_weights, text_states, train_classifiers)
 
 BASELINE = "VACE-style"
 ARMS = {"A2": "a2", BASELINE: "vace"}
@@ -51,7 +51,7 @@ def compare(steps: int, n_prompts: int, n_train: int = 256, semantic: str = "eff
     shapes = {"slots": (n_prompts, 3, SLOTS, c.size, c.size), "video": (n_prompts, 3, c.frames, c.size, c.size)}
     for name, model in models.items():
         tr = train_flow(model, batch, FlowTrainConfig(steps=steps, lr=c.lr, warmup=min(50, max(1, steps // 5)), cfg_dropout={"text": 0.1},
-                                                      modality_weights={"slots": 0.0}), seed=seed, description=f"bench: {name}")
+                                                      modality_weights=slot_weights(ARMS[name])), seed=seed, description=f"bench: {name}")
         g = euler_sample(model, shapes, conds, guidance=[("text", c.guidance)], num_inference_steps=c.sample_steps,
                          generator=torch.Generator().manual_seed(10_000))
         video01 = ((g["video"].clamp(-1, 1) + 1) / 2).permute(0, 2, 1, 3, 4)
@@ -63,7 +63,7 @@ def compare(steps: int, n_prompts: int, n_train: int = 256, semantic: str = "eff
 
     for m in models.values():
         m.train()
-    out["times"] = interleaved_timings({name: timed_step(m, batch(0), opts[name], {"slots": 0.0}) for name, m in models.items()},
+    out["times"] = interleaved_timings({name: timed_step(m, batch(0), opts[name], slot_weights(ARMS[name])) for name, m in models.items()},
                                        repeats=5, warmup=1)
     return out
 
@@ -81,7 +81,7 @@ class SkyReelsA2Bench(Benchmark):
                         f"{r['params'] / 1e6:.2f}M params, final loss {r['final_loss']:.3f}") for name, r in res["arms"].items()}
         return BenchResult(bench=self.name, baseline=BASELINE, rows=bench_rows(res["times"], BASELINE, "s per training step", notes),
                            config={"steps": steps, "prompts": prompts, "train_clips": n_train, "batch": 8,
-                                   "clips": "3 reference slots + 8 frames 32x32, pixel space"},
+                                   "clips": f"3 reference slots + {A2StudyConfig.frames} frames {A2StudyConfig.size}x{A2StudyConfig.size}, pixel space"},
                            extra={"arms": res["arms"]})
 
 

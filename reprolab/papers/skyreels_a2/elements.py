@@ -33,10 +33,12 @@ import numpy as np
 from ...data.shapes import COLOURS, SHAPES, SIZE_RADIUS, SIZES, TEXTURES, ShapeSpec, render_scene
 from ...errors import ConfigError
 
-__all__ = ["BACKGROUNDS", "CAPTION_STYLES", "DIRECTIONS", "ROLES", "ElementClip", "ElementsConfig", "element_layer", "generate_element_clips", "identity_names",
+__all__ = ["BACKGROUNDS", "CAPTION_STYLES", "DIRECTIONS", "LAYOUTS", "ROLES", "SIDE_ANCHORS", "ElementClip", "ElementsConfig", "element_layer", "generate_element_clips", "identity_names",
            "render_background"]
 
 CAPTION_STYLES = ("named", "roles")
+LAYOUTS = ("random", "sides")
+SIDE_ANCHORS = ((0.25, 0.5), (0.75, 0.5))  # "sides" layout: where the character's and the object's tracks are centred (x, y)
 ROLES = ("character", "object")
 DIRECTIONS = {"left": (-1.0, 0.0), "right": (1.0, 0.0), "up": (0.0, -1.0), "down": (0.0, 1.0)}
 
@@ -67,6 +69,8 @@ class ElementsConfig:
     reference_turns: tuple[int, ...] = (1, 2, 3)  # ... and a quarter-turn rotation
     min_separation: float = 0.3  # centres at least this far apart in every frame (redrawn up to 100 times)
     caption: str = "named"  # "named": the caption names each element and the background; "roles": motion only
+    layout: str = "random"  # "random": starts anywhere the track fits; "sides": the character's track centred left, the object's right
+    jitter: float = 0.08  # "sides": each coordinate of a track's centre drawn uniformly within +- jitter of its side's anchor
 
     def __post_init__(self) -> None:
         for name, values, vocab in (("shapes", self.shapes, SHAPES), ("colours", self.colours, COLOURS),
@@ -83,6 +87,10 @@ class ElementsConfig:
             raise ConfigError("speed", self.speed, f"a positive speed whose travel over {self.frames} frames fits the frame")
         if self.caption not in CAPTION_STYLES:
             raise ConfigError("caption", self.caption, f"one of {', '.join(CAPTION_STYLES)}")
+        if self.layout not in LAYOUTS:
+            raise ConfigError("layout", self.layout, f"one of {', '.join(LAYOUTS)}")
+        if not 0 <= self.jitter <= 0.5:
+            raise ConfigError("jitter", self.jitter, "a fraction of the side in [0, 0.5]")
         if len(self.shapes) * len(self.colours) * len(self.textures) < 2:
             raise ConfigError("identities", 1, "at least two (shape, colour, texture) identities, so two elements can differ")
 
@@ -167,12 +175,17 @@ def _caption(cfg: ElementsConfig, ids: Sequence[int], dirs: Sequence[str], backg
     return " and ".join(parts) + f" on {background}"
 
 
-def _start(rng: np.random.Generator, cfg: ElementsConfig, direction: str) -> tuple[float, float]:
+def _start(rng: np.random.Generator, cfg: ElementsConfig, direction: str, role: int = 0) -> tuple[float, float]:
     r = SIZE_RADIUS[cfg.size]
     travel = cfg.speed * (cfg.frames - 1)
     dx, dy = DIRECTIONS[direction]
     lo_x, hi_x = r + max(0.0, -dx * travel), 1 - r - max(0.0, dx * travel)
     lo_y, hi_y = r + max(0.0, -dy * travel), 1 - r - max(0.0, dy * travel)
+    if cfg.layout == "sides":  # the track's centre near its role's anchor; the start clipped so the whole track fits
+        ax, ay = SIDE_ANCHORS[role]
+        x = ax - dx * travel / 2 + rng.uniform(-cfg.jitter, cfg.jitter)
+        y = ay - dy * travel / 2 + rng.uniform(-cfg.jitter, cfg.jitter)
+        return float(np.clip(x, lo_x, hi_x)), float(np.clip(y, lo_y, hi_y))
     return float(rng.uniform(lo_x, hi_x)), float(rng.uniform(lo_y, hi_y))
 
 
@@ -196,7 +209,7 @@ def generate_element_clips(n: int, cfg: ElementsConfig | None = None, *, seed: i
         bg_name = str(cfg.backgrounds[rng.integers(len(cfg.backgrounds))])
         bg = render_background(bg_name, cfg.image_size)
         for _ in range(100):  # keep the two elements apart (little occlusion), else take the last draw
-            starts = [_start(rng, cfg, d) for d in dirs]
+            starts = [_start(rng, cfg, d, role) for role, d in enumerate(dirs)]
             if n_elements == 1 or _min_distance(starts, dirs, cfg) >= cfg.min_separation:
                 break
         tracks = np.zeros((n_elements, cfg.frames, 2), np.float32)
