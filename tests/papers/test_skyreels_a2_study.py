@@ -149,7 +149,7 @@ def test_smoke_run(smoke_run):
     result, out = smoke_run("skyreels_a2")
     assert result.status == "ok"
     assert {c.key for c in result.claims} == {"joint", "vs_vace", "background"}
-    assert {f.file for f in result.figures} == {"figures/samples.png", "figures/consistency.png"}
+    assert {f.file for f in result.figures} == {"figures/samples.png", "figures/consistency.png", "figures/tracks.png"}
     assert set(result.metrics["arms"]) == {"a2", "spatial", "semantic", "vace", "shuffled"}
 
 

@@ -68,6 +68,7 @@ from .elements import BACKGROUNDS, DIRECTIONS, ElementClip, ElementsConfig, gene
 from .tiny import word_tokenizer
 
 ARMS = ("a2", "spatial", "semantic", "vace")
+TRACK_PROMPTS = 6  # test prompts whose seed-0 samples are kept for the figures
 SLOTS = 3  # reference slots before the clip's frames
 VACE_MARGIN = 0.02
 MIN_CLASSIFIER = 0.8
@@ -281,6 +282,18 @@ def consistency(video01: torch.Tensor, clips: list[ElementClip], pres: nn.Module
     return np.asarray(elem), np.asarray(bgc)
 
 
+def colour_track(video01: np.ndarray, colour: str, tol: float = 0.3) -> list[tuple[int, float, float]]:
+    """(frame, x, y) in pixels: the centroid of the pixels within ``tol`` of ``colour`` in each frame that has at least 3."""
+    rgb = np.asarray(COLOUR_RGB[colour], np.float32)[None, :, None, None]
+    mask = np.abs(video01 - rgb).max(axis=1) < tol  # (T, H, W)
+    pts = []
+    for f, m in enumerate(mask):
+        if m.sum() >= 3:
+            yy, xx = np.nonzero(m)
+            pts.append((f, float(xx.mean()), float(yy.mean())))
+    return pts
+
+
 def direction_hits(video01: np.ndarray, clip: ElementClip, tol: float = 0.3) -> list[float]:
     """Per element with a colour of its own: 1 if its colour-centroid track moves the caption's way, else 0."""
     out = []
@@ -288,17 +301,11 @@ def direction_hits(video01: np.ndarray, clip: ElementClip, tol: float = 0.3) -> 
     for e, d in zip(clip.elements, clip.directions):
         if colours.count(e.colour) > 1:
             continue
-        rgb = np.asarray(COLOUR_RGB[e.colour], np.float32)[None, :, None, None]
-        mask = np.abs(video01 - rgb).max(axis=1) < tol  # (T, H, W)
-        pts = []
-        for m in mask:
-            if m.sum() >= 3:
-                yy, xx = np.nonzero(m)
-                pts.append((xx.mean(), yy.mean()))
+        pts = colour_track(video01, e.colour, tol)
         if len(pts) < 2:
             out.append(0.0)
             continue
-        move = np.asarray(pts[-1]) - np.asarray(pts[0])
+        move = np.asarray(pts[-1][1:]) - np.asarray(pts[0][1:])
         out.append(float(np.dot(move, DIRECTIONS[d]) > 0))
     return out
 
@@ -457,7 +464,7 @@ class SkyReelsA2Study(Study):
                     video01 = self._sample(model, cc, c, seed)
                     self._score(arms[name], video01, test, pres, back)
                     if seed == 0:
-                        samples[name] = video01[:2].numpy()
+                        samples[name] = video01[:TRACK_PROMPTS].numpy()
         timings["train_and_sample_s"] = time.perf_counter() - t0
 
         metrics: Metrics = {
@@ -512,7 +519,14 @@ class SkyReelsA2Study(Study):
             ax.set_yticks([])
         run.save_figure(fig, "samples", "Per prompt: the three references (character, object, background) beside the true clip (top) and the "
                                         "clip each arm generated (seed 0); 'shuffled' is the a2 model given another prompt's references")
-        fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
+        fig, axes = plt.subplots(1, 4, figsize=(16, 3.2))
+        err_ax = axes[3]
+        vals = [np.asarray(m["arms"][a]["bg_error"], float) for a in names]
+        err_ax.bar(names, [v.mean() if len(v) else 0.0 for v in vals], yerr=[1.96 * v.std(ddof=1) / math.sqrt(len(v)) if len(v) > 1 else 0 for v in vals],
+                   color=["C0", "C1", "C2", "C3", "C7"])
+        err_ax.axhline(0.0, color="g", ls="--")
+        err_ax.set_ylabel("excess background error (MAE)")
+        err_ax.tick_params(axis="x", labelsize=7)
         for ax, key, lab, chance in ((axes[0], "element", "element consistency", ELEM_CHANCE), (axes[1], "background", "background consistency", BG_CHANCE),
                                      (axes[2], "direction", "prompt following (direction)", 0.5)):
             vals = [np.asarray(m["arms"][a][key], float) for a in names]
@@ -527,6 +541,31 @@ class SkyReelsA2Study(Study):
         axes[1].axhline(m["classifier"]["background_accuracy"], color="g", ls="--", label="true clips")
         axes[2].axhline(m["true_direction"], color="g", ls="--", label="true clips")
         axes[0].legend(fontsize=7)
-        run.save_figure(fig, "consistency", "Element consistency (identity among a frame's top-2 of a presence classifier), background "
-                                            "consistency (background classifier right) and prompt following (colour-centroid track moves the "
-                                            "caption's way) per arm: mean with 95% normal interval over prompt x seed clips")
+        run.save_figure(fig, "consistency", "Element consistency (identity among a frame's top-2 of a presence detector), background "
+                                            "consistency (background classifier right), prompt following (colour-centroid track moves the "
+                                            "caption's way) and excess background error (mean absolute error to the background reference, "
+                                            "generated minus true clip; 0 = as the true clip) per arm: mean with 95% normal interval over "
+                                            "prompt x seed clips")
+        k = min(TRACK_PROMPTS, len(test), len(samples["a2"]))
+        fig, axes = plt.subplots(1, k, figsize=(2.6 * k, 2.8), squeeze=False)
+        for j in range(k):
+            ax, clip = axes[0, j], test[j]
+            c_size = clip.video.shape[-1]
+            ax.imshow(clip.background_image.transpose(1, 2, 0), extent=(0, c_size, c_size, 0), alpha=0.5)
+            for e, (spec, d) in enumerate(zip(clip.elements, clip.directions)):
+                col = np.asarray(COLOUR_RGB[spec.colour])
+                true = clip.tracks[e] * c_size
+                ax.plot(true[:, 0], true[:, 1], "-", color=col, lw=1)
+                ax.annotate("", xy=true[-1], xytext=true[0], arrowprops={"arrowstyle": "->", "color": col, "lw": 2})
+                gen = colour_track(samples["a2"][j], spec.colour)
+                if gen:
+                    g = np.asarray([p[1:] for p in gen]) + 0.5
+                    ax.plot(g[:, 0], g[:, 1], "o--", color=col, ms=3, lw=1, mec="k", mew=0.5)
+            ax.set_xlim(0, c_size)
+            ax.set_ylim(c_size, 0)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(clip.caption.replace(" and ", "\nand "), fontsize=6)
+        run.save_figure(fig, "tracks", "Prompt following of the a2 model (seed 0): per test prompt, each element's true track (arrow, the "
+                                       "caption's direction) and the colour-centroid track of the generated clip (dots, one per frame "
+                                       "where at least 3 pixels have the element's colour), over the background reference")
