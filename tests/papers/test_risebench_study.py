@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from reprolab.data.shapes import COLOURS, SHAPES, SIZES
+from reprolab.errors import ConfigError
 from reprolab.imageeval import ShapesDetector, as_hwc_uint8
 from reprolab.llm.fake import ScriptedLLM
 from reprolab.papers.risebench.editors import (IdentityEditor, InstructionOnlyEditor, OracleEditor, PerceiveReasonRender,
@@ -252,8 +253,20 @@ def test_bench_measures_three_judges_on_the_same_outputs(tmp_path):
     tasks = make_tasks(1, seed=4242)
     extra = [P(0.5, seed=1).plant(t)[0] for t in tasks]
     extra += [InstructionOnlyEditor(seed=1).edit(t, render_grid(t.input)).scene for t in tasks]
-    llm = ScriptedLLM(lambda p, s: "**Final Score:** **5**", choices=lambda p: {"5": -0.1, "1": -0.2, "0": -3.0})
+    calls = []
+
+    def respond(p, s):  # every third answer rambles past the cap: cut before its score line, so incomplete
+        calls.append(p)
+        return ("step " * 2000 if len(calls) % 3 == 0 else "") + "**Final Score:** **5**"
+
+    llm = ScriptedLLM(respond, choices=lambda p: {"5": -0.1, "1": -0.2, "0": -3.0})
     res = RiseBenchBench().measure(llm, _reader_for(tasks, extra), 1, tmp_path)
     assert [r.name.split(" ")[0] for r in res.rows] == ["exact", "logprob", "generate"] and res.baseline == "generate"
     assert res.extra["samples"] == 16 and res.extra["parsed"]["exact"] == 16
     assert res.extra["spearman_with_exact"]["exact"]["reasoning"] == pytest.approx(1.0)
+    assert res.extra["generate_answers"] == len(calls) and res.extra["generate_cut_by_cap"] == len(calls) // 3 > 0
+    assert 0 < res.extra["parsed"]["generate"] < 16  # a sample with a cut answer is incomplete
+    two = RiseBenchBench().measure(llm, _reader_for(tasks, extra), 1, tmp_path / "two", editors=("oracle_err50", "identity"))
+    assert two.extra["samples"] == 8 and two.config["editors"] == ["oracle_err50", "identity"]
+    with pytest.raises(ConfigError, match="editors"):
+        RiseBenchBench().measure(llm, _reader_for(tasks, extra), 1, tmp_path / "bad", editors=("flux",))
