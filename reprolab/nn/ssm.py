@@ -16,9 +16,10 @@ input's dtype.
   factors are products of decays <= 1, so nothing overflows however long the sequence (the failure of the
   ``exp(-cumsum)`` form). Equal to the reference to 1e-5 in float32, values and gradients (tested, and against
   mambapy's Blelloch ``pscan`` where mambapy is installed).
-  Seconds per forward + backward at the sizes ACTalker's study uses (128 sequences, one thread, shared cores,
-  2026-12-02): 32 channels x 25 tokens x 8 states 0.025 (sequential 0.026, mambapy 1.2 ``pscan`` 0.034); 64 x 64 x 8
-  0.14 (0.38, 0.13); 64 x 96 x 16 0.56 (7.9, 0.51).
+  Its backward is the reverse recurrence, one more parallel scan (:class:`_LinearScan`), and the batch is scanned in
+  cache-sized pieces (:data:`CHUNK_ELEMENTS`). Seconds per forward + backward at the sizes ACTalker's study uses
+  (128 sequences, one thread, a shared 2-core machine, 2026-12-02): 32 channels x 25 tokens x 8 states 0.024
+  (sequential 0.017, mambapy 1.2 ``pscan`` 0.021); 64 x 64 x 8 0.11 (0.31, 0.16); 64 x 96 x 16 0.21 (5.6, 0.85).
 - :class:`BiMamba`: a Mamba block scanning the sequence and its reverse, outputs summed (Vision-Mamba /
   ACTalker style): in-projection, optional depthwise causal convolution, data-dependent ``delta, B, C``,
   S4D-real ``A`` (``A_n = -(n + 1)``), ``D = 1``, ``delta`` bias initialised so that ``softplus(bias)`` is
@@ -40,7 +41,9 @@ __all__ = ["CHUNK_ELEMENTS", "BiMamba", "selective_scan", "selective_scan_ref"]
 CHUNK_ELEMENTS = 1 << 21  # the fast path scans the batch in pieces of at most this many (d x L x n) states (8 MB in float32)
 
 
-def _prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus):
+def _prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus, grouped=False):
+    """Checked float32 inputs; B and C as (d, n) when fixed, else (batch, d, n, L), or with ``grouped`` (batch, groups,
+    n, L) (selective = one group), which the fast path broadcasts without copying them d times."""
     if u.dim() != 3 or delta.shape != u.shape:
         raise ShapeError("u / delta", (tuple(u.shape), tuple(delta.shape)), "(batch, d, L) each, the same shape")
     batch, d, L = u.shape
@@ -59,9 +62,9 @@ def _prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus):
         if M.dim() == 3:
             if tuple(M.shape) != (batch, n, L):
                 raise ShapeError(name, tuple(M.shape), f"({batch}, {n}, {L})")
-            return M.float().unsqueeze(1).expand(batch, d, n, L)
+            return M.float().unsqueeze(1) if grouped else M.float().unsqueeze(1).expand(batch, d, n, L)
         if M.dim() == 4 and M.shape[0] == batch and M.shape[2:] == (n, L) and d % M.shape[1] == 0:
-            return M.float().repeat_interleave(d // M.shape[1], dim=1)
+            return M.float() if grouped else M.float().repeat_interleave(d // M.shape[1], dim=1)
         raise ShapeError(name, tuple(M.shape), f"(d, n), (batch, n, L) or (batch, groups dividing {d}, n, L)")
 
     delta = delta.float()
@@ -117,6 +120,29 @@ def _scan_pairs(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.stack([even, odd], dim=3).flatten(2, 3)[:, :, :L]
 
 
+class _LinearScan(torch.autograd.Function):
+    """``h = scan(a, b)`` along dim 2 with a hand-written backward: the gradient of a linear recurrence is the reverse
+    recurrence ``g_t = dL/dh_t + a_{t+1} g_{t+1}``, itself one parallel scan, with ``dL/db_t = g_t`` and
+    ``dL/da_t = g_t h_{t-1}``. Autograd through :func:`_scan_pairs`'s strided views instead fills and copies zeros at
+    every level (most of a training step's time at ACTalker's size)."""
+
+    @staticmethod
+    def forward(ctx, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        with torch.no_grad():
+            h = _scan_pairs(a, b)
+        ctx.save_for_backward(a, h)
+        return h
+
+    @staticmethod
+    def backward(ctx, gh: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
+        a, h = ctx.saved_tensors
+        with torch.no_grad():
+            a_next = torch.cat([a[:, :, 1:], torch.zeros_like(a[:, :, :1])], dim=2)  # a_{t+1}, 0 after the end
+            g = _scan_pairs(a_next.flip(2), gh.contiguous().flip(2)).flip(2)
+            h_prev = torch.cat([torch.zeros_like(h[:, :, :1]), h[:, :, :-1]], dim=2)
+            return g * h_prev, g
+
+
 def selective_scan(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, D: torch.Tensor | None = None,
                    z: torch.Tensor | None = None, delta_bias: torch.Tensor | None = None, delta_softplus: bool = False,
                    return_last_state: bool = False):
@@ -128,27 +154,38 @@ def selective_scan(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: tor
     a product of decays ``exp(delta A) <= 1``, so nothing can overflow however long the sequence (no ``exp(-cumsum)``).
     """
     dtype = u.dtype
-    u, delta, A, B, C = _prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+    u, delta, A, B, C = _prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus, grouped=True)
     batch, d, L = u.shape
     step = max(1, CHUNK_ELEMENTS // max(1, d * L * A.shape[1]))
-    if batch > step:  # the (batch, d, L, n) states in cache-sized pieces of the batch: the same numbers, 2-3x faster on a CPU
-        pieces = [_parallel(u[i:i + step], delta[i:i + step], A, B if B.dim() == 2 else B[i:i + step], C if C.dim() == 2 else C[i:i + step])
-                  for i in range(0, batch, step)]
+    if batch > step:  # the (batch, d, L, n) states in cache-sized pieces of the batch: the same numbers, faster on a CPU
+        n_pieces = -(-batch // step)
+        parts = [x.split(step) if x.dim() > 2 else [x] * n_pieces for x in (u, delta, B, C)]
+        pieces = [_parallel(*args, A=A) for args in zip(*parts)]  # split (not slicing): its backward concatenates, no zero fills
         y, h_last = torch.cat([p[0] for p in pieces]), torch.cat([p[1] for p in pieces])
     else:
-        y, h_last = _parallel(u, delta, A, B, C)
+        y, h_last = _parallel(u, delta, B, C, A=A)
     y = _finish(y, u, D, z, dtype)
     return (y, h_last) if return_last_state else y
 
 
-def _parallel(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """y before D and z, and the last state, of prepared inputs (B, C: (d, n) or (batch, d, n, L))."""
+def _parallel(u: torch.Tensor, delta: torch.Tensor, B: torch.Tensor, C: torch.Tensor, *, A: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """y before D and z, and the last state, of prepared inputs (B, C: (d, n) fixed or (batch, groups, n, L))."""
     batch, d, L = u.shape
+    n = A.shape[1]
     a = torch.exp(delta.unsqueeze(-1) * A[None, :, None, :])  # (batch, d, L, n)
-    Bt = B.unsqueeze(0).unsqueeze(-1).expand(batch, -1, -1, L) if B.dim() == 2 else B
-    Ct = C.unsqueeze(0).unsqueeze(-1).expand(batch, -1, -1, L) if C.dim() == 2 else C
-    h = _scan_pairs(a, (delta * u).unsqueeze(-1) * Bt.permute(0, 1, 3, 2))  # (batch, d, L, n)
-    return (h * Ct.permute(0, 1, 3, 2)).sum(-1), h[:, :, -1]
+    du = delta * u
+    if B.dim() == 2:
+        bu = du.unsqueeze(-1) * B[None, :, None, :]
+    else:  # channels in groups: (batch, g, d/g, L, 1) x (batch, g, 1, L, n)
+        g = B.shape[1]
+        bu = (du.view(batch, g, d // g, L, 1) * B.transpose(-1, -2).unsqueeze(2)).view(batch, d, L, n)
+    h = _LinearScan.apply(a, bu)  # (batch, d, L, n)
+    if C.dim() == 2:
+        y = (h * C[None, :, None, :]).sum(-1)
+    else:
+        g = C.shape[1]
+        y = (h.view(batch, g, d // g, L, n) * C.transpose(-1, -2).unsqueeze(2)).sum(-1).view(batch, d, L)
+    return y, h[:, :, -1]
 
 
 class BiMamba(nn.Module):

@@ -16,8 +16,9 @@ then ``y = W_out LN(u_audio + u_motion)``, which *replaces* the hidden states (t
 
 Choices, each written here and in the README:
 - **Per-sample Mask-Drop.** The official code selects tokens with the first sample's flattened mask
-  (``xz[:, mask.view(-1).nonzero()]``), which is right only at batch size 1; we drop per sample, by skipping the
-  dropped tokens inside the scan (identity steps), which equals gathering each sample's kept tokens (tested).
+  (``xz[:, mask.view(-1).nonzero()]``), which is right only at batch size 1; we gather per sample, padding the
+  samples that keep fewer tokens with skipped tokens (identity steps of the scan), so one batch scans at once (tested
+  equal to gathering each sample alone).
 - **Gates.** ``g = (g_audio, g_motion)`` in {0, 1}^2 multiplies each branch's condition tokens and picks the masks
   (:func:`gate_masks`): both on -> (mouth, 1 - mouth); audio only -> (face, 0); motion only -> (0, face); none ->
   (0, 0). A branch with an empty mask scans nothing and leaves ``u_b`` as is.
@@ -80,14 +81,23 @@ class PCMLayer(nn.Module):
         self.res_scale = nn.Parameter(torch.zeros(())) if residual else None
 
     def _branch(self, b: str, u: torch.Tensor, extra: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Mask-Drop, scan, Mask-Paste for one branch. The dropped tokens stay in the sequence as *skipped* tokens
-        (identity steps of the recurrence, :class:`~reprolab.nn.ssm.BiMamba`'s ``mask``), which gives the kept tokens
-        exactly the outputs of the sequence [kept tokens; extra] the official code builds, for every sample of a batch
-        at once (tested against that gather)."""
-        L = u.shape[1]
-        keep = torch.cat([mask, torch.ones(mask.shape[0], extra.shape[1], dtype=torch.bool, device=mask.device)], dim=1)
-        y = self.units[b](torch.cat([u, extra], dim=1), keep)[:, :L]
-        return torch.where(mask[..., None], y, u)
+        """Mask-Drop, scan, Mask-Paste for one branch, every sample of the batch at once: each sample's kept tokens are
+        gathered to the front in their order (``K`` = the most any sample keeps), samples that keep fewer are padded
+        with *skipped* tokens (identity steps of the recurrence, :class:`~reprolab.nn.ssm.BiMamba`'s ``mask``), and
+        the extra tokens follow, so each sample's kept tokens get exactly the outputs of the sequence [kept tokens;
+        extra] the official code builds (tested against that gather)."""
+        counts = mask.sum(1)
+        K = int(counts.max()) if mask.numel() else 0
+        if K == 0:
+            return u
+        order = mask.float().argsort(dim=1, descending=True, stable=True)[:, :K]  # kept positions first, in order
+        idx = order.unsqueeze(-1).expand(-1, -1, u.shape[-1])
+        kept = u.gather(1, idx)
+        valid = torch.arange(K, device=u.device)[None] < counts[:, None]
+        keep = torch.cat([valid, torch.ones(u.shape[0], extra.shape[1], dtype=torch.bool, device=u.device)], dim=1)
+        y = self.units[b](torch.cat([kept, extra], dim=1), keep)[:, :K]
+        y = torch.where(valid[..., None], y, kept)  # padding slots write back what was there (Mask-Paste only inside the mask)
+        return u.scatter(1, idx, y)
 
     def forward(self, x: torch.Tensor, id_tokens: torch.Tensor, conditions: dict[str, torch.Tensor],
                 masks: Sequence[torch.Tensor], gates: torch.Tensor | None = None) -> torch.Tensor:
