@@ -24,12 +24,24 @@ from ...runtime import track
 __all__ = ["OffsetClassifier", "mouth_crops", "train_offset_classifier"]
 
 
-def mouth_crops(video: np.ndarray, mouth_mask: np.ndarray) -> np.ndarray:
-    """(F, 3 * h * w) pixels of the mouth mask's bounding box in every frame of a (F, 3, H, W) clip."""
+def mouth_crops(video: np.ndarray, mouth_mask: np.ndarray, box: tuple[int, int] | None = None) -> np.ndarray:
+    """(F, 3 * h * w) pixels of the mouth region in every frame of a (F, 3, H, W) clip: the mask's bounding box, or a
+    fixed ``box`` = (h, w) centred on the box's centre (kept inside the frame), so that clips of different faces give
+    crops of one size."""
     ys, xs = np.nonzero(mouth_mask)
     if len(ys) == 0:
         raise ShapeError("mouth_mask", "empty", "a mask with at least one pixel")
-    crop = np.asarray(video)[:, :, ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    if box is None:
+        y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    else:
+        H, W = mouth_mask.shape
+        h, w = box
+        if not (0 < h <= H and 0 < w <= W):
+            raise ShapeError("box", box, f"(h, w) within the frame ({H}, {W})")
+        cy, cx = (ys.min() + ys.max() + 1) // 2, (xs.min() + xs.max() + 1) // 2
+        y0, x0 = min(max(0, cy - h // 2), H - h), min(max(0, cx - w // 2), W - w)
+        y1, x1 = y0 + h, x0 + w
+    crop = np.asarray(video)[:, :, y0:y1, x0:x1]
     return crop.reshape(len(crop), -1).astype(np.float32)
 
 
