@@ -153,3 +153,20 @@ def test_smoke_run_writes_every_claim_and_figure(smoke_run):
     m = result.metrics
     assert set(m["samplings"]) == set(SAMPLINGS)
     assert all(len(v["mouth"]) == m["seeds"] * m["n_test"] for v in m["samplings"].values())
+
+
+def test_the_bench_times_both_layers_per_grid():
+    from reprolab.papers.actalker.bench import BASELINE, layer_timings
+
+    times = layer_timings((4,), repeats=1, d_state=2)
+    assert set(times) == {16} and set(times[16]) == {"PCM (Mask-Drop)", BASELINE}
+    assert all(t > 0 for ts in times[16].values() for t in ts)
+
+
+@pytest.mark.slow
+def test_the_bench_scores_both_arms_on_the_same_clips():
+    from reprolab.papers.actalker.bench import BASELINE, mouth_errors
+
+    errs = mouth_errors(steps=1, n_train=3, n_test=2, features="mel", sample_steps=1, depth=1, d_state=2)
+    assert set(errs) == {"PCM (Mask-Drop)", BASELINE}
+    assert all(len(e["mouth"]) == 2 and all(np.isfinite(e["mouth"])) for e in errs.values())
