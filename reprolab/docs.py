@@ -129,7 +129,7 @@ def status_cell(name: str, records: Path | None = None) -> str:
 
     res = load_record(name, records or RECORDS)
     if res is None:
-        return "no record yet (study rules changed; full rerun pending)"
+        return "no record yet (the full run is pending)"
     parts = [f"{c.key} {c.verdict.value} ({_cell(c.ours)})" for c in res.claims]
     return f"{overall_verdict(res.claims).value} (record, study v{res.version}{_rejudged(res)}): " + "; ".join(parts)
 
