@@ -150,3 +150,20 @@ def test_mask_drop_equals_the_official_gather_of_kept_tokens_then_identity_and_c
         y = layer.units["audio"](seq)[0, : len(kept)]
         torch.testing.assert_close(out[b, mouth[b]], y, rtol=1e-5, atol=1e-5)
         assert torch.equal(out[b, ~mouth[b]], u[b, ~mouth[b]])  # Mask-Paste
+
+
+def test_a_batch_mixing_empty_mouth_and_face_masks_gives_each_sample_its_own_result():
+    layer = _layer()
+    g = torch.Generator().manual_seed(5)
+    x, ident = torch.randn(4, L, C, generator=g), torch.randn(4, 1, DC, generator=g)
+    conds = {"audio": torch.randn(4, 4, DC, generator=g), "motion": torch.randn(4, 1, DC, generator=g)}
+    face = torch.zeros(4, L, dtype=torch.bool)
+    face[:, 1:11] = True
+    mouth = torch.zeros(4, L, dtype=torch.bool)
+    mouth[:, 7:9] = True
+    gates = torch.tensor([[1.0, 1.0], [1.0, 0.0], [0.0, 0.0], [0.0, 1.0]])  # mouth-sized, face-sized, empty, motion only
+    masks = gate_masks(gates, face, mouth)
+    both = layer(x, ident, conds, masks, gates)
+    for b in range(4):
+        alone = layer(x[b:b + 1], ident[b:b + 1], {k: v[b:b + 1] for k, v in conds.items()}, [m[b:b + 1] for m in masks], gates[b:b + 1])
+        torch.testing.assert_close(both[b:b + 1], alone, rtol=1e-5, atol=1e-6)

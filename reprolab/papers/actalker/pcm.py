@@ -81,15 +81,27 @@ class PCMLayer(nn.Module):
         self.res_scale = nn.Parameter(torch.zeros(())) if residual else None
 
     def _branch(self, b: str, u: torch.Tensor, extra: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Mask-Drop, scan, Mask-Paste for one branch, every sample of the batch at once: each sample's kept tokens are
-        gathered to the front in their order (``K`` = the most any sample keeps), samples that keep fewer are padded
-        with *skipped* tokens (identity steps of the recurrence, :class:`~reprolab.nn.ssm.BiMamba`'s ``mask``), and
-        the extra tokens follow, so each sample's kept tokens get exactly the outputs of the sequence [kept tokens;
-        extra] the official code builds (tested against that gather)."""
+        """Mask-Drop, scan, Mask-Paste for one branch: each sample's kept tokens are gathered to the front in their
+        order, samples that keep fewer than the longest of their group are padded with *skipped* tokens (identity steps
+        of the recurrence, :class:`~reprolab.nn.ssm.BiMamba`'s ``mask``), and the extra tokens follow, so each sample's
+        kept tokens get exactly the outputs of the sequence [kept tokens; extra] the official code builds (tested
+        against that gather). Samples that keep nothing are left as they are; the others are scanned in at most two
+        groups (those keeping at most half the longest, and the rest), so a batch mixing mouth-sized and face-sized
+        masks does not pad every sample to the face."""
         counts = mask.sum(1)
         K = int(counts.max()) if mask.numel() else 0
         if K == 0:
             return u
+        out = u
+        small = (counts > 0) & (counts <= K // 2)
+        for rows in (small.nonzero().flatten(), (counts > K // 2).nonzero().flatten()):
+            if len(rows):
+                out = out.index_copy(0, rows, self._scan_rows(b, u[rows], extra[rows], mask[rows]))
+        return out
+
+    def _scan_rows(self, b: str, u: torch.Tensor, extra: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        counts = mask.sum(1)
+        K = int(counts.max())
         order = mask.float().argsort(dim=1, descending=True, stable=True)[:, :K]  # kept positions first, in order
         idx = order.unsqueeze(-1).expand(-1, -1, u.shape[-1])
         kept = u.gather(1, idx)
