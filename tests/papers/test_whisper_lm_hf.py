@@ -88,6 +88,7 @@ def tiny():
     return HFWhisperLM("whisper-tiny.en")
 
 
+@pytest.mark.slow  # ~10-20 s: two models on real audio; the smoke run covers the decoder's code path by default
 def test_hf_search_matches_ctranslate2_and_its_cache_shortcut_is_exact(tiny, monkeypatch):
     from reprolab.data import tts
     from reprolab.papers.whisper_lm import WhisperLM, wer

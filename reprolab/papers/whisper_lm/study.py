@@ -355,7 +355,7 @@ class WhisperLMStudy(Study):
                                           max_new_tokens=24, batch=2, voices=VOICES[:2]),
         Scale.QUICK: WhisperLMStudyConfig(basque_probe=4),
         # 150 test utterances per language did not fit 30 minutes (quick run, 2 threads: 11.9 s per test sentence over
-        # the four model x language pairs, Catalan the dearest at 4.4 s because Whisper base hallucinates on it):
+        # the four model x language pairs, Catalan the dearest at 5.2 s because Whisper base hallucinates on it):
         # English and Spanish get 150, Catalan (which Whisper base does not hear: plain WER 0.97 in quick) 50
         Scale.FULL: WhisperLMStudyConfig(n_dev=16, n_test=150, n_test_by_language=(("ca", 50),), n_trials=60, llm="gemma-3-270m",
                                          llm_languages=("es",), basque_probe=16),
