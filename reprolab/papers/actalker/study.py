@@ -278,7 +278,7 @@ class ACTalkerStudy(Study):
     scales = {
         Scale.SMOKE: _cfg(n_train=4, n_test=2, steps=1, seeds=1, sync_steps=2, sample_steps=1, windows=3, window=4, batch=2, features="mel",
                           dim=64, depth=1, d_state=2, size=16, clip_frames=12),
-        Scale.QUICK: _cfg(n_train=48, n_test=8, steps=120, seeds=1, sync_steps=300, sample_steps=10),
+        Scale.QUICK: _cfg(n_train=32, n_test=6, steps=60, seeds=1, sync_steps=200, sample_steps=8),  # estimated ~2-3 min: not measured yet
         Scale.FULL: _cfg(n_train=256, n_test=24, steps=500, seeds=3, sync_steps=600, sample_steps=16),
     }
     version = 1
