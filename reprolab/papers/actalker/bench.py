@@ -59,25 +59,15 @@ def mouth_errors(steps: int, n_train: int, n_test: int = 8, seed: int = 0, featu
                  **sizes: Any) -> dict[str, dict[str, Any]]:
     """The study's ``pcm`` and ``xattn`` arms trained ``steps`` on the same clips; mouth and upper-face error per test clip.
     ``sizes``: overrides of the study's model sizes (``dim``, ``depth``, ``d_state``)."""
-    from ...nn.flow import FlowTrainConfig, train_flow
     from . import study as S
-    from .faces import FacesConfig, generate_talking_clips
 
     c = S.ACTalkerStudyConfig(n_train=n_train, n_test=n_test, steps=steps, seeds=1, sync_steps=0, sample_steps=sample_steps, features=features,
                               **sizes)
-    fcfg = FacesConfig()
-    train, test = generate_talking_clips(n_train, fcfg, seed=seed * 11 + 1), generate_talking_clips(n_test, fcfg, seed=seed * 11 + 2)
-    ftr, fte = S.clip_features(train, c.features, None), S.clip_features(test, c.features, None)
-    stacked = np.concatenate(ftr)
-    norm = (stacked.mean(0), stacked.std(0) + 1e-5)
-    data = S.clip_tensors(train, ftr, fcfg.fps, own_mouth=True, stats_=norm)
-    tdata = S.clip_tensors(test, fte, fcfg.fps, own_mouth=False, stats_=norm)
+    _, test, data, tdata = S.prepare_clips(c, seed, None)
     n = c.windows * c.window
     out = {}
     for arm, name in (("pcm", "PCM (Mask-Drop)"), ("xattn", BASELINE)):
-        model = S._model(arm, c, data.audio.shape[-1], seed=100 + seed)
-        cfg = FlowTrainConfig(steps=steps, lr=c.lr, warmup=min(50, max(1, steps // 5)), cfg_dropout={"reference": 0.1, "audio": 0.1, "motion": 0.1})
-        tr = train_flow(model, lambda s, arm=arm: S.training_batch(data, arm, s, c, 300 + seed), cfg, seed=300 + seed, description=f"bench: {name}")
+        model, tr = S.train_arm(arm, c, data, seed, description=f"bench: {name}")
         video = S.sample_clips(model, tdata, (1, 1), c, seed)
         errs = [S.region_errors(video[k], x.video[:n], x.face_mask, x.mouth_mask) for k, x in enumerate(test)]
         out[name] = {"mouth": [round(e[0], 6) for e in errs], "upper": [round(e[1], 6) for e in errs],

@@ -137,6 +137,34 @@ def clip_features(clips: list[TalkingClip], kind: str, cache_dir: Any) -> list[n
     return [audio_features(c.audio, kind=kind, cache_dir=cache_dir) for c in track(clips, f"audio features ({kind})", total=len(clips))]
 
 
+def prepare_clips(c: ACTalkerStudyConfig, seed: int, cache: Any, timings: dict[str, float] | None = None) -> tuple[list[TalkingClip],
+                                                                                                            list[TalkingClip], ClipTensors, ClipTensors]:
+    """(train clips, test clips, their tensors): the study's data for a config and base seed, audio features cached under
+    ``cache`` (None: not cached), standardised by the training clips; ``timings`` gets faces_s and features_s."""
+    fcfg = FacesConfig(frames=c.clip_frames, image_size=c.size)
+    t0 = time.perf_counter()
+    train = generate_talking_clips(c.n_train, fcfg, seed=seed * 11 + 1)
+    test = generate_talking_clips(c.n_test, fcfg, seed=seed * 11 + 2)
+    t1 = time.perf_counter()
+    ftrain, ftest = clip_features(train, c.features, cache), clip_features(test, c.features, cache)
+    stacked = np.concatenate(ftrain)
+    norm = (stacked.mean(0), stacked.std(0) + 1e-5)
+    if timings is not None:
+        timings["faces_s"], timings["features_s"] = t1 - t0, time.perf_counter() - t1
+    return (train, test, clip_tensors(train, ftrain, fcfg.fps, own_mouth=True, stats_=norm),
+            clip_tensors(test, ftest, fcfg.fps, own_mouth=False, stats_=norm))
+
+
+def train_arm(arm: str, c: ACTalkerStudyConfig, data: ClipTensors, seed: int, *, checkpoint: Any = None,
+              description: str = "") -> tuple[TalkingDiT, Any]:
+    """One arm trained by rectified flow on the study's batches (model seed 100 + seed, batches and noise 300 + seed)."""
+    model = _model(arm, c, data.audio.shape[-1], seed=100 + seed)
+    cfg = FlowTrainConfig(steps=c.steps, lr=c.lr, warmup=min(50, max(1, c.steps // 5)), cfg_dropout={"reference": 0.1, "audio": 0.1, "motion": 0.1})
+    out = train_flow(model, lambda s: training_batch(data, arm, s, c, 300 + seed), cfg, checkpoint=checkpoint, seed=300 + seed,
+                     description=description or f"{arm}, seed {seed}")
+    return model, out
+
+
 def _gates_for(arm: str, n: int, g: torch.Generator) -> torch.Tensor:
     if arm == "audio_only":
         return torch.tensor([[1.0, 0.0]]).repeat(n, 1)
@@ -187,15 +215,15 @@ def _per_clip(m: Metrics, sampling: str, key: str) -> np.ndarray:
     return np.asarray(m["samplings"][sampling][key], float).reshape(m["seeds"], m["n_test"]).mean(0)
 
 
-def _uses_audio(m: Metrics) -> tuple[dict[str, bool], stats.Comparison]:
+def _uses_audio(m: Metrics) -> dict[str, bool]:
     ctrl = stats.compare_paired(_per_clip(m, "shuffled", "mouth"), _per_clip(m, "pcm", "mouth"), unit="clips", direction="greater",
                                 label="mouth error, another clip's audio - the clip's audio (pcm, both gates)")
     return {f"the pcm model uses the audio (mouth error with another clip's audio - with its own {ctrl.effect:+.4f} "
-            f"[{ctrl.low:+.4f}, {ctrl.high:+.4f}] holds)": ctrl.outcome == stats.Outcome.HOLDS}, ctrl
+            f"[{ctrl.low:+.4f}, {ctrl.high:+.4f}] holds)": ctrl.outcome == stats.Outcome.HOLDS}
 
 
 def judge_conflict(m: Metrics) -> Judgement:
-    pre, _ = _uses_audio(m)
+    pre = _uses_audio(m)
     ones, pcm = _per_clip(m, "pcm_ones", "mouth"), _per_clip(m, "pcm", "mouth")
     c = stats.compare_paired(ones, pcm, unit="clips", direction="greater", label="mouth error, PCM without Mask-Drop - with")
     rel = _per_clip(m, "released", "mouth")
@@ -207,7 +235,7 @@ def judge_conflict(m: Metrics) -> Judgement:
 
 
 def judge_fusion(m: Metrics) -> Judgement:
-    pre, _ = _uses_audio(m)
+    pre = _uses_audio(m)
     xa, pcm = _per_clip(m, "xattn", "mouth"), _per_clip(m, "pcm", "mouth")
     c = stats.compare_paired(xa, pcm, unit="clips", direction="greater", label="mouth error, cross-attention fusion - PCM")
     ours = (f"mouth error with both signals: PCM {pcm.mean():.4f}, cross-attention {xa.mean():.4f} ({c.effect:+.4f} [{c.low:+.4f}, "
@@ -216,7 +244,7 @@ def judge_fusion(m: Metrics) -> Judgement:
 
 
 def judge_gates(m: Metrics) -> Judgement:
-    pre, _ = _uses_audio(m)
+    pre = _uses_audio(m)
     a10, a11 = _per_clip(m, "pcm_audio", "upper"), _per_clip(m, "pcm", "upper")
     c = stats.compare_paired(a10, a11, unit="clips", direction="greater", label="upper-face error, audio gate only - both gates")
     ours = (f"upper-face error: both gates {a11.mean():.4f}, audio only {a10.mean():.4f} ({c.effect:+.4f} [{c.low:+.4f}, {c.high:+.4f}]); "
@@ -226,7 +254,7 @@ def judge_gates(m: Metrics) -> Judgement:
 
 
 def judge_single(m: Metrics) -> Judgement:
-    pre, _ = _uses_audio(m)
+    pre = _uses_audio(m)
     ao, g10 = _per_clip(m, "audio_only", "mouth"), _per_clip(m, "pcm_audio", "mouth")
     tol = 1 + SINGLE_SIGNAL_TOLERANCE
     c = stats.compare_paired(tol * ao, g10, unit="clips", direction="greater",
@@ -237,7 +265,7 @@ def judge_single(m: Metrics) -> Judgement:
 
 
 def judge_sync(m: Metrics) -> Judgement:
-    pre, _ = _uses_audio(m)
+    pre = _uses_audio(m)
     s = m["sync"]
     pre[f"the offset classifier reads true test clips in sync ({s['true_in_sync']:.2f} >= {MIN_SYNC_READ})"] = s["true_in_sync"] >= MIN_SYNC_READ
     pre[f"the offset classifier reads audio 2 frames late as out of sync ({s['late_detected']:.2f} >= {MIN_SYNC_READ})"] = \
@@ -287,19 +315,7 @@ class ACTalkerStudy(Study):
     def run(self, config: ACTalkerStudyConfig, run: RunDir) -> Metrics:
         c = config
         timings: dict[str, float] = {}
-        fcfg = FacesConfig(frames=c.clip_frames, image_size=c.size)
-        t0 = time.perf_counter()
-        train = generate_talking_clips(c.n_train, fcfg, seed=run.seed * 11 + 1)
-        test = generate_talking_clips(c.n_test, fcfg, seed=run.seed * 11 + 2)
-        timings["faces_s"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        cache = run.checkpoints / "audio-features"
-        ftrain, ftest = clip_features(train, c.features, cache), clip_features(test, c.features, cache)
-        stacked = np.concatenate(ftrain)
-        norm = (stacked.mean(0), stacked.std(0) + 1e-5)
-        timings["features_s"] = time.perf_counter() - t0
-        data = clip_tensors(train, ftrain, fcfg.fps, own_mouth=True, stats_=norm)
-        tdata = clip_tensors(test, ftest, fcfg.fps, own_mouth=False, stats_=norm)
+        train, test, data, tdata = prepare_clips(c, run.seed, run.checkpoints / "audio-features", timings)
         audio_dim = data.audio.shape[-1]
         n_frames = c.windows * c.window
 
@@ -326,11 +342,7 @@ class ACTalkerStudy(Study):
         t0 = time.perf_counter()
         for seed in range(c.seeds):
             for arm in ARMS:
-                model = _model(arm, c, audio_dim, seed=100 + seed)
-                cfg = FlowTrainConfig(steps=c.steps, lr=c.lr, warmup=min(50, max(1, c.steps // 5)),
-                                      cfg_dropout={"reference": 0.1, "audio": 0.1, "motion": 0.1})
-                out = train_flow(model, lambda s, arm=arm, seed=seed: training_batch(data, arm, s, c, 300 + seed), cfg,
-                                 checkpoint=run.checkpoints / f"{arm}-{seed}-{run.key}.pt", seed=300 + seed, description=f"{arm}, seed {seed}")
+                model, out = train_arm(arm, c, data, seed, checkpoint=run.checkpoints / f"{arm}-{seed}-{run.key}.pt")
                 losses[f"{arm}-{seed}"] = [float(np.mean(out.losses["mse"][:10])), float(np.mean(out.losses["mse"][-10:]))]
                 timings[f"seconds_per_step_{arm}"] = out.seconds_per_step
                 for name, (src, gates, released, shuffled) in SAMPLINGS.items():
@@ -345,16 +357,18 @@ class ACTalkerStudy(Study):
                         openings[name] = [read_mouth_opening(video[k], test[k].identity, test[k].mouth_mask).round(3).tolist()
                                           for k in range(c.n_test)]
         timings["train_and_sample_s"] = time.perf_counter() - t0
-        leakage = {}
-        for name in ("pcm", "pcm_ones", "xattn", "released"):
-            conflict = np.concatenate([x.motion[:n_frames, 4] for x in test])
-            leakage[name] = float(np.corrcoef(np.concatenate(openings[name]), conflict)[0, 1]) if name in openings else float("nan")
+        conflict = np.concatenate([x.motion[:n_frames, 4] for x in test])
         truth = np.concatenate([x.mouth[:n_frames] for x in test])
-        follows_audio = {k: float(np.corrcoef(np.concatenate(v), truth)[0, 1]) for k, v in openings.items()}
+
+        def corr(name: str, track: np.ndarray) -> float:
+            r = float(np.corrcoef(np.concatenate(openings[name]), track)[0, 1]) if name in openings else float("nan")
+            return 0.0 if not np.isfinite(r) else round(r, 4)
+
+        leakage = {name: corr(name, conflict) for name in ("pcm", "pcm_ones", "xattn", "released")}
+        follows_audio = {name: corr(name, truth) for name in openings}
         metrics: Metrics = {
             "n_test": c.n_test, "seeds": c.seeds, "frames": n_frames, "samplings": samplings, "losses": losses, "sync": sync,
-            "leakage": {k: (0.0 if not np.isfinite(v) else round(v, 4)) for k, v in leakage.items()},
-            "follows_audio": {k: (0.0 if not np.isfinite(v) else round(v, 4)) for k, v in follows_audio.items()},
+            "leakage": leakage, "follows_audio": follows_audio,
             "openings": openings, "audio_features": c.features, "timings": timings, "paper": PAPER,
             "params": {a: sum(p.numel() for p in _model(a, c, audio_dim, 0).parameters()) for a in ("pcm", "xattn")},
         }
