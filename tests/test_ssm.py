@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from reprolab.errors import ConfigError, ShapeError
+from reprolab.nn import ssm
 from reprolab.nn.ssm import BiMamba, selective_scan, selective_scan_ref
 
 
@@ -42,9 +43,11 @@ def test_reference_is_the_recurrence_by_hand():
     torch.testing.assert_close(selective_scan_ref(u, delta, A, B, C)[0, 0], _hand_scan(u, delta, A, B, C))
 
 
+@pytest.mark.parametrize("max_l", [0, 10**6], ids=["pairing", "loop"])
 @pytest.mark.parametrize("kind", ["selective", "fixed", "groups"])
 @pytest.mark.parametrize("L", [1, 2, 5, 16, 37])
-def test_fast_path_equals_reference_with_every_option(kind, L):
+def test_fast_path_equals_reference_with_every_option(kind, L, max_l, monkeypatch):
+    monkeypatch.setattr(ssm, "SEQUENTIAL_MAX_L", max_l)
     u, delta, A, B, C, D, z, bias = _inputs(kind=kind, L=L)
     ref, h_ref = selective_scan_ref(u, delta, A, B, C, D, z, bias, delta_softplus=True, return_last_state=True)
     out, h = selective_scan(u, delta, A, B, C, D, z, bias, delta_softplus=True, return_last_state=True)
@@ -52,7 +55,10 @@ def test_fast_path_equals_reference_with_every_option(kind, L):
     torch.testing.assert_close(h, h_ref, rtol=1e-5, atol=1e-5)
 
 
-def test_gradients_match_the_reference():
+@pytest.mark.parametrize("max_l", [0, 10**6], ids=["pairing", "loop"])
+def test_gradients_match_the_reference(max_l, monkeypatch):
+    # both kernels of the fast path (recursive pairing, and the plain loop used on a CPU for short sequences)
+    monkeypatch.setattr(ssm, "SEQUENTIAL_MAX_L", max_l)
     leaves = [t.requires_grad_(True) for t in _inputs(L=40)]
     ref = selective_scan_ref(*leaves, delta_softplus=True)
     g_ref = torch.autograd.grad((ref * torch.linspace(-1, 1, ref.numel()).view_as(ref)).sum(), leaves)

@@ -38,6 +38,7 @@ from ..errors import ConfigError, ShapeError
 
 __all__ = ["CHUNK_ELEMENTS", "BiMamba", "selective_scan", "selective_scan_ref"]
 
+SEQUENTIAL_MAX_L = 64  # on a CPU, sequences up to this long are scanned by a plain loop (see _sequential)
 CHUNK_ELEMENTS = 1 << 21  # the fast path scans the batch in pieces of at most this many (d x L x n) states (8 MB in float32)
 
 
@@ -120,6 +121,28 @@ def _scan_pairs(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.stack([even, odd], dim=3).flatten(2, 3)[:, :, :L]
 
 
+def _sequential(a: torch.Tensor) -> bool:
+    """Whether the plain loop beats recursive pairing: on a CPU for sequences of at most :data:`SEQUENTIAL_MAX_L`
+    steps (measured at 2M-element pieces, 2 threads: L = 8 loop 4.2 ms vs pairing 8.8 ms, L = 32 2.7 vs 5.8, L = 128
+    6.5 vs 4.0). On an accelerator the loop's L small launches lose, so pairing is kept there."""
+    return a.device.type == "cpu" and a.shape[2] <= SEQUENTIAL_MAX_L
+
+
+def _scan_seq(a: torch.Tensor, b: torch.Tensor, *, reverse: bool = False) -> torch.Tensor:
+    """The states of ``h_t = a_t h_{t-1} + b_t`` along dim 2 by a plain loop (no autograd). ``reverse``: the adjoint
+    recurrence ``g_t = b_t + a_{t+1} g_{t+1}`` from the end (the scan's backward, with no flips)."""
+    L = a.shape[2]
+    h = torch.empty_like(b)
+    steps = range(L - 2, -1, -1) if reverse else range(1, L)
+    first = L - 1 if reverse else 0
+    s = h[:, :, first]
+    s.copy_(b[:, :, first])
+    for t in steps:
+        coef = a[:, :, t + 1] if reverse else a[:, :, t]
+        s = torch.addcmul(b[:, :, t], coef, s, out=h[:, :, t])
+    return h
+
+
 class _LinearScan(torch.autograd.Function):
     """``h = scan(a, b)`` along dim 2 with a hand-written backward: the gradient of a linear recurrence is the reverse
     recurrence ``g_t = dL/dh_t + a_{t+1} g_{t+1}``, itself one parallel scan, with ``dL/db_t = g_t`` and
@@ -129,7 +152,7 @@ class _LinearScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         with torch.no_grad():
-            h = _scan_pairs(a, b)
+            h = _scan_seq(a, b) if _sequential(a) else _scan_pairs(a, b)
         ctx.save_for_backward(a, h)
         return h
 
@@ -137,10 +160,14 @@ class _LinearScan(torch.autograd.Function):
     def backward(ctx, gh: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
         a, h = ctx.saved_tensors
         with torch.no_grad():
-            a_next = torch.cat([a[:, :, 1:], torch.zeros_like(a[:, :, :1])], dim=2)  # a_{t+1}, 0 after the end
-            g = _scan_pairs(a_next.flip(2), gh.contiguous().flip(2)).flip(2)
-            h_prev = torch.cat([torch.zeros_like(h[:, :, :1]), h[:, :, :-1]], dim=2)
-            return g * h_prev, g
+            if _sequential(a):
+                g = _scan_seq(a, gh, reverse=True)
+            else:
+                a_next = torch.cat([a[:, :, 1:], torch.zeros_like(a[:, :, :1])], dim=2)  # a_{t+1}, 0 after the end
+                g = _scan_pairs(a_next.flip(2), gh.contiguous().flip(2)).flip(2)
+            ga = torch.zeros_like(a)  # dL/da_t = g_t h_{t-1}, with h_{-1} = 0
+            torch.mul(g[:, :, 1:], h[:, :, :-1], out=ga[:, :, 1:])
+            return ga, g
 
 
 def selective_scan(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, D: torch.Tensor | None = None,
