@@ -167,6 +167,7 @@ def _one_thread_worker() -> None:
 
     os.environ["REPROLAB_PROGRESS"] = "0"
     torch.set_num_threads(1)
+    keep_freed_memory()
 
 
 def process_map(fn: Any, jobs: list[Any], description: str, parallel: bool = True) -> list[Any]:

@@ -7,7 +7,7 @@ import pytest
 
 from reprolab.data.tts import SpokenPhoneme, espeak_available
 from reprolab.errors import ConfigError
-from reprolab.papers.actalker.faces import (FacesConfig, generate_talking_clips, mouth_track, phoneme_opening, random_identity, region_masks,
+from reprolab.papers.actalker.faces import (FacesConfig, generate_talking_clips, mouth_box, mouth_track, phoneme_opening, random_identity, region_masks,
                                             render_face)
 
 
@@ -66,3 +66,19 @@ def test_clips_are_seeded_and_carry_exact_targets_and_a_conflicting_mouth():
     assert c.sentence != c.conflict_sentence or not np.array_equal(c.mouth, c.motion[:, 4])
     with pytest.raises(ConfigError):
         FacesConfig(frames=1)
+
+
+@pytest.mark.parametrize("size", [16, 24, 32])
+def test_the_fixed_mouth_box_holds_every_mouth_mask_and_an_open_mouth_is_large(size):
+    rng = np.random.default_rng(0)
+    h, w = mouth_box(size)
+    for _ in range(200):
+        ident = random_identity(rng)
+        _, mouth = region_masks(ident, size)
+        ys, xs = np.nonzero(mouth)
+        assert ys.max() - ys.min() + 1 <= h and xs.max() - xs.min() + 1 <= w
+    # the audio's region must be a visible share of the face: a wide-open mouth changes >= 4% of a 32x32 frame's pixels
+    if size == 32:
+        ident = random_identity(np.random.default_rng(1))
+        closed, open_ = render_face(ident, mouth=0.0, size=32), render_face(ident, mouth=1.0, size=32)
+        assert (np.abs(open_ - closed).max(axis=0) > 0.05).mean() >= 0.04

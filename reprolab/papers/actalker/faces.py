@@ -22,6 +22,8 @@ it), the neutral reference frame, and the per-frame signals.
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -38,6 +40,17 @@ SKINS = ((0.96, 0.80, 0.69), (0.87, 0.68, 0.53), (0.72, 0.52, 0.38), (0.55, 0.38
 HAIRS = ((0.10, 0.08, 0.06), (0.45, 0.28, 0.12), (0.85, 0.70, 0.35), (0.60, 0.15, 0.10), (0.50, 0.50, 0.52))
 BACKS = ((0.55, 0.70, 0.85), (0.70, 0.85, 0.65), (0.90, 0.85, 0.60), (0.80, 0.70, 0.85), (0.60, 0.60, 0.62))
 MOUTH_RGB = (0.55, 0.10, 0.12)
+# the mouth ellipse's half-height (fraction of the frame): closed + gain x opening; with half-widths 0.11-0.15 an
+# open mouth covers about 60 pixels of a 32x32 frame (a 2 x 4 pixel mouth before 2026-12-02 left the audio's region
+# about 5% of the face, too little signal for a denoiser to learn lip sync in the study's CPU budget)
+MOUTH_RY = (0.012, 0.085)
+MOUTH_HALF_WIDTH = (0.11, 0.15)  # drawn per identity
+
+
+def mouth_box(size: int) -> tuple[int, int]:
+    """(h, w) pixels that hold every mouth mask :func:`region_masks` draws at this frame size (a fixed crop size)."""
+    pad = 1.5 / size
+    return math.ceil(2 * (sum(MOUTH_RY) + pad) * size), math.ceil(2 * (MOUTH_HALF_WIDTH[1] + pad) * size)
 DARK = (0.12, 0.08, 0.06)
 
 
@@ -129,7 +142,7 @@ def random_identity(rng: np.random.Generator) -> FaceIdentity:
 
     return FaceIdentity(skin=pick(SKINS), hair=pick(HAIRS), back=pick(BACKS), rx=float(rng.uniform(0.30, 0.37)),
                         ry=float(rng.uniform(0.37, 0.43)), eye_dx=float(rng.uniform(0.11, 0.15)), eye_y=float(rng.uniform(0.40, 0.45)),
-                        mouth_y=float(rng.uniform(0.69, 0.73)), mouth_w=float(rng.uniform(0.09, 0.13)))
+                        mouth_y=float(rng.uniform(0.69, 0.72)), mouth_w=float(rng.uniform(*MOUTH_HALF_WIDTH)))
 
 
 def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -161,7 +174,7 @@ def render_face(ident: FaceIdentity, *, mouth: float = 0.2, blink: float = 0.0, 
         paint(eye & (((xx - px) ** 2 + (yy - py) ** 2) <= 0.026 ** 2), DARK)
         by = ident.eye_y - 0.075 - 0.025 * float(np.clip(brow, -1, 1))
         paint((np.abs(xx - ex) <= 0.06) & (np.abs(yy - by) <= 0.012), DARK)
-    m_ry = 0.008 + 0.055 * float(np.clip(mouth, 0, 1))
+    m_ry = MOUTH_RY[0] + MOUTH_RY[1] * float(np.clip(mouth, 0, 1))
     paint(((xx - cx) / ident.mouth_w) ** 2 + ((yy - ident.mouth_y) / m_ry) ** 2 <= 1, MOUTH_RGB)
     out = img.reshape(3, size, 2, size, 2).mean(axis=(2, 4))
     return np.clip(out, 0, 1).astype(np.float32)
@@ -173,7 +186,7 @@ def region_masks(ident: FaceIdentity, size: int = 32) -> tuple[np.ndarray, np.nd
     xx, yy = np.meshgrid(c, c)
     face = ((xx - 0.5) / (ident.rx + 0.5 / size)) ** 2 + ((yy - 0.52) / (ident.ry + 0.5 / size)) ** 2 <= 1
     pad = 1.5 / size
-    mouth = (np.abs(xx - 0.5) <= ident.mouth_w + pad) & (np.abs(yy - ident.mouth_y) <= 0.063 + pad)
+    mouth = (np.abs(xx - 0.5) <= ident.mouth_w + pad) & (np.abs(yy - ident.mouth_y) <= sum(MOUTH_RY) + pad)
     return face, mouth
 
 

@@ -1,7 +1,7 @@
 """The study's talking-head denoiser: the room's video DiT with a control layer between spatial and temporal attention.
 
 ACTalker fine-tunes SVD's spatio-temporal UNet with its PCM layer after every spatial block. At CPU size we use
-:class:`reprolab.nn.avdit.TinyAVDiT` (video only, 32x32 frames in 4x4 patches -> an 8x8 token grid), trained by
+:class:`reprolab.nn.avdit.TinyAVDiT` (video only; 4x4 patches: 24x24 frames in the study -> a 6x6 token grid), trained by
 rectified flow (:mod:`reprolab.nn.flow`; SVD is trained with EDM, a different noise schedule: said in the README).
 The reference frame enters twice, as in SVD and ACTalker: as channels concatenated to every noisy frame (SVD's image
 conditioning) and as the identity token of the control layer (ACTalker's ``e_id``, here the mean of the reference's
@@ -54,6 +54,7 @@ class TalkerConfig:
     audio_dim: int = 384  # Whisper tiny encoder width
     audio_window: int = 10  # encoder frames per video frame (official projector input)
     motion_dim: int = 5
+    residual: bool = False  # PCM only: x + s * PCM(x) with s initialised at 0 (the official layer replaces x)
 
     def __post_init__(self) -> None:
         if self.fusion not in FUSIONS:
@@ -102,7 +103,7 @@ class TalkingDiT(nn.Module):
         def make(dim: int, heads: int, block: int) -> nn.Module:
             if c.fusion == "xattn":
                 return _ControlHook(CrossAttentionFusion(dim, c.d_cond, heads=heads))
-            return _ControlHook(PCMLayer(dim, c.d_cond, d_state=c.d_state))
+            return _ControlHook(PCMLayer(dim, c.d_cond, d_state=c.d_state, residual=c.residual))
 
         self.dit.attach_after_spatial("control", make)
 
