@@ -17,7 +17,8 @@ input's dtype.
   ``exp(-cumsum)`` form). Equal to the reference to 1e-5 in float32, values and gradients (tested, and against
   mambapy's Blelloch ``pscan`` where mambapy is installed).
   Its backward is the reverse recurrence, one more parallel scan (:class:`_LinearScan`), and the batch is scanned in
-  cache-sized pieces (:data:`CHUNK_ELEMENTS`). Seconds per forward + backward at the sizes ACTalker's study uses
+  cache-sized pieces (:data:`CHUNK_ELEMENTS`). On a CPU, sequences of at most :data:`SEQUENTIAL_MAX_L` steps are
+  scanned by a plain loop instead (forward, and the reverse recurrence backward), which is faster there. Seconds per forward + backward at the sizes ACTalker's study uses
   (128 sequences, one thread, a shared 2-core machine, 2026-12-02): 32 channels x 25 tokens x 8 states 0.024
   (sequential 0.017, mambapy 1.2 ``pscan`` 0.021); 64 x 64 x 8 0.11 (0.31, 0.16); 64 x 96 x 16 0.21 (5.6, 0.85).
 - :class:`BiMamba`: a Mamba block scanning the sequence and its reverse, outputs summed (Vision-Mamba /
@@ -36,7 +37,7 @@ from torch import nn
 
 from ..errors import ConfigError, ShapeError
 
-__all__ = ["CHUNK_ELEMENTS", "BiMamba", "selective_scan", "selective_scan_ref"]
+__all__ = ["CHUNK_ELEMENTS", "SEQUENTIAL_MAX_L", "BiMamba", "selective_scan", "selective_scan_ref"]
 
 SEQUENTIAL_MAX_L = 64  # on a CPU, sequences up to this long are scanned by a plain loop (see _sequential)
 CHUNK_ELEMENTS = 1 << 21  # the fast path scans the batch in pieces of at most this many (d x L x n) states (8 MB in float32)
