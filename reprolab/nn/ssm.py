@@ -18,9 +18,11 @@ input's dtype.
   mambapy's Blelloch ``pscan`` where mambapy is installed).
   Its backward is the reverse recurrence, one more parallel scan (:class:`_LinearScan`), and the batch is scanned in
   cache-sized pieces (:data:`CHUNK_ELEMENTS`). On a CPU, sequences of at most :data:`SEQUENTIAL_MAX_L` steps are
-  scanned by a plain loop instead (forward, and the reverse recurrence backward), which is faster there. Seconds per forward + backward at the sizes ACTalker's study uses
-  (128 sequences, one thread, a shared 2-core machine, 2026-12-02): 32 channels x 25 tokens x 8 states 0.024
-  (sequential 0.017, mambapy 1.2 ``pscan`` 0.021); 64 x 64 x 8 0.11 (0.31, 0.16); 64 x 96 x 16 0.21 (5.6, 0.85).
+  scanned by a plain loop instead (forward, and the reverse recurrence backward), which is faster there. Seconds per forward + backward (128 sequences, one thread, 2-core machine, 2026-12-02,
+  after the loop kernel and ``runtime.keep_freed_memory``; the reference loop and mambapy 1.2 ``pscan`` in brackets):
+  ACTalker's study (128 channels x 32 tokens x 4 states, its face- and motion-branch scans) 0.038 (0.069, 0.059);
+  its mouth-branch scans (128 x 12 x 4) 0.012 (0.014, 0.022); 64 x 64 x 8 0.074 (0.22, 0.15);
+  64 x 96 x 16 0.17 (5.3, 0.67).
 - :class:`BiMamba`: a Mamba block scanning the sequence and its reverse, outputs summed (Vision-Mamba /
   ACTalker style): in-projection, optional depthwise causal convolution, data-dependent ``delta, B, C``,
   S4D-real ``A`` (``A_n = -(n + 1)``), ``D = 1``, ``delta`` bias initialised so that ``softplus(bias)`` is
