@@ -246,6 +246,20 @@ def test_smoke_run(smoke_run):
     assert m["generate"]["total"] == 2
 
 
+def test_each_scale_judges_with_caption_then_judge_editors_it_runs():
+    from reprolab.papers.risebench.study import RiseBenchStudy, editor_names
+    from reprolab.study import Scale
+
+    scales = RiseBenchStudy.scales
+    for cfg in scales.values():
+        names = editor_names(cfg)
+        assert set(cfg.caption_editors) <= set(names)
+        # the editors judged span the score range: a non-editor, the planted-error oracle, a reasoning editor
+        assert not cfg.caption_editors or {"identity", names[3], names[-1]} <= set(cfg.caption_editors)
+    assert len(scales[Scale.QUICK].caption_editors) == len(scales[Scale.FULL].caption_editors) == 3
+    assert scales[Scale.FULL].generate_outputs >= 1 and scales[Scale.SMOKE].generate_outputs >= 1
+
+
 def test_bench_measures_three_judges_on_the_same_outputs(tmp_path):
     from reprolab.papers.risebench.bench import RiseBenchBench
     from reprolab.papers.risebench.editors import PlantedErrorOracle as P

@@ -38,7 +38,8 @@ Rules (fixed in code before the first full run; the spec sheet's, with the lab's
   Not testable when the exact judge gives the oracle < 95% accuracy.
 
 Scales: smoke (a scripted LLM, a briefly trained reader; proves the code path), quick (8 tasks, Qwen2.5-Coder
-0.5B as editor, thinker and judge), full (32 tasks; 0.5B and 1.5B editors, 1.5B think-first, 1.5B judge).
+0.5B as editor, thinker and judge; caption-then-judge on the three editors full judges with it, no generative
+judgements), full (32 tasks; 0.5B and 1.5B editors, 1.5B think-first, 1.5B judge).
 Every LLM call is cached on disk and every judgement in the judge cache: an interrupted run resumes.
 """
 
@@ -240,7 +241,10 @@ class RiseBenchStudy(Study):
                     "circle), the reader's detector takes the drawn outline as each proposal's mask (imageeval "
                     "DetectorConfig.refine_mask) and names colours from the mask's solid pixels (MaskedCropColour core=0.5: "
                     "the rim a refined mask holds dimmed small squares' colours). Every one of the 144 objects a cell can "
-                    "hold reads back exactly (readers of seeds 0 and 1 at 800 scenes, and the quick reader)"}
+                    "hold reads back exactly (readers of seeds 0 and 1 at 800 scenes, and the quick reader). Later, quick only (full "
+                    "unchanged, so no new version; 2026-12-02): quick judged every editor with caption-then-judge and 3 "
+                    "outputs in generative mode and took 153-179 s; it now judges full's three caption editors and no generative "
+                    "output (no rule reads that mode; `reprolab bench risebench` measures it), 104 s from scratch alone"}
     claims = [
         Claim("logical_hardest", "Logical reasoning is the hardest category.",
               "GPT-4o-Image: logical 10.6% vs temporal 34.1, causal 32.2, spatial 37.0 (360 samples)",
@@ -266,9 +270,17 @@ class RiseBenchStudy(Study):
     scales = {
         Scale.SMOKE: RiseConfig(per_category=2, control_per_category=2, editor_models=("scripted",), think_model="scripted",
                                 judge_model="scripted", generate_outputs=2, det_scenes=120, det_steps=20),
-        # quick: sized for about 2 minutes on 2 cores (0.5B everywhere; caption-then-judge on every editor)
+        # quick: at most about 2 minutes on 2 cores from scratch (0.5B everywhere; 104 s alone, 2026-12-02). Profiled cold
+        # before (150 s in the study: caption-then-judge log-prob on all 6 editors 56 s, generative on 3 outputs 30 s, the two 0.5B editors 41 s,
+        # the reader 18 s), it now judges with caption-then-judge the three editors the full scale judges (identity, the
+        # planted-error oracle, think-first; 40-60 s) and no output in generative mode: no rule reads it, it costs 3.5-4.5 s
+        # per judgement, and at the study's 160-token cap the 0.5B's answers are mostly cut before their score (1 of 2 and
+        # 0 of 1 outputs parsed in two probes), so at quick it measured nothing; `reprolab bench risebench` measures that
+        # mode (640 tokens). The reader keeps 600 scenes / 300 steps: at 200 steps a small diamond (1 of the 144 cell
+        # objects) was read wrong, and the oracle precondition rests on the reader
         Scale.QUICK: RiseConfig(per_category=2, control_per_category=8, editor_models=("qwen2.5-coder-0.5b",),
-                                think_model="qwen2.5-coder-0.5b", judge_model="qwen2.5-coder-0.5b", generate_outputs=3,
+                                think_model="qwen2.5-coder-0.5b", judge_model="qwen2.5-coder-0.5b",
+                                caption_editors=("identity", "oracle_err50", "qwen-0.5b-think"), generate_outputs=0,
                                 det_scenes=600, det_steps=300),
         # full: sized from the quick run (122 s: 0.5B caption-then-judge 0.34 s per judgement, ordered by prompt so that an
         # editor after the first costs only its image's text) and 1.5B probes on loaded cores (about 5 s direct / 8 s
