@@ -3,9 +3,14 @@
 Trains the no-clipping arm (and, on request, the other arms) of the study's tiny GPT over a grid of
 regimes and learning rates for a few seeds, and prints one row per (regime, lr): spike events per
 seed by the study's rule, the largest robust z-score of any step, divergences, final validation
-loss. The README's calibration table is this script's output::
+loss. The README's calibration tables are this script's output. Round 1 (the v3 regime)::
 
     python -m reprolab.papers.zclip.calibrate --steps 600 --seeds 2 --out /tmp/zclip_calibration.jsonl
+
+Round 2 (memorising a small text at a constant rate; the v4 regime is its 4 kB, 2 x 96, lr 1e-2 row)::
+
+    python -m reprolab.papers.zclip.calibrate --regimes memorise --corpus-bytes 4000 --n-embd 96 --steps 1500 \
+        --lrs 6e-3 1e-2 1.5e-2 --arms none fixed --seeds 3 --out /tmp/zclip_calibration2.jsonl
 """
 
 from __future__ import annotations
@@ -31,6 +36,9 @@ REGIMES = {
     "attention scale 1, no warm-up, beta2 0.999": dict(warmup_frac=0.0, beta2=0.999, attn_scale=1.0),
     "3% random-byte batches, no warm-up, beta2 0.999": dict(warmup_frac=0.0, beta2=0.999, outlier_prob=0.03, outlier_kind="random"),
     "2% repeated-rare-byte batches, no warm-up, beta2 0.999": dict(warmup_frac=0.0, beta2=0.999, outlier_prob=0.02, outlier_kind="repeat"),
+    # round 2: many passes over a small text (--corpus-bytes), constant rate, no weight decay
+    "memorise": dict(warmup_frac=0.0, beta2=0.999, weight_decay=0.0, lr_schedule="constant", eval_split="train"),
+    "memorise, beta2 0.99": dict(warmup_frac=0.0, beta2=0.99, weight_decay=0.0, lr_schedule="constant", eval_split="train"),
 }
 
 
@@ -43,17 +51,20 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--seed-offset", type=int, default=0, help="first seed (to split seeds over processes)")
     ap.add_argument("--n-embd", type=int, default=BASE.n_embd)
+    ap.add_argument("--corpus-bytes", type=int, default=BASE.corpus_bytes, help="bytes of stdlib source (round 2: 2,000 to 32,000)")
+    ap.add_argument("--block-size", type=int, default=BASE.block_size)
     ap.add_argument("--out", required=True, help="JSON lines, one per run (appended)")
     args = ap.parse_args(argv)
-    corpus = ByteCorpus.python_stdlib(BASE.corpus_bytes)
+    corpus = ByteCorpus.python_stdlib(args.corpus_bytes)
     for name in args.regimes:
-        cfg = dataclasses.replace(BASE, steps=args.steps, n_embd=args.n_embd, **REGIMES[name])
+        cfg = dataclasses.replace(BASE, steps=args.steps, n_embd=args.n_embd, block_size=args.block_size,
+                                  corpus_bytes=args.corpus_bytes, **REGIMES[name])
         for lr in args.lrs:
             for arm in args.arms:
                 rows = []
                 for s in range(args.seed_offset, args.seed_offset + args.seeds):
                     tr = pretrain(cfg, corpus, arm, lr, seed=s, description=f"{name} lr {lr:g} {arm} seed {s}")
-                    row = {"regime": name, "lr": lr, "arm": arm, "seed": s, "steps": args.steps, "n_embd": args.n_embd,
+                    row = {"regime": name, "lr": lr, "arm": arm, "seed": s, "steps": args.steps, "n_embd": args.n_embd, "corpus_bytes": args.corpus_bytes,
                            "spikes": tr["spikes"], "spike_steps": tr["spike_steps"], "robust_z_max": tr["robust_z_max"],
                            "diverged": tr["diverged"], "final_val_loss": tr["final_val_loss"], "wall_s": tr["wall_s"],
                            "max_grad_norm": float(np.nanmax([g for g in tr["grad_norms"] if g is not None] or [np.nan]))}
