@@ -159,3 +159,19 @@ def test_smoke_result_rejudges_to_the_same_verdicts(smoke_run):
 def test_a_version_2_record_is_not_judged_by_version_3_rules():
     v2 = {"baseline_lr": 1e-3, "aggressive_lr": 1e-2, "baseline": {}, "aggressive": {}}
     assert {c.judge(v2).verdict for c in ZClipStudy.claims} == {Verdict.NOT_RUN}
+
+
+def test_v4_switches_constant_rate_and_training_split_are_validated():
+    from reprolab.errors import ConfigError
+    from reprolab.papers.zclip.study import SCALES, ZClipStudyConfig, lr_at
+    from reprolab.study import Scale
+
+    assert [lr_at(s, 100, 0.01, 0.0, "constant") for s in (0, 50, 99)] == [0.01, 0.01, 0.01]
+    assert lr_at(99, 100, 0.01, 0.0) == pytest.approx(0.001, rel=0.01)  # cosine to 10%, the default
+    assert lr_at(0, 100, 0.01, 0.1, "constant") == pytest.approx(0.001)  # warm-up still applies
+    base = SCALES[Scale.SMOKE]
+    for field, bad in (("lr_schedule", "linear"), ("eval_split", "test")):
+        with pytest.raises(ConfigError, match=field):
+            ZClipStudyConfig(**{**base.__dict__, field: bad})
+    full = SCALES[Scale.FULL]
+    assert (full.weight_decay, full.lr_schedule, full.eval_split, full.corpus_bytes) == (0.0, "constant", "train", 4_000)
