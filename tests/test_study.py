@@ -291,7 +291,7 @@ def step():
     del xs
 step()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(10):
+for _ in range(20):
     step()
 print(int(applied), resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
@@ -324,7 +324,9 @@ def test_keep_freed_memory_applies_on_glibc_and_can_be_turned_off(monkeypatch):
     off_applied, fresh = faults("0")
     assert off_applied == 0
     # what it is for: tensors freed together and allocated again reuse their pages instead of faulting them in
-    # afresh (glibc trims the heap's top once more than twice its dynamic mmap threshold is free). One step is
-    # 8,192 pages; over 10 steps, measured 2026-12-03: kept 1,024-6,145 faults, glibc's default 17,346-80,578
-    assert kept < 8192, (kept, fresh)
-    assert fresh > 2 * kept, (kept, fresh)
+    # afresh (glibc's default trims the heap's top once more than twice its dynamic mmap threshold is free). One step
+    # is 8,192 pages; over 20 steps ours measured 3,072-6,144 faults (2026-12-03, two processes at once). glibc's
+    # default ranged from 9,187 to 80,578 over 10 steps, depending on how its dynamic threshold had moved, so it is
+    # shown in the message, not asserted on (a CI run under load once saw it at 9,187). Faulting afresh every step
+    # would be about 20 x 8,192 = 163,840; the bound allows two steps' worth
+    assert kept < 2 * 8192, (kept, fresh)
