@@ -298,6 +298,7 @@ print(int(applied), resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 
 
 def test_keep_freed_memory_applies_on_glibc_and_can_be_turned_off(monkeypatch):
+    import os
     import subprocess
     import sys
 
@@ -313,7 +314,7 @@ def test_keep_freed_memory_applies_on_glibc_and_can_be_turned_off(monkeypatch):
     # measured in fresh processes: in a long-lived test worker the heap's history (and other threads' faults,
     # which getrusage counts too) decide the count, not the setting (CI, 2026-12-02: 18,436 faults in a worker)
     def faults(flag: str) -> tuple[int, int]:
-        env = {**__import__("os").environ, "REPROLAB_KEEP_FREED_MEMORY": flag, "OMP_NUM_THREADS": "1"}
+        env = {**os.environ, "REPROLAB_KEEP_FREED_MEMORY": flag, "OMP_NUM_THREADS": "1"}
         out = subprocess.run([sys.executable, "-c", _FAULTS_SNIPPET], env=env, capture_output=True, text=True,
                              timeout=120, check=True).stdout.split()
         return int(out[0]), int(out[1])

@@ -175,3 +175,14 @@ def test_v4_switches_constant_rate_and_training_split_are_validated():
             ZClipStudyConfig(**{**base.__dict__, field: bad})
     full = SCALES[Scale.FULL]
     assert (full.weight_decay, full.lr_schedule, full.eval_split, full.corpus_bytes) == (0.0, "constant", "train", 4_000)
+
+
+def test_the_supporting_check_reads_the_no_clip_arms_spikiest_rate():
+    from reprolab.papers.zclip.study import shown_rate
+
+    quiet = arm(counts([0] * 5), losses(U_SHAPE))
+    middle = arm([np.zeros(SEEDS), np.zeros(SEEDS), np.array([3, 2, 0, 0]), np.array([1, 0, 0, 0]), np.zeros(SEEDS)], losses(U_SHAPE))
+    assert shown_rate(metrics(middle, quiet, quiet)) == LRS[2]  # most seeds with a spike, not the highest rate
+    assert shown_rate(metrics(quiet, quiet, quiet)) == LRS[-1]  # no spikes anywhere: ties go to the highest rate
+    j = ZClipStudy.claims[0].judge(metrics(middle, quiet, quiet))
+    assert f"lr {LRS[2]}" in j.ours and j.verdict == Verdict.NOT_TESTABLE  # 2 of 4 seeds: half, not most
