@@ -139,7 +139,7 @@ def test_runner_bench_compares_the_three_ways_per_study(monkeypatch, toy_units):
     walls = {"loop": 2.0, "procs": 1.0, "alone": 1.05, "ray-local": 1.0, "ray": 3.5}
     monkeypatch.setattr(executor_bench, "studies", lambda: {"a": None, "b": None})
 
-    def fake_cli(*args, env=None, check=True):
+    def fake_cli(*args, env=None, check=True, log=None):
         out = Path(args[args.index("--out") + 1])
         names = ["a", "b"] if "--all" in args else [args[1]]
         scale = args[args.index("--scale") + 1]
@@ -166,6 +166,16 @@ def test_runner_bench_compares_the_three_ways_per_study(monkeypatch, toy_units):
     assert res.extra["failed"] == {"process per study": ["a", "b"]} and res.extra["within_10pct_of_alone"] == "0 of 0 studies"
     assert res.extra["per_study_wall_s"]["process per study"] == {"a": None, "b": None}  # JSON has no NaN
     json.dumps(res.to_json(), allow_nan=False)
+    # an arm named twice runs twice, in the order written; its walls are the means over its runs
+    walls.update({"procs": 1.0, "procs-2": 1.2})
+    monkeypatch.setenv("REPROLAB_BENCH_RUNNER_ARMS", "procs,alone,procs")
+    res = executor_bench.RunnerBench().run(quick=True)
+    assert res.extra["order"] == ["procs", "alone", "procs-2"]
+    assert res.extra["per_study_wall_s"]["process per study"] == {"a": pytest.approx(1.1), "b": pytest.approx(1.1)}
+    assert res.extra["per_run_wall_s"]["procs-2"] == {"a": 1.2, "b": 1.2}
+    assert res.extra["per_study_ratios"]["b"] == {"demo_vs_alone": round(1.1 / 1.05, 3),
+                                                  "demo_runs_vs_alone": [round(1.0 / 1.05, 3), round(1.2 / 1.05, 3)]}
+    assert res.extra["within_10pct_of_alone"] == "2 of 2 studies"
     monkeypatch.setenv("REPROLAB_BENCH_RUNNER_ARMS", "procs,nope")
     with pytest.raises(ValueError, match="nope"):
         executor_bench.RunnerBench().run(quick=True)

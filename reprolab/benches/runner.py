@@ -20,8 +20,13 @@ Scale: ``reprolab bench runner`` runs the studies at ``smoke`` (minutes; mostly 
 ``REPROLAB_BENCH_RUNNER_KEEP=DIR`` runs in DIR and keeps every run's files (else a temporary folder).
 ``REPROLAB_BENCH_RUNNER_ARMS`` (comma-separated, default ``loop,procs,alone,ray``) picks the arms:
 ``procs,alone`` is all that "within 10% of alone" needs (the baseline is then the first arm run).
+An arm may be named more than once, and the runs go in the order written: ``procs,alone,procs``
+brackets the alone runs between two demos, so that a drift of the machine over the hour (a warming
+page cache, another tenant) weighs on both arms alike instead of on whichever came second. A study's
+wall for an arm is then the mean over that arm's runs, and ``extra["per_run_wall_s"]`` keeps each run.
 A study that fails in one arm is named in ``extra["failed"]`` and left out of the ratios; the
-others are still measured.
+others are still measured. With ``REPROLAB_BENCH_RUNNER_KEEP`` each command's stderr is kept
+beside its runs (``<run>.stderr.txt``), so a failure can be read afterwards.
 """
 
 from __future__ import annotations
@@ -52,12 +57,16 @@ def _arms() -> list[str]:
     return arms
 
 
-def _cli(*args: str, env: dict[str, str] | None = None, check: bool = True) -> float:
+def _cli(*args: str, env: dict[str, str] | None = None, check: bool = True, log: Path | None = None) -> float:
     """Run ``reprolab ARGS`` in a fresh process; its wall seconds (a failure raises unless ``check=False``:
-    a study that fails inside ``run --all`` exits 2 after the others ran, and their walls still count)."""
+    a study that fails inside ``run --all`` exits 2 after the others ran, and their walls still count).
+    ``log``: a file the command's stderr is appended to."""
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "reprolab.cli", *args], capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
+    if log is not None:
+        with open(log, "a") as fh:
+            fh.write(f"$ reprolab {' '.join(args)}  (exit {proc.returncode}, {wall:.1f} s)\n{proc.stderr}\n")
     if proc.returncode != 0 and check:
         raise RuntimeError(f"`reprolab {' '.join(args)}` failed ({proc.returncode}): {proc.stderr[-800:]}")
     return wall
@@ -71,6 +80,11 @@ def _walls(out: Path, names: list[str], scale: str) -> dict[str, float | None]:
         w = json.loads(p.read_text())["timings"].get("wall_s") if p.exists() else None
         walls[n] = float(w) if w is not None and math.isfinite(w) else None
     return walls
+
+
+def _mean(walls: list[float | None]) -> float | None:
+    """The mean of one study's walls over an arm's runs; None if it failed in any of them."""
+    return None if not walls or any(w is None for w in walls) else sum(walls) / len(walls)  # type: ignore[arg-type]
 
 
 @register_bench
@@ -90,17 +104,28 @@ class RunnerBench(Benchmark):
         keep = os.environ.get("REPROLAB_BENCH_RUNNER_KEEP")  # a folder to run in and keep (the runs' own result.json)
         with (contextlib.nullcontext(keep) if keep else tempfile.TemporaryDirectory(prefix="reprolab-bench-runner-")) as tmp:
             root = Path(tmp)
+            root.mkdir(parents=True, exist_ok=True)
+            runs: list[tuple[str, str]] = []  # (arm, its folder), in the order run
+            run_totals: dict[str, float] = {}
+            for arm in (a for a in arms if a != "ray"):
+                k = sum(a == arm for a, _ in runs) + 1
+                folder = arm if k == 1 else f"{arm}-{k}"
+                runs.append((arm, folder))
+                log = root / f"{folder}.stderr.txt" if keep else None
+                if arm == "alone":
+                    run_totals[folder] = sum(_cli("run", n, "--force", "--scale", scale, "--out", str(root / folder),
+                                                  env=env, check=False, log=log) for n in names)
+                else:
+                    extra_args = ["--in-process"] if arm == "loop" else []
+                    run_totals[folder] = _cli("run", "--all", *extra_args, "--force", "--scale", scale,
+                                              "--out", str(root / folder), env=env, check=False, log=log)
+            per_run = {folder: _walls(root / folder, names, scale) for _, folder in runs}
             totals: dict[str, float] = {}
-            if "loop" in arms:
-                totals[ARMS["loop"]] = _cli("run", "--all", "--in-process", "--force", "--scale", scale,
-                                            "--out", str(root / "loop"), env=env, check=False)
-            if "procs" in arms:
-                totals[ARMS["procs"]] = _cli("run", "--all", "--force", "--scale", scale, "--out", str(root / "procs"),
-                                             env=env, check=False)
-            if "alone" in arms:
-                totals[ARMS["alone"]] = sum(_cli("run", n, "--force", "--scale", scale, "--out", str(root / "alone"),
-                                                 env=env, check=False) for n in names)
-            per = {ARMS[a]: _walls(root / a, names, scale) for a in ("loop", "procs", "alone") if a in arms}
+            per: dict[str, dict[str, float | None]] = {}
+            for arm in dict.fromkeys(a for a, _ in runs):
+                folders = [f for a, f in runs if a == arm]
+                totals[ARMS[arm]] = sum(run_totals[f] for f in folders) / len(folders)
+                per[ARMS[arm]] = {n: _mean([per_run[f][n] for f in folders]) for n in names}
             failed = {k: [n for n, w in v.items() if w is None] for k, v in per.items()}
             failed = {k: v for k, v in failed.items() if v}
 
@@ -130,6 +155,9 @@ class RunnerBench(Benchmark):
                 continue
             r = {f"{key}_vs_alone": round(w / a, 3) for key, arm in (("demo", "procs"), ("loop", "loop"))
                  if (w := per.get(ARMS[arm], {}).get(n))}
+            procs_runs = [per_run[f].get(n) for arm, f in runs if arm == "procs"]
+            if r and len(procs_runs) > 1 and all(procs_runs):
+                r["demo_runs_vs_alone"] = [round(w / a, 3) for w in procs_runs]  # type: ignore[operator]
             if r:
                 ratios[n] = r
         within = [n for n, r in ratios.items() if "demo_vs_alone" in r and abs(r["demo_vs_alone"] - 1) <= 0.10]
@@ -137,8 +165,10 @@ class RunnerBench(Benchmark):
         return BenchResult(
             bench=self.name, baseline=f"{base_name} (all {len(names)} studies at {scale})", rows=rows,
             config={"scale": scale, "studies": names, "threads": env["REPROLAB_THREADS"], "arms": arms},
-            extra={"per_study_wall_s": per,
+            extra={"per_study_wall_s": per, "order": [f for _, f in runs],
+                   "per_run_wall_s": per_run if len(runs) > len(per) else {},
                    "per_study_ratios": ratios, "failed": failed,
                    "within_10pct_of_alone": f"{len(within)} of {measured} studies", "ray": ray,
-                   "note": "one measurement per variant on a shared 2-core machine: ratios near 1 are inside its noise"},
+                   "note": ("one measurement per variant: ratios near 1 are inside its noise" if len(runs) == len(per) else
+                            f"walls are means over each arm's runs, in the order {[f for _, f in runs]}")},
         )
