@@ -174,7 +174,7 @@ def test_v4_switches_constant_rate_and_training_split_are_validated():
         with pytest.raises(ConfigError, match=field):
             ZClipStudyConfig(**{**base.__dict__, field: bad})
     full = SCALES[Scale.FULL]
-    assert (full.weight_decay, full.lr_schedule, full.eval_split, full.corpus_bytes) == (0.0, "constant", "train", 4_000)
+    assert (full.weight_decay, full.lr_schedule, full.eval_split, full.corpus_bytes) == (0.0, "constant", "train", 3_000)
 
 
 def test_the_supporting_check_reads_the_no_clip_arms_spikiest_rate():

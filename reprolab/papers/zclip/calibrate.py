@@ -11,6 +11,13 @@ Round 2 (memorising a small text at a constant rate; the v4 regime is its 4 kB, 
 
     python -m reprolab.papers.zclip.calibrate --regimes memorise --corpus-bytes 4000 --n-embd 96 --steps 1500 \
         --lrs 6e-3 1e-2 1.5e-2 --arms none fixed --seeds 3 --out /tmp/zclip_calibration2.jsonl
+
+Round 3 (the no-clip arm only; the v5 regime is its 3 kB row; each run took about 45 s on one thread, so two
+processes split the seeds with ``--seed-offset``; 2400 steps at 4 kB only for seeds 2-3, as the constant rate makes
+the first 1200 steps those of a 1200-step run)::
+
+    python -m reprolab.papers.zclip.calibrate --regimes memorise --arms none --n-embd 96 --lrs 1e-2 --steps 1200 \
+        --seeds 4 --corpus-bytes 3000 --out /tmp/zclip_calibration3.jsonl   # also 6000; 4000 at --lrs 1.2e-2 and 8e-3
 """
 
 from __future__ import annotations

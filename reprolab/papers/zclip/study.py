@@ -7,13 +7,14 @@ corpus every machine has) with AdamW over a sweep of five learning rates, in thr
 same seeds, init and data order: no clipping, ``clip_grad_norm_(max_norm=1.0)``, and ZClip alone
 (``max_grad_norm=None``, official defaults otherwise). Every seed is one paired unit.
 
-Regime (version 4, issue 16): memorisation at a constant rate. The GPT (2 x 96 at full) trains on
-4 kB of stdlib source (about 400 passes over it at full) at a constant rate after no warm-up, AdamW
+Regime (version 5, issue 16; v4's with a 3 kB text): memorisation at a constant rate. The GPT (2 x 96 at full) trains on
+3 kB of stdlib source (about 400 passes over it at full) at a constant rate after no warm-up, AdamW
 beta2 = 0.999 and no weight decay, qk-layernorm off, over five rates 3e-3 to 3e-2. The README's
 calibration (two rounds, ``calibrate.py``) explains the choice: v3's regime (Wortsman et al.'s
 small-scale-instability recipe, arXiv 2309.14322: no warm-up, high rates, 2-4 MB of text) never
-spiked by the rule below; memorising a small text at 1e-2 did, in two of three seeds without
-clipping (in the descent from about 1.5 to 0.5 nats/byte), and nowhere else we looked. Final loss
+spiked by the rule below; memorising a small text at 1e-2 did (in the descent from about 1.5 to
+0.5 nats/byte), 4 kB in half the seeds without clipping, 3 kB in three of four (round 3), and
+nowhere else we looked. Final loss
 is measured on fixed windows of the training bytes (the task is memorisation).
 
 Spike (unchanged since version 1, fixed before the first run): a step whose training loss exceeds
@@ -25,7 +26,7 @@ per 1000 steps on average (tested). Final loss: the loss on fixed evaluation win
 step (v4: of the training bytes; v1-v3: of held-out bytes); a diverged run counts as
 ``UNIFORM_LOSS`` = ln 256 (a model that learned nothing).
 
-Rules (version 4; version 3's but for the supporting check's rate), every claim paired by seed (unit: seeds; Student-t interval of the mean
+Rules (version 5 = version 4's; version 3's but for the supporting check's rate), every claim paired by seed (unit: seeds; Student-t interval of the mean
 paired difference, ``reprolab.stats.compare_paired``):
 
 - ``spikes``: spike events per seed summed over the rates where fixed clipping spikes (>= 1 event
@@ -281,14 +282,22 @@ CHANGELOG = {
        "now measured on fixed windows of the training bytes (the regime is memorisation; 5% of 4 kB held out is 200 bytes). The "
        "spikes claim's supporting check and the loss-curve figure use the no-clip arm's spikiest rate instead of the highest (v4's "
        "highest rate does not spike). Rules otherwise unchanged.",
+    5: "issue 16: v4's full run spiked without clipping in 2 of 4 seeds (half, not most: the regime's supporting check failed). "
+       "A third calibration round (README; the no-clip arm only, 2 x 96 at lr 1e-2 unless stated, seeds 0-3, run before this "
+       "version): 4 kB for 2400 steps (seeds 2-3 still 0 events), 3 kB (events 4, 1, 0, 3), 6 kB (0, 0, 0, 1), 4 kB at 1.2e-2 "
+       "(2, 3, 0, 0) and at 8e-3 (0, 0, 0, 0); only 3 kB spiked in most seeds. v5 is v4 on 3 kB of text (the same rates, seeds, "
+       "model, steps and rules; quick and smoke too). The record's seeds 0-3 are the calibration's (CPU runs are deterministic), "
+       "so its no-clip spike counts repeat the calibration's; seeds 4-7 were run on 3 kB after this version was fixed, as an "
+       "out-of-sample check of how often the regime spikes (README).",
 }
 
 _V4 = dict(beta2=0.999, warmup_frac=0.0, weight_decay=0.0, lr_schedule="constant", eval_split="train", corpus_bytes=4_000,
            lrs=(3e-3, 6e-3, 1e-2, 1.5e-2, 3e-2))  # the v4 regime (README calibration, round 2): memorising 4 kB at a constant rate
+_V5 = dict(_V4, corpus_bytes=3_000)  # the v5 regime (README calibration, round 3): the same on 3 kB
 SCALES = {
-    Scale.SMOKE: ZClipStudyConfig(seeds=2, steps=25, batch_size=2, block_size=16, n_layer=1, n_embd=16, n_head=2, eval_batches=2, **_V4),
-    Scale.QUICK: ZClipStudyConfig(seeds=2, steps=300, batch_size=16, block_size=64, n_layer=2, n_embd=64, n_head=4, eval_batches=4, workers=2, **_V4),
-    Scale.FULL: ZClipStudyConfig(seeds=4, steps=1200, batch_size=16, block_size=64, n_layer=2, n_embd=96, n_head=4, workers=2, **_V4),
+    Scale.SMOKE: ZClipStudyConfig(seeds=2, steps=25, batch_size=2, block_size=16, n_layer=1, n_embd=16, n_head=2, eval_batches=2, **_V5),
+    Scale.QUICK: ZClipStudyConfig(seeds=2, steps=300, batch_size=16, block_size=64, n_layer=2, n_embd=64, n_head=4, eval_batches=4, workers=2, **_V5),
+    Scale.FULL: ZClipStudyConfig(seeds=4, steps=1200, batch_size=16, block_size=64, n_layer=2, n_embd=96, n_head=4, workers=2, **_V5),
 }
 
 
@@ -442,7 +451,7 @@ def _worker_init() -> None:
 class ZClipStudy(Study):
     name = "zclip"
     paper = Paper("ZClip: Adaptive Spike Mitigation for LLM Pre-Training", arxiv="2504.02507", code="https://github.com/bluorion-com/ZClip")
-    version = 4
+    version = 5
     changelog = CHANGELOG
     claims = [
         Claim(
