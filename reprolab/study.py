@@ -744,7 +744,8 @@ def load_record(name: str, records: str | Path = RECORDS) -> Result | None:
 
 def save_record(name: str, out: str | Path = "runs", records: str | Path = RECORDS) -> Path:
     """Copy the finished ``full`` run of a study (result.json and figures) into the records
-    folder, replacing the previous record. Refuses a skipped run, a run whose figures are
+    folder, replacing the previous record's result.json and figures (other files there, such as
+    calibration data, are kept). Refuses a skipped run, a run whose figures are
     missing, and a record over RECORD_MAX_BYTES."""
     from .errors import ReprolabError
 
@@ -771,6 +772,11 @@ def save_record(name: str, out: str | Path = "runs", records: str | Path = RECOR
         (staging / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(f, staging / rel)
     if dst.exists():
+        for f in dst.rglob("*"):  # what the record holds beside the run (calibration data, notes) stays
+            rel = f.relative_to(dst)
+            if f.is_file() and rel.parts[0] != "figures" and rel.as_posix() != RESULT_FILE and not (staging / rel).exists():
+                (staging / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(f, staging / rel)
         shutil.rmtree(dst)
     staging.rename(dst)
     return dst / RESULT_FILE

@@ -43,3 +43,17 @@ def test_record_block_and_status_cell_come_from_the_result_file(toy_study, tmp_p
     h = rec.claims[0].headline
     assert f"over {h['n']} draws" in block and "**reproduced**" in block and rec.command in block
     assert status_cell("toy", tmp_path / "results").startswith("reproduced (record")
+
+
+def test_a_new_record_keeps_the_files_beside_it_and_replaces_the_figures(toy_study, tmp_path):
+    """`reprolab record` replaces result.json and figures/, never the calibration data committed beside them."""
+    from reprolab import study as study_mod
+
+    study_mod.run_study("toy", "full", out=tmp_path / "runs")
+    study_mod.save_record("toy", tmp_path / "runs", tmp_path / "results")
+    rec = tmp_path / "results" / "toy"
+    (rec / "calibration.jsonl").write_text('{"seed": 0}\n')
+    (rec / "figures" / "stale.png").write_bytes(b"old")
+    study_mod.save_record("toy", tmp_path / "runs", tmp_path / "results")
+    assert (rec / "calibration.jsonl").read_text() == '{"seed": 0}\n'
+    assert not (rec / "figures" / "stale.png").exists() and (rec / "result.json").exists()
