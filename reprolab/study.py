@@ -767,16 +767,13 @@ def save_record(name: str, out: str | Path = "runs", records: str | Path = RECOR
     staging = Path(records) / f".{name}.partial"
     if staging.exists():
         shutil.rmtree(staging)
-    for f in files:
-        rel = f.relative_to(src)
+    # what the record holds beside the run (calibration data, notes) stays; the run's files, copied last, win
+    kept = [f for f in dst.rglob("*") if f.is_file() and f.relative_to(dst).parts[0] != "figures"] if dst.exists() else []
+    for f, root in [(f, dst) for f in kept] + [(f, src) for f in files]:
+        rel = f.relative_to(root)
         (staging / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(f, staging / rel)
     if dst.exists():
-        for f in dst.rglob("*"):  # what the record holds beside the run (calibration data, notes) stays
-            rel = f.relative_to(dst)
-            if f.is_file() and rel.parts[0] != "figures" and rel.as_posix() != RESULT_FILE and not (staging / rel).exists():
-                (staging / rel).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(f, staging / rel)
         shutil.rmtree(dst)
     staging.rename(dst)
     return dst / RESULT_FILE
