@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -56,3 +57,19 @@ def test_multi_token_answers_are_learnt():
         out = train_mllm_responses(model, proc, ds.images, ds.questions, ds.cots, TrainConfig(steps=60, batch=16, lr=1e-2, warmup=4))
     assert out.losses[-1] < 0.5 * out.losses[0]
     assert torch.isfinite(torch.tensor(out.losses)).all()
+
+
+def test_question_first_prompt_puts_the_question_before_the_image():
+    tok = build_tokenizer()
+    model = build_mllm(TINY, tok)
+    img = np.zeros((3, model.config.vision_config.image_size, model.config.vision_config.image_size), np.float32)
+    q = "how many red shapes"
+    after = ShapesVQAProcessor(tok, model.config)(images=[img], text=[q])["input_ids"][0].tolist()
+    first = ShapesVQAProcessor(tok, model.config, question_first=True)(images=[img], text=[q])["input_ids"][0].tolist()
+    image_id = model.config.image_token_id
+    n_img = model.config.image_seq_length
+    ids = tok.convert_tokens_to_ids(q.split())
+    assert after[1:1 + n_img] == [image_id] * n_img and after[1 + n_img:] == ids
+    assert first[1:1 + len(ids)] == ids
+    assert first[1 + len(ids):1 + len(ids) + n_img] == [image_id] * n_img
+    assert first[-1] == ids[-1] and len(first) == len(after) + 1

@@ -122,12 +122,18 @@ def _eos_id(tokenizer) -> int:
 
 class ShapesVQAProcessor:
     """Turns images and questions into Llava inputs, like a ``LlavaProcessor``: the image
-    placeholder is expanded to ``image_seq_length`` tokens; batches are left-padded."""
+    placeholder is expanded to ``image_seq_length`` tokens; batches are left-padded.
 
-    def __init__(self, tokenizer, config):
+    ``question_first=False`` (default): ``<bos> <image>... question`` (LLaVA-1.5's evaluation order). ``True``:
+    ``<bos> question <image>... last-word``: the question before the image (an order LLaVA's training data also uses,
+    "...\n<image>"), then the question's last word again as the cue where the answer is read (the word vocabulary has
+    no "ASSISTANT:" token). Then the visual tokens can attend to the question and only one text position follows them."""
+
+    def __init__(self, tokenizer, config, question_first: bool = False):
         self.tokenizer = tokenizer
         self.image_tokens = int(config.image_seq_length)
         self.image_size = int(config.vision_config.image_size)
+        self.question_first = bool(question_first)
 
     def __call__(self, images, text, return_tensors: str = "pt", padding: bool = True) -> dict[str, torch.Tensor]:
         """``padding`` is accepted for ``LlavaProcessor`` compatibility; batches are always left-padded."""
@@ -138,7 +144,10 @@ class ShapesVQAProcessor:
         pix = torch.as_tensor(np.stack([np.asarray(im, dtype=np.float32) for im in images]))
         if pix.dim() != 4 or tuple(pix.shape[1:]) != (3, self.image_size, self.image_size):
             raise ShapeError("images", tuple(pix.shape), f"(N, 3, {self.image_size}, {self.image_size}) floats in [0, 1]")
-        prompts = ["<bos> " + "<image> " * self.image_tokens + q for q in text]
+        if self.question_first:
+            prompts = ["<bos> " + q + " " + "<image> " * self.image_tokens + (q.split() or [""])[-1] for q in text]
+        else:
+            prompts = ["<bos> " + "<image> " * self.image_tokens + q for q in text]
         enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
         if (enc["input_ids"] == self.tokenizer.unk_token_id).any():
             raise ConfigError("text", [t for t in text], "questions made of the VQA vocabulary (reprolab.data.vqa_shapes)")

@@ -62,7 +62,7 @@ def _tiny():
             source = f"runs/shortv/{scale.value} checkpoint (seed 0)"
             break
     model.eval()
-    proc = ShapesVQAProcessor(tok, model.config)
+    proc = ShapesVQAProcessor(tok, model.config, question_first=cfg.question_first)
     test = make_vqa(16, cfg.vqa, seed=50_000)
     inputs = proc(images=list(test.images), text=[test.questions[0]] * 16)  # one question: no padding
     L = cfg.model.layers
