@@ -186,3 +186,28 @@ def test_the_supporting_check_reads_the_no_clip_arms_spikiest_rate():
     assert shown_rate(metrics(quiet, quiet, quiet)) == LRS[-1]  # no spikes anywhere: ties go to the highest rate
     j = ZClipStudy.claims[0].judge(metrics(middle, quiet, quiet))
     assert f"lr {LRS[2]}" in j.ours and j.verdict == Verdict.NOT_TESTABLE  # 2 of 4 seeds: half, not most
+
+
+def test_v6_corrupted_batches_are_the_same_in_every_arm_and_left_out_of_the_spike_rule():
+    import dataclasses
+
+    from reprolab.data.text_corpus import ByteCorpus
+    from reprolab.errors import ConfigError
+    from reprolab.papers.zclip.study import SCALES, ZClipStudyConfig, pretrain
+    from reprolab.study import Scale
+
+    cfg = dataclasses.replace(SCALES[Scale.SMOKE], steps=80, outlier_prob=0.15, outlier_kind="repeat")
+    corpus = ByteCorpus.python_stdlib(3_000)
+    a, b = (pretrain(cfg, corpus, arm, 1e-2, seed=0, description=arm) for arm in ("none", "zclip"))
+    assert a["outlier_steps"] == b["outlier_steps"] and len(a["outlier_steps"]) >= 5
+    losses = np.array(a["losses"], dtype=float)
+    clean = np.setdiff1d(np.arange(len(losses)), a["outlier_steps"])
+    assert np.median(losses[a["outlier_steps"]]) > np.median(losses[clean[40:]])  # a byte the text never has: a high loss
+    assert not set(a["spike_steps"]) & set(a["outlier_steps"])  # the corrupted steps themselves are never judged
+    none = pretrain(dataclasses.replace(cfg, outlier_prob=0.0), corpus, "none", 1e-2, seed=0, description="clean")
+    assert none["outlier_steps"] == [] and none["losses"][:a["outlier_steps"][0]] == a["losses"][:a["outlier_steps"][0]]
+    for field, bad in (("outlier_kind", "zeros"), ("outlier_prob", 1.0), ("outlier_prob", -0.1)):
+        with pytest.raises(ConfigError, match=field):
+            ZClipStudyConfig(**{**cfg.__dict__, field: bad})
+    full = SCALES[Scale.FULL]
+    assert (full.outlier_prob, full.outlier_kind, full.corpus_bytes) == (0.01, "repeat", 3_000)

@@ -18,6 +18,12 @@ the first 1200 steps those of a 1200-step run)::
 
     python -m reprolab.papers.zclip.calibrate --regimes memorise --arms none --n-embd 96 --lrs 1e-2 --steps 1200 \
         --seeds 4 --corpus-bytes 3000 --out /tmp/zclip_calibration3.jsonl   # also 6000; 4000 at --lrs 1.2e-2 and 8e-3
+
+Round 4 (v5's regime plus 1% corrupted batches; the v6 regime is its repeated-rare-byte row; run with
+``OMP_NUM_THREADS=1`` in two processes that split the seeds, each run about 45 s)::
+
+    python -m reprolab.papers.zclip.calibrate --regimes "memorise, 1% repeated-rare-byte batches" --arms none --n-embd 96 \
+        --lrs 3e-3 6e-3 --steps 1200 --seeds 4 --corpus-bytes 3000 --out /tmp/zclip_calibration4.jsonl   # and --seed-offset 4
 """
 
 from __future__ import annotations
@@ -46,6 +52,11 @@ REGIMES = {
     # round 2: many passes over a small text (--corpus-bytes), constant rate, no weight decay
     "memorise": dict(warmup_frac=0.0, beta2=0.999, weight_decay=0.0, lr_schedule="constant", eval_split="train"),
     "memorise, beta2 0.99": dict(warmup_frac=0.0, beta2=0.99, weight_decay=0.0, lr_schedule="constant", eval_split="train"),
+    # round 4: the memorisation regime plus rare corrupted batches (round 1 tried them at a loss near 2.8)
+    "memorise, 1% random-byte batches": dict(warmup_frac=0.0, beta2=0.999, weight_decay=0.0, lr_schedule="constant", eval_split="train",
+                                             outlier_prob=0.01, outlier_kind="random"),
+    "memorise, 1% repeated-rare-byte batches": dict(warmup_frac=0.0, beta2=0.999, weight_decay=0.0, lr_schedule="constant", eval_split="train",
+                                                    outlier_prob=0.01, outlier_kind="repeat"),
 }
 
 

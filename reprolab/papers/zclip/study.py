@@ -7,14 +7,17 @@ corpus every machine has) with AdamW over a sweep of five learning rates, in thr
 same seeds, init and data order: no clipping, ``clip_grad_norm_(max_norm=1.0)``, and ZClip alone
 (``max_grad_norm=None``, official defaults otherwise). Every seed is one paired unit.
 
-Regime (version 5, issue 16; v4's with a 3 kB text): memorisation at a constant rate. The GPT (2 x 96 at full) trains on
+Regime (version 6, issue 16; v4's with a 3 kB text and rare corrupted batches): memorisation at a constant rate. The GPT (2 x 96 at full) trains on
 3 kB of stdlib source (about 400 passes over it at full) at a constant rate after no warm-up, AdamW
 beta2 = 0.999 and no weight decay, qk-layernorm off, over five rates 3e-3 to 3e-2. The README's
 calibration (two rounds, ``calibrate.py``) explains the choice: v3's regime (Wortsman et al.'s
 small-scale-instability recipe, arXiv 2309.14322: no warm-up, high rates, 2-4 MB of text) never
 spiked by the rule below; memorising a small text at 1e-2 did (in the descent from about 1.5 to
 0.5 nats/byte), 4 kB in half the seeds without clipping, 3 kB in three of four (round 3), and
-nowhere else we looked. Final loss
+nowhere else we looked. Version 6 (round 4): over eight seeds that regime spiked in three, so v6 adds rare corrupted
+batches (probability 0.01 per step: one byte of 128-255 repeated, the same steps in every arm, left out of the spike
+rule): after one, the clean steps' loss jumps (robust z up to 54) in 7 of 8 seeds at 3e-3 and at 6e-3 without
+clipping. Final loss
 is measured on fixed windows of the training bytes (the task is memorisation).
 
 Spike (unchanged since version 1, fixed before the first run): a step whose training loss exceeds
@@ -107,6 +110,10 @@ class ZClipStudyConfig:
             raise ConfigError("lr_schedule", self.lr_schedule, '"cosine" or "constant"')
         if self.eval_split not in ("val", "train"):
             raise ConfigError("eval_split", self.eval_split, '"val" (held-out bytes) or "train" (the training bytes)')
+        if self.outlier_kind not in ("random", "repeat"):
+            raise ConfigError("outlier_kind", self.outlier_kind, '"random" (uniform bytes) or "repeat" (one rare byte repeated)')
+        if not 0.0 <= self.outlier_prob < 1.0:
+            raise ConfigError("outlier_prob", self.outlier_prob, "a probability per step in [0, 1)")
 
 
 def _rolling_excess(losses: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -289,15 +296,26 @@ CHANGELOG = {
        "model, steps and rules; quick and smoke too). The record's seeds 0-3 are the calibration's (CPU runs are deterministic), "
        "so its no-clip spike counts repeat the calibration's; seeds 4-7 were run on 3 kB after this version was fixed, as an "
        "out-of-sample check of how often the regime spikes (README).",
+    6: "issue 16: over eight seeds v5's regime spiked without clipping in three (seeds 4-7, run after v5 was fixed: none), so "
+       "the spikes of rounds 2-3 depended on each seed's path through the memorisation. A fourth calibration round (README; the "
+       "no-clip arm only) added rare corrupted batches to v5's regime: with probability 0.01 per step the batch is replaced by one "
+       "byte of 128-255 repeated (a broken page of mojibake), the same steps and bytes in every arm; those steps are left out of "
+       "the spike rule as before (round 1), so a spike is a clean step's loss jumping after one. Probes on seeds 0 and 2: at lr "
+       "3e-3 2 and 1 events (a 10-step event with robust z 52 on seed 2, which spiked in no earlier row), at 1e-2 0 and 0; random-"
+       "byte batches at 1e-2 1 and 0. The criterion, written before seeds 1 and 3-7 ran: adopt the regime if the no-clip arm "
+       "spikes in >= 6 of 8 seeds at 3e-3. It did in 7 of 8 (events 2, 9, 1, 0, 2, 5, 4, 2; robust z up to 54). v6 is v5 plus "
+       "these batches at every scale (rates, seeds, model, steps and rules unchanged). The loss-curve figure leaves the corrupted "
+       "steps' own losses out and marks them.",
 }
 
 _V4 = dict(beta2=0.999, warmup_frac=0.0, weight_decay=0.0, lr_schedule="constant", eval_split="train", corpus_bytes=4_000,
            lrs=(3e-3, 6e-3, 1e-2, 1.5e-2, 3e-2))  # the v4 regime (README calibration, round 2): memorising 4 kB at a constant rate
 _V5 = dict(_V4, corpus_bytes=3_000)  # the v5 regime (README calibration, round 3): the same on 3 kB
+_V6 = dict(_V5, outlier_prob=0.01, outlier_kind="repeat")  # the v6 regime (README calibration, round 4): plus 1% corrupted batches
 SCALES = {
-    Scale.SMOKE: ZClipStudyConfig(seeds=2, steps=25, batch_size=2, block_size=16, n_layer=1, n_embd=16, n_head=2, eval_batches=2, **_V5),
-    Scale.QUICK: ZClipStudyConfig(seeds=2, steps=300, batch_size=16, block_size=64, n_layer=2, n_embd=64, n_head=4, eval_batches=4, workers=2, **_V5),
-    Scale.FULL: ZClipStudyConfig(seeds=4, steps=1200, batch_size=16, block_size=64, n_layer=2, n_embd=96, n_head=4, workers=2, **_V5),
+    Scale.SMOKE: ZClipStudyConfig(seeds=2, steps=25, batch_size=2, block_size=16, n_layer=1, n_embd=16, n_head=2, eval_batches=2, **_V6),
+    Scale.QUICK: ZClipStudyConfig(seeds=2, steps=300, batch_size=16, block_size=64, n_layer=2, n_embd=64, n_head=4, eval_batches=4, workers=2, **_V6),
+    Scale.FULL: ZClipStudyConfig(seeds=4, steps=1200, batch_size=16, block_size=64, n_layer=2, n_embd=96, n_head=4, workers=2, **_V6),
 }
 
 
@@ -451,7 +469,7 @@ def _worker_init() -> None:
 class ZClipStudy(Study):
     name = "zclip"
     paper = Paper("ZClip: Adaptive Spike Mitigation for LLM Pre-Training", arxiv="2504.02507", code="https://github.com/bluorion-com/ZClip")
-    version = 5
+    version = 6
     changelog = CHANGELOG
     claims = [
         Claim(
@@ -524,6 +542,7 @@ class ZClipStudy(Study):
                     "diverged": [bool(r["diverged"]) for r in runs],
                     "robust_z_max": [r["robust_z_max"] for r in runs],
                     "clipped_steps": [int(np.sum(_clipped(r))) for r in runs],
+                    "outlier_batches": [len(r.get("outlier_steps", [])) for r in runs],
                 }
         metrics["spiking_rates"] = spiking_rates(metrics)
         metrics["shown_rate"] = shown_rate(metrics)
@@ -543,15 +562,20 @@ class ZClipStudy(Study):
             for s in range(config.seeds):
                 tr = traces[(arm, top, s)]
                 losses = _as_array(tr["losses"])
+                bad = [t for t in tr.get("outlier_steps", []) if t < len(losses)]
+                losses[bad] = np.nan  # a corrupted batch's own loss (10+ nats) is not the curve
                 line, = ax.plot(losses, lw=0.7, alpha=0.85, label=f"seed {s}: {tr['spikes']} spikes" + (" (diverged)" if tr["diverged"] else ""))
                 steps = [t for t in tr["spike_steps"] if t < len(losses) and np.isfinite(losses[t])]
                 if steps:
                     ax.scatter(steps, losses[steps], color=line.get_color(), marker="x", s=28, zorder=3)
+                if bad:
+                    ax.scatter(bad, np.full(len(bad), -0.15 - 0.12 * s), color=line.get_color(), marker="|", s=30, lw=0.8)
             ax.set(title=f"{ARM_LABEL[arm]}, lr {top:g}", xlabel="optimizer step")
             ax.legend(fontsize=7)
         np.atleast_1d(axes)[0].set_ylabel("training loss (nats / byte)")
         run.save_figure(fig, "loss_curves", f"Training loss per step of every seed at lr {top:g} (the no-clip arm's spikiest rate) in each arm; "
-                                            f"x = a step flagged by the spike rule (loss > rolling median of {SPIKE_WINDOW} + max({SPIKE_K:g} robust sd, {SPIKE_MIN_JUMP:g})).")
+                                            f"x = a step flagged by the spike rule (loss > rolling median of {SPIKE_WINDOW} + max({SPIKE_K:g} robust sd, {SPIKE_MIN_JUMP:g})); "
+                                            "| below the curves = a corrupted batch (v6: one rare byte repeated, probability 0.01 per step; its own loss is left out).")
 
         colors = {"none": "tab:gray", "fixed": "tab:red", "zclip": "tab:blue"}
         fig, ax = plt.subplots(figsize=(7, 4.2))
