@@ -10,7 +10,7 @@ same seeds, init and data order: no clipping, ``clip_grad_norm_(max_norm=1.0)``,
 Regime (version 6, issue 16; v4's with a 3 kB text and rare corrupted batches): memorisation at a constant rate. The GPT (2 x 96 at full) trains on
 3 kB of stdlib source (about 400 passes over it at full) at a constant rate after no warm-up, AdamW
 beta2 = 0.999 and no weight decay, qk-layernorm off, over five rates 3e-3 to 3e-2. The README's
-calibration (two rounds, ``calibrate.py``) explains the choice: v3's regime (Wortsman et al.'s
+calibration (four rounds, ``calibrate.py``) explains the choice: v3's regime (Wortsman et al.'s
 small-scale-instability recipe, arXiv 2309.14322: no warm-up, high rates, 2-4 MB of text) never
 spiked by the rule below; memorising a small text at 1e-2 did (in the descent from about 1.5 to
 0.5 nats/byte), 4 kB in half the seeds without clipping, 3 kB in three of four (round 3), and
