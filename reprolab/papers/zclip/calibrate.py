@@ -35,7 +35,7 @@ import json
 import numpy as np
 
 from ...data.text_corpus import ByteCorpus
-from .study import ZClipStudyConfig, pretrain
+from .study import MEMORISE, ZClipStudyConfig, pretrain
 
 BASE = ZClipStudyConfig(seeds=2, steps=600, batch_size=16, block_size=64, n_layer=2, n_embd=128, n_head=4,
                         corpus_bytes=2_000_000, lrs=(1e-2,), eval_batches=4)
@@ -50,13 +50,11 @@ REGIMES = {
     "3% random-byte batches, no warm-up, beta2 0.999": dict(warmup_frac=0.0, beta2=0.999, outlier_prob=0.03, outlier_kind="random"),
     "2% repeated-rare-byte batches, no warm-up, beta2 0.999": dict(warmup_frac=0.0, beta2=0.999, outlier_prob=0.02, outlier_kind="repeat"),
     # round 2: many passes over a small text (--corpus-bytes), constant rate, no weight decay
-    "memorise": dict(warmup_frac=0.0, beta2=0.999, weight_decay=0.0, lr_schedule="constant", eval_split="train"),
-    "memorise, beta2 0.99": dict(warmup_frac=0.0, beta2=0.99, weight_decay=0.0, lr_schedule="constant", eval_split="train"),
+    "memorise": MEMORISE,
+    "memorise, beta2 0.99": dict(MEMORISE, beta2=0.99),
     # round 4: the memorisation regime plus rare corrupted batches (round 1 tried them at a loss near 2.8)
-    "memorise, 1% random-byte batches": dict(warmup_frac=0.0, beta2=0.999, weight_decay=0.0, lr_schedule="constant", eval_split="train",
-                                             outlier_prob=0.01, outlier_kind="random"),
-    "memorise, 1% repeated-rare-byte batches": dict(warmup_frac=0.0, beta2=0.999, weight_decay=0.0, lr_schedule="constant", eval_split="train",
-                                                    outlier_prob=0.01, outlier_kind="repeat"),
+    "memorise, 1% random-byte batches": dict(MEMORISE, outlier_prob=0.01, outlier_kind="random"),
+    "memorise, 1% repeated-rare-byte batches": dict(MEMORISE, outlier_prob=0.01, outlier_kind="repeat"),
 }
 
 

@@ -308,8 +308,8 @@ CHANGELOG = {
        "steps' own losses out and marks them.",
 }
 
-_V4 = dict(beta2=0.999, warmup_frac=0.0, weight_decay=0.0, lr_schedule="constant", eval_split="train", corpus_bytes=4_000,
-           lrs=(3e-3, 6e-3, 1e-2, 1.5e-2, 3e-2))  # the v4 regime (README calibration, round 2): memorising 4 kB at a constant rate
+MEMORISE = dict(beta2=0.999, warmup_frac=0.0, weight_decay=0.0, lr_schedule="constant", eval_split="train")  # many passes, constant rate
+_V4 = dict(MEMORISE, corpus_bytes=4_000, lrs=(3e-3, 6e-3, 1e-2, 1.5e-2, 3e-2))  # the v4 regime (README calibration, round 2): memorising 4 kB
 _V5 = dict(_V4, corpus_bytes=3_000)  # the v5 regime (README calibration, round 3): the same on 3 kB
 _V6 = dict(_V5, outlier_prob=0.01, outlier_kind="repeat")  # the v6 regime (README calibration, round 4): plus 1% corrupted batches
 SCALES = {
@@ -542,7 +542,7 @@ class ZClipStudy(Study):
                     "diverged": [bool(r["diverged"]) for r in runs],
                     "robust_z_max": [r["robust_z_max"] for r in runs],
                     "clipped_steps": [int(np.sum(_clipped(r))) for r in runs],
-                    "outlier_batches": [len(r.get("outlier_steps", [])) for r in runs],
+                    "outlier_batches": [len(r["outlier_steps"]) for r in runs],
                 }
         metrics["spiking_rates"] = spiking_rates(metrics)
         metrics["shown_rate"] = shown_rate(metrics)
@@ -562,7 +562,7 @@ class ZClipStudy(Study):
             for s in range(config.seeds):
                 tr = traces[(arm, top, s)]
                 losses = _as_array(tr["losses"])
-                bad = [t for t in tr.get("outlier_steps", []) if t < len(losses)]
+                bad = tr["outlier_steps"]  # every one is a step that ran (a divergence stops after its step)
                 losses[bad] = np.nan  # a corrupted batch's own loss (10+ nats) is not the curve
                 line, = ax.plot(losses, lw=0.7, alpha=0.85, label=f"seed {s}: {tr['spikes']} spikes" + (" (diverged)" if tr["diverged"] else ""))
                 steps = [t for t in tr["spike_steps"] if t < len(losses) and np.isfinite(losses[t])]
